@@ -1,0 +1,265 @@
+//! Reading input CSV files: telling an orders file from a barcodes file by its
+//! header, and turning lines into typed rows or precise rejections.
+//!
+//! Works on any [`std::io::Read`], so a file is streamed, never held whole.
+
+use std::io::Read;
+
+use crate::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
+
+/// Which kind of input a file is, decided by its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Orders,
+    Barcodes,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Orders => "orders",
+            FileKind::Barcodes => "barcodes",
+        }
+    }
+}
+
+/// Where each required column sits in the file.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    Orders { order_id: usize, customer_id: usize },
+    Barcodes { barcode: usize, order_id: usize },
+}
+
+impl Layout {
+    fn kind(self) -> FileKind {
+        match self {
+            Layout::Orders { .. } => FileKind::Orders,
+            Layout::Barcodes { .. } => FileKind::Barcodes,
+        }
+    }
+}
+
+/// A whole file that cannot be read as either kind of input.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is empty; expected a header line `order_id,customer_id` or `barcode,order_id`")]
+    Empty,
+    #[error(
+        "unrecognised header {found:?}; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
+    )]
+    UnknownHeader { found: String },
+    #[error("line {line}: not valid CSV ({source}); fix the file and upload it again")]
+    Csv {
+        line: u64,
+        #[source]
+        source: csv::Error,
+    },
+}
+
+/// One line that was not accepted, with what a user needs to find and fix it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// A parsed line of either kind of file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row {
+    Order(OrderRow),
+    Barcode(BarcodeRow),
+}
+
+/// Streams typed rows out of a CSV file.
+pub struct CsvRows<R: Read> {
+    reader: csv::Reader<R>,
+    layout: Layout,
+    record: csv::StringRecord,
+}
+
+fn normalise_header(name: &str) -> String {
+    name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase()
+}
+
+impl<R: Read> CsvRows<R> {
+    /// Reads the header and decides the file kind.
+    pub fn open(input: R) -> Result<Self, FileError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::None)
+            .from_reader(input);
+        let headers = reader
+            .headers()
+            .map_err(|source| FileError::Csv { line: 1, source })?
+            .clone();
+        if headers.is_empty() || headers.iter().all(|h| h.trim().is_empty()) {
+            return Err(FileError::Empty);
+        }
+        let names: Vec<String> = headers.iter().map(normalise_header).collect();
+        let find = |wanted: &str| names.iter().position(|n| n == wanted);
+        let layout = match (find("order_id"), find("customer_id"), find("barcode")) {
+            (Some(order_id), _, Some(barcode)) => Layout::Barcodes { barcode, order_id },
+            (Some(order_id), Some(customer_id), None) => Layout::Orders {
+                order_id,
+                customer_id,
+            },
+            _ => {
+                return Err(FileError::UnknownHeader {
+                    found: headers.iter().collect::<Vec<_>>().join(","),
+                })
+            }
+        };
+        Ok(Self {
+            reader,
+            layout,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    pub fn kind(&self) -> FileKind {
+        self.layout.kind()
+    }
+
+    /// The next line: `Ok(Some(Ok(row)))` for a valid line, `Ok(Some(Err(..)))`
+    /// for a rejected one, `Ok(None)` at the end. Blank lines are skipped.
+    pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, FileError> {
+        loop {
+            let more = self.reader.read_record(&mut self.record).map_err(|source| {
+                let line = source.position().map_or(0, |p| p.line());
+                FileError::Csv { line, source }
+            })?;
+            if !more {
+                return Ok(None);
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            if self.record.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            return Ok(Some(parse_record(self.layout, &self.record, line)));
+        }
+    }
+}
+
+fn field<'r>(record: &'r csv::StringRecord, index: usize) -> &'r str {
+    record.get(index).unwrap_or("")
+}
+
+fn reject(line: u64, field_name: &str, value: &str, reason: String) -> RejectedRow {
+    RejectedRow {
+        line,
+        field: field_name.to_owned(),
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result<Row, RejectedRow> {
+    match layout {
+        Layout::Orders {
+            order_id,
+            customer_id,
+        } => {
+            let raw_order = field(record, order_id);
+            let raw_customer = field(record, customer_id);
+            let order_id = OrderId::parse(raw_order)
+                .map_err(|e| reject(line, "order_id", raw_order, e.reason))?;
+            let customer_id = CustomerId::parse(raw_customer)
+                .map_err(|e| reject(line, "customer_id", raw_customer, e.reason))?;
+            Ok(Row::Order(OrderRow {
+                line,
+                order_id,
+                customer_id,
+            }))
+        }
+        Layout::Barcodes { barcode, order_id } => {
+            let raw_barcode = field(record, barcode);
+            let raw_order = field(record, order_id);
+            let barcode = Barcode::parse(raw_barcode)
+                .map_err(|e| reject(line, "barcode", raw_barcode, e.reason))?;
+            let order_id = if raw_order.trim().is_empty() {
+                None
+            } else {
+                Some(
+                    OrderId::parse(raw_order)
+                        .map_err(|e| reject(line, "order_id", raw_order, e.reason))?,
+                )
+            };
+            Ok(Row::Barcode(BarcodeRow {
+                line,
+                barcode,
+                order_id,
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(input: &str) -> (FileKind, Vec<Result<Row, RejectedRow>>) {
+        let mut reader = CsvRows::open(input.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            out.push(row);
+        }
+        (reader.kind(), out)
+    }
+
+    #[test]
+    fn detects_orders_with_bom_crlf_and_odd_case() {
+        let (kind, rows) = rows("\u{feff}Order_ID , Customer_Id\r\n1,10\r\n\r\n2,20\r\n");
+        assert_eq!(kind, FileKind::Orders);
+        assert_eq!(rows.len(), 2);
+        match &rows[1] {
+            Ok(Row::Order(o)) => {
+                assert_eq!((o.line, o.order_id.get(), o.customer_id.get()), (4, 2, 20))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn barcodes_with_empty_order_are_unsold() {
+        let (kind, rows) = rows("barcode,order_id\n0001,\n\"0002\",7\n");
+        assert_eq!(kind, FileKind::Barcodes);
+        assert_eq!(
+            rows,
+            vec![
+                Ok(Row::Barcode(BarcodeRow {
+                    line: 2,
+                    barcode: Barcode::parse("0001").unwrap(),
+                    order_id: None
+                })),
+                Ok(Row::Barcode(BarcodeRow {
+                    line: 3,
+                    barcode: Barcode::parse("0002").unwrap(),
+                    order_id: Some(OrderId::parse("7").unwrap())
+                })),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_line_and_field() {
+        let (_, rows) = rows("order_id,customer_id\nx,1\n2,-5\n3,3\n");
+        let rejected: Vec<_> = rows.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(rejected.len(), 2);
+        assert_eq!((rejected[0].line, rejected[0].field.as_str()), (2, "order_id"));
+        assert_eq!((rejected[1].line, rejected[1].field.as_str()), (3, "customer_id"));
+        assert!(matches!(rows[2], Ok(Row::Order(_))));
+    }
+
+    #[test]
+    fn unknown_header_and_empty_file_are_file_errors() {
+        assert!(matches!(
+            CsvRows::open("a,b\n1,2\n".as_bytes()),
+            Err(FileError::UnknownHeader { .. })
+        ));
+        assert!(matches!(CsvRows::open("".as_bytes()), Err(FileError::Empty)));
+    }
+}

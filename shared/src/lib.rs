@@ -1,0 +1,17 @@
+//! The order pipeline's shared library: domain types and rules, the ports
+//! and adapters (S3, PostgreSQL), configuration and telemetry. Each Lambda
+//! function's `main` only wires these together.
+
+pub mod config;
+pub mod csv_input;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod processed;
+pub mod s3_events;
+pub mod storage;
+pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,81 @@
+//! The `processed_orders.csv` format: `customer_id,order_id,barcodes`, one
+//! line per order that has barcodes, the barcodes as a bracketed list in one
+//! field, e.g. `10,1,"[11111111111, 11111111318]"`.
+
+use std::io::Write;
+
+use crate::domain::ProcessedOrder;
+
+pub const HEADER: [&str; 3] = ["customer_id", "order_id", "barcodes"];
+
+/// Writes processed orders as CSV; the caller supplies them already ordered
+/// (by customer_id, then order_id).
+pub struct ProcessedOrdersWriter<W: Write> {
+    writer: csv::Writer<W>,
+    list: String,
+}
+
+impl<W: Write> ProcessedOrdersWriter<W> {
+    pub fn new(output: W) -> csv::Result<Self> {
+        let mut writer = csv::Writer::from_writer(output);
+        writer.write_record(HEADER)?;
+        Ok(Self {
+            writer,
+            list: String::new(),
+        })
+    }
+
+    pub fn write(&mut self, order: &ProcessedOrder) -> csv::Result<()> {
+        self.list.clear();
+        self.list.push('[');
+        for (i, barcode) in order.barcodes.iter().enumerate() {
+            if i > 0 {
+                self.list.push_str(", ");
+            }
+            self.list.push_str(barcode.as_str());
+        }
+        self.list.push(']');
+        self.writer.write_record([
+            order.customer_id.to_string().as_str(),
+            order.order_id.to_string().as_str(),
+            self.list.as_str(),
+        ])
+    }
+
+    pub fn finish(self) -> std::io::Result<W> {
+        self.writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Barcode, CustomerId, OrderId};
+
+    #[test]
+    fn writes_the_documented_format() {
+        let mut out = ProcessedOrdersWriter::new(Vec::new()).unwrap();
+        out.write(&ProcessedOrder {
+            customer_id: CustomerId::parse("10").unwrap(),
+            order_id: OrderId::parse("1").unwrap(),
+            barcodes: vec![
+                Barcode::parse("11111111111").unwrap(),
+                Barcode::parse("11111111318").unwrap(),
+            ],
+        })
+        .unwrap();
+        out.write(&ProcessedOrder {
+            customer_id: CustomerId::parse("11").unwrap(),
+            order_id: OrderId::parse("2").unwrap(),
+            barcodes: vec![Barcode::parse("0042").unwrap()],
+        })
+        .unwrap();
+        let text = String::from_utf8(out.finish().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "customer_id,order_id,barcodes\n10,1,\"[11111111111, 11111111318]\"\n11,2,[0042]\n"
+        );
+    }
+}
