@@ -1,1 +1,196 @@
-fn main() {}
+//! `localenv`: the local AWS world for the order pipeline. `make up` drives it;
+//! run `localenv --help` for the commands.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use localenv::forwarder::{self, LambdaInvokeApi, Source};
+use localenv::resources::{self, QueueSettings, ResourceNames};
+use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
+
+#[derive(Parser)]
+#[command(version, about = "Runs the order pipeline's AWS world on LocalStack")]
+struct Cli {
+    /// LocalStack's endpoint.
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566", global = true)]
+    endpoint_url: String,
+    /// The pipeline's bucket; the queues are named after it.
+    #[arg(long, env = "BUCKET", default_value = "orders", global = true)]
+    bucket: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Applies the database migrations (DATABASE_URL).
+    Migrate,
+    /// Creates the bucket, the ingest queue and its dead-letter queue, and the
+    /// incoming/*.csv notification. Idempotent.
+    Bootstrap {
+        #[arg(long, default_value_t = QueueSettings::default().visibility_timeout_secs)]
+        visibility_timeout: u32,
+        #[arg(long, default_value_t = QueueSettings::default().max_receive_count)]
+        max_receives: u32,
+    },
+    /// Feeds the ingest queue to the function through the Lambda Invoke API,
+    /// as the SQS event source mapping does in AWS. Runs until Ctrl-C.
+    Forward {
+        /// Where `cargo lambda watch` serves the Invoke API.
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        invoke_url: String,
+        #[arg(long, default_value = "ingest")]
+        function: String,
+    },
+    /// Uploads files into the bucket's incoming/ prefix.
+    Upload {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Then wait until they are ingested and print processed_orders.csv.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Sends dead-lettered messages back to the ingest queue.
+    Redrive,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    order_pipeline::telemetry::init();
+    let cli = Cli::parse();
+    let names = ResourceNames::for_bucket(&cli.bucket);
+    let sdk_config = localenv::sdk_config(&cli.endpoint_url).await;
+    let s3 = order_pipeline::storage::s3_client(&sdk_config);
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config);
+    match cli.command {
+        Command::Migrate => {
+            let settings = DatabaseSettings::from_env()?;
+            let pool = order_pipeline::db::connect_pool(&settings)?;
+            let applied = order_pipeline::db::migrate(&pool).await?;
+            println!("migrations: {applied} applied");
+        }
+        Command::Bootstrap {
+            visibility_timeout,
+            max_receives,
+        } => {
+            let settings = QueueSettings {
+                visibility_timeout_secs: visibility_timeout,
+                max_receive_count: max_receives,
+                ..QueueSettings::default()
+            };
+            let provisioned = resources::ensure(&s3, &sqs, &names, settings).await?;
+            println!(
+                "bucket s3://{} -> queue {} (dead letters after {} receives: {})",
+                provisioned.names.bucket,
+                provisioned.queue_url,
+                settings.max_receive_count,
+                provisioned.dead_letter_queue_url
+            );
+        }
+        Command::Forward {
+            invoke_url,
+            function,
+        } => {
+            let queue_url = resources::queue_url(&sqs, &names.queue).await?;
+            let queue_arn = format!(
+                "arn:aws:sqs:{}:000000000000:{}",
+                sdk_config.region().map_or("us-east-1", |r| r.as_ref()),
+                names.queue
+            );
+            let source = Source {
+                queue_url,
+                queue_arn,
+                region: sdk_config.region().map_or("us-east-1".into(), |r| r.to_string()),
+            };
+            let invoker = LambdaInvokeApi::new(&invoke_url, &function);
+            tracing::info!(queue = %source.queue_url, %invoke_url, %function, "forwarding");
+            forwarder::run(&sqs, &source, &invoker, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+        }
+        Command::Upload {
+            files,
+            wait,
+            timeout_secs,
+        } => {
+            // S3 times have whole seconds: anything written from this second on is newer.
+            let started = aws_sdk_s3::primitives::DateTime::from_secs(
+                aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now()).secs(),
+            );
+            for file in files {
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .with_context(|| format!("{} has no file name", file.display()))?;
+                let key = format!("{INCOMING_PREFIX}{name}");
+                let body = aws_sdk_s3::primitives::ByteStream::from_path(&file)
+                    .await
+                    .with_context(|| format!("reading {}", file.display()))?;
+                s3.put_object()
+                    .bucket(&names.bucket)
+                    .key(&key)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
+                    .with_context(|| format!("uploading {}", file.display()))?;
+                println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket);
+            }
+            if wait {
+                wait_for_processed(&s3, &sqs, &names, started, Duration::from_secs(timeout_secs)).await?;
+            }
+        }
+        Command::Redrive => {
+            let queue_url = resources::queue_url(&sqs, &names.queue).await?;
+            let dlq_url = resources::queue_url(&sqs, &names.dead_letter_queue).await?;
+            let moved = localenv::redrive(&sqs, &dlq_url, &queue_url).await?;
+            println!("{moved} message(s) sent back from {} to {}", names.dead_letter_queue, names.queue);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the ingest queue is drained and processed_orders.csv has been
+/// rewritten since `since`, then prints it.
+async fn wait_for_processed(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    names: &ResourceNames,
+    since: aws_sdk_s3::primitives::DateTime,
+    timeout: Duration,
+) -> Result<()> {
+    let queue_url = resources::queue_url(sqs, &names.queue).await?;
+    let deadline = Instant::now() + timeout;
+    eprintln!("waiting for the ingest function (first call builds it; see .local/logs/watch.log)...");
+    loop {
+        let depth = resources::queue_depth(sqs, &queue_url).await?;
+        if depth == 0 {
+            let processed = s3
+                .get_object()
+                .bucket(&names.bucket)
+                .key(PROCESSED_ORDERS_KEY)
+                .send()
+                .await;
+            if let Ok(object) = processed {
+                if object.last_modified().is_some_and(|t| t.secs() >= since.secs()) {
+                    let bytes = object.body.collect().await?.into_bytes();
+                    println!("s3://{}/{PROCESSED_ORDERS_KEY}:", names.bucket);
+                    print!("{}", String::from_utf8_lossy(&bytes));
+                    return Ok(());
+                }
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out after {} s with {depth} message(s) still queued; see .local/logs/",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

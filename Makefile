@@ -1,0 +1,39 @@
+# The order pipeline's front door. `make up` runs it locally, `make test`
+# tests it; both install what they need into .local/ (git-ignored).
+SHELL := bash
+.DEFAULT_GOAL := help
+LOCAL_SH := scripts/local.sh
+export BUCKET ?= orders
+
+.PHONY: help up down test services redrive build lint fmt logs
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+up: ## Start PostgreSQL, LocalStack, the functions and the forwarder; ingest data/ (SAMPLES=0 skips)
+	@$(LOCAL_SH) up
+
+down: ## Stop everything `make up` started
+	@$(LOCAL_SH) down
+
+test: ## Run unit and end-to-end tests (starts PostgreSQL and LocalStack if they are not running)
+	@$(LOCAL_SH) test
+
+services: ## Start only PostgreSQL and LocalStack
+	@$(LOCAL_SH) services
+
+redrive: ## Send dead-lettered ingest messages back to the queue (after fixing the cause)
+	@cargo run --quiet -p localenv -- --bucket $(BUCKET) redrive
+
+build: ## Build every crate
+	cargo build --workspace
+
+lint: ## Format check and clippy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+logs: ## Follow the local logs
+	tail -F .local/logs/*.log

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Local environment for the order pipeline: installs its tools into .local/,
+# starts and stops PostgreSQL, LocalStack, the functions and the SQS
+# forwarder. Every process it starts is recorded by PID in .local/pids/ and
+# stopped by that PID. The Makefile is the front door; see `make help`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$ROOT/.local"
+PIDS="$LOCAL/pids"
+LOGS="$LOCAL/logs"
+mkdir -p "$PIDS" "$LOGS"
+
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+PG_PORT="${PG_PORT:-54329}"
+# PostgreSQL refuses to run as root, and its data directory must be reachable
+# by the user it runs as: keep it under /tmp, one per checkout.
+PG_DATA="${PG_DATA:-/tmp/order-pipeline-pg-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)}"
+LOCALSTACK_PORT=4566
+WATCH_PORT=9000
+BUCKET="${BUCKET:-orders}"
+DB_NAME="${DB_NAME:-orders}"
+LOCALSTACK_VENV="$LOCAL/localstack-venv"
+CARGO_LAMBDA_VENV="$LOCAL/cargo-lambda-venv"
+ENV_FILE="$LOCAL/functions.env"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_pg() { # run a PostgreSQL binary as the postgres user when we are root
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pid_alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq $((seconds * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  die "$what did not come up in ${seconds}s; see $LOGS/"
+}
+
+# ---------------------------------------------------------------- installs
+
+install_localstack() {
+  [ -x "$LOCALSTACK_VENV/bin/localstack" ] && return 0
+  say "installing LocalStack 4.13.1 into $LOCALSTACK_VENV (about a minute, once)"
+  python3 -m venv "$LOCALSTACK_VENV"
+  # The last community release that runs on Python 3.11, with the pins it needs.
+  "$LOCALSTACK_VENV/bin/pip" install -q --disable-pip-version-check \
+    'localstack-core[runtime]==4.13.1' 'cbor2<5.7' 'cryptography<44' 'pyopenssl<24.3' 'service_identity<24.2'
+}
+
+install_cargo_lambda() {
+  [ -x "$CARGO_LAMBDA_VENV/bin/cargo-lambda" ] && return 0
+  say "installing cargo-lambda 1.9.2 into $CARGO_LAMBDA_VENV (once)"
+  python3 -m venv "$CARGO_LAMBDA_VENV"
+  "$CARGO_LAMBDA_VENV/bin/pip" install -q --disable-pip-version-check 'cargo-lambda==1.9.2'
+}
+
+# ---------------------------------------------------------------- services
+
+postgres_up() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+start_postgres() {
+  if postgres_up; then return 0; fi
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 binaries not found in $PG_BIN (apt-get install postgresql-15), or set DATABASE_URL"
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    say "creating a private PostgreSQL cluster in $PG_DATA"
+    mkdir -p "$PG_DATA"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DATA"
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$LOGS/initdb.log"
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 \
+    -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+  head -1 "$PG_DATA/postmaster.pid" >"$PIDS/postgres.pid"
+}
+
+stop_postgres() {
+  if [ -f "$PIDS/postgres.pid" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -f "$PIDS/postgres.pid"
+}
+
+localstack_up() { curl -sf "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health" >/dev/null; }
+
+start_localstack() {
+  if localstack_up; then return 0; fi
+  install_localstack
+  say "starting LocalStack on 127.0.0.1:$LOCALSTACK_PORT"
+  (
+    cd "$LOCAL"
+    GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" SERVICES=s3,sqs,apigateway DNS_DISABLED=1 \
+      DISABLE_EVENTS=1 PERSISTENCE=0 SKIP_SSL_CERT_DOWNLOAD=1 SQS_ENDPOINT_STRATEGY=path \
+      LOCALSTACK_HOST="127.0.0.1:$LOCALSTACK_PORT" \
+      setsid "$LOCALSTACK_VENV/bin/python" -m localstack.runtime.main >"$LOGS/localstack.log" 2>&1 &
+    echo $! >"$PIDS/localstack.pid"
+  )
+  wait_for 90 LocalStack localstack_up
+}
+
+stop_pid() { # stop_pid NAME: TERM the process group, then KILL if it lingers
+  local name=$1 pid
+  [ -f "$PIDS/$name.pid" ] || return 0
+  pid=$(cat "$PIDS/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDS/$name.pid"
+}
+
+database_url() {
+  if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; else echo "postgres://postgres@127.0.0.1:$PG_PORT/$DB_NAME"; fi
+}
+
+ensure_database() {
+  [ -n "${DATABASE_URL:-}" ] && return 0
+  if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -Atqc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" postgres | grep -q 1; then
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB_NAME"
+  fi
+}
+
+write_env_file() {
+  cat >"$ENV_FILE" <<EOF
+DATABASE_URL=$(database_url)
+AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+AWS_REGION=$AWS_REGION
+RUST_LOG=${RUST_LOG:-info}
+EOF
+}
+
+localenv() { "$ROOT/target/debug/localenv" --bucket "$BUCKET" "$@"; }
+
+watch_up() { curl -s -o /dev/null "http://127.0.0.1:$WATCH_PORT/"; }
+
+start_watch() {
+  if pid_alive watch; then return 0; fi
+  install_cargo_lambda
+  say "serving the functions with cargo lambda watch on 127.0.0.1:$WATCH_PORT"
+  (
+    cd "$ROOT"
+    PATH="$CARGO_LAMBDA_VENV/bin:$PATH" setsid cargo lambda watch -A 127.0.0.1 -P "$WATCH_PORT" \
+      --env-file "$ENV_FILE" >"$LOGS/watch.log" 2>&1 &
+    echo $! >"$PIDS/watch.pid"
+  )
+  wait_for 60 "cargo lambda watch" watch_up
+}
+
+start_forwarder() {
+  if pid_alive forwarder; then return 0; fi
+  say "forwarding queue $BUCKET-ingest to the ingest function"
+  ( setsid "$ROOT/target/debug/localenv" --bucket "$BUCKET" forward \
+      --invoke-url "http://127.0.0.1:$WATCH_PORT" >"$LOGS/forwarder.log" 2>&1 &
+    echo $! >"$PIDS/forwarder.pid" )
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+  start_postgres_unless_external
+  start_localstack
+  say "building the workspace"
+  (cd "$ROOT" && cargo build --workspace --quiet)
+  write_env_file
+  say "applying migrations"
+  DATABASE_URL="$(database_url)" localenv migrate
+  say "creating bucket, queues and notification"
+  localenv bootstrap
+  start_watch
+  start_forwarder
+  # Warm the HTTP function so the first user call does not wait for it.
+  curl -s -o /dev/null --max-time 120 "http://127.0.0.1:$WATCH_PORT/health" || true
+  if [ "${SAMPLES:-1}" != 0 ]; then
+    say "uploading the sample files from data/"
+    localenv upload --wait "$ROOT/data/orders.csv" "$ROOT/data/barcodes.csv"
+    echo
+    echo "top customers: $(curl -s "http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5")"
+  fi
+  cat <<EOF
+
+The order pipeline is running locally.
+  bucket      s3://$BUCKET  (drop CSV files into s3://$BUCKET/incoming/)
+              aws --endpoint-url $AWS_ENDPOINT_URL s3 cp data/orders.csv s3://$BUCKET/incoming/
+  output      aws --endpoint-url $AWS_ENDPOINT_URL s3 cp s3://$BUCKET/processed/processed_orders.csv -
+  API         http://127.0.0.1:$WATCH_PORT  (curl http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5)
+  database    $(database_url)
+  logs        $LOGS/ (watch.log: the functions; forwarder.log; localstack.log)
+  stop        make down
+EOF
+}
+
+start_postgres_unless_external() {
+  if [ -z "${DATABASE_URL:-}" ]; then start_postgres; ensure_database; fi
+}
+
+cmd_down() {
+  stop_pid forwarder
+  stop_pid watch
+  stop_pid localstack
+  stop_postgres
+  say "stopped"
+}
+
+# `make test`: start what is not running, run the tests, stop what we started.
+cmd_test() {
+  local started=()
+  if [ -z "${TEST_DATABASE_ADMIN_URL:-}" ]; then
+    if ! postgres_up; then start_postgres; started+=(postgres); fi
+    export TEST_DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  fi
+  if ! localstack_up; then start_localstack; started+=(localstack); fi
+  stop_started() {
+    for s in "${started[@]}"; do
+      case $s in postgres) stop_postgres ;; localstack) stop_pid localstack ;; esac
+    done
+  }
+  trap stop_started EXIT
+  cd "$ROOT"
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+  else
+    cargo test --workspace --no-fail-fast "$@"
+  fi
+}
+
+cmd_services() { start_postgres_unless_external; start_localstack; }
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  test) shift; cmd_test "$@" ;;
+  services) cmd_services ;;
+  install) install_localstack; install_cargo_lambda ;;
+  *) echo "usage: $0 up|down|test|services|install" >&2; exit 2 ;;
+esac
