@@ -3,7 +3,10 @@
 //!
 //! Works on any [`std::io::Read`], so a file is streamed, never held whole.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::Read;
+use std::rc::Rc;
 
 use crate::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
 
@@ -75,9 +78,51 @@ pub enum Row {
 
 /// Streams typed rows out of a CSV file.
 pub struct CsvRows<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<NewlineTracking<R>>,
+    newlines: Rc<RefCell<NewlineIndex>>,
     layout: Layout,
     record: csv::StringRecord,
+}
+
+/// Where the newlines of the input are, so that a record's line number can be
+/// computed from its end offset. (`csv`'s own record positions miscount
+/// after blank lines and with CRLF line ends.) Only offsets not yet passed are
+/// kept, so memory stays bounded by the reader's buffer.
+#[derive(Default)]
+struct NewlineIndex {
+    pending: VecDeque<u64>,
+    counted: u64,
+    last_counted: Option<u64>,
+    read: u64,
+}
+
+impl NewlineIndex {
+    /// Newlines at offsets below `end`, and whether `end - 1` is one.
+    fn newlines_before(&mut self, end: u64) -> (u64, bool) {
+        while self.pending.front().is_some_and(|&offset| offset < end) {
+            self.last_counted = self.pending.pop_front();
+            self.counted += 1;
+        }
+        (self.counted, end > 0 && self.last_counted == Some(end - 1))
+    }
+}
+
+struct NewlineTracking<R> {
+    inner: R,
+    index: Rc<RefCell<NewlineIndex>>,
+}
+
+impl<R: Read> Read for NewlineTracking<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut index = self.index.borrow_mut();
+        let base = index.read;
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, &b)| b == b'\n') {
+            index.pending.push_back(base + i as u64);
+        }
+        index.read += n as u64;
+        Ok(n)
+    }
 }
 
 fn normalise_header(name: &str) -> String {
@@ -87,6 +132,11 @@ fn normalise_header(name: &str) -> String {
 impl<R: Read> CsvRows<R> {
     /// Reads the header and decides the file kind.
     pub fn open(input: R) -> Result<Self, FileError> {
+        let newlines = Rc::new(RefCell::new(NewlineIndex::default()));
+        let input = NewlineTracking {
+            inner: input,
+            index: newlines.clone(),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -115,6 +165,7 @@ impl<R: Read> CsvRows<R> {
         };
         Ok(Self {
             reader,
+            newlines,
             layout,
             record: csv::StringRecord::new(),
         })
@@ -135,12 +186,28 @@ impl<R: Read> CsvRows<R> {
             if !more {
                 return Ok(None);
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            let line = self.current_line();
             if self.record.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
             return Ok(Some(parse_record(self.layout, &self.record, line)));
         }
+    }
+}
+
+impl<R: Read> CsvRows<R> {
+    /// The 1-based line on which the record just read starts.
+    fn current_line(&self) -> u64 {
+        let end = self.reader.position().byte();
+        let (before, ends_with_newline) = self.newlines.borrow_mut().newlines_before(end);
+        // The record's own terminator may or may not have been consumed yet.
+        let end_line = before + 1 - u64::from(ends_with_newline);
+        let embedded: u64 = self
+            .record
+            .iter()
+            .map(|field| field.bytes().filter(|&b| b == b'\n').count() as u64)
+            .sum();
+        end_line.saturating_sub(embedded)
     }
 }
 
@@ -221,6 +288,26 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_crlf_and_quoted_newlines() {
+        let lines = |input: &str| -> Vec<u64> {
+            rows(input)
+                .1
+                .iter()
+                .map(|r| match r {
+                    Ok(Row::Order(o)) => o.line,
+                    Ok(Row::Barcode(b)) => b.line,
+                    Err(rejected) => rejected.line,
+                })
+                .collect()
+        };
+        assert_eq!(lines("order_id,customer_id\n1,1\n\n2,2\n"), [2, 4]);
+        assert_eq!(lines("order_id,customer_id\r\n1,1\r\n\r\n2,2\r\n3,3"), [2, 4, 5]);
+        assert_eq!(lines("barcode,order_id\n\"a\nb\",1\n0002,1\n\n\n0003,"), [2, 4, 7]);
+        // Lines are counted by `\n`, as `grep -n` and editors do.
+        assert_eq!(lines("order_id,customer_id\n\n\n1,2\r\r\n3,4"), [4, 5]);
     }
 
     #[test]

@@ -84,23 +84,27 @@ impl Drop for TestDatabase {
         self.pool.close();
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        // Drop runs outside async; use a private runtime on its own thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                if let Ok((admin, connection)) = tokio_postgres::connect(&admin_url, NoTls).await {
-                    tokio::spawn(connection);
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        block_on_cleanup(async move {
+            if let Ok((admin, connection)) = tokio_postgres::connect(&admin_url, NoTls).await {
+                tokio::spawn(connection);
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs async clean-up from a `Drop`, on a private runtime on its own thread.
+fn block_on_cleanup<F: std::future::Future<Output = ()> + Send + 'static>(cleanup: F) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(cleanup)
+    })
+    .join();
 }
 
 /// SDK configuration for LocalStack on loopback, with its dummy credentials.
@@ -133,5 +137,96 @@ mod tests {
             super::replace_db_in_url("postgres://u:p@h:1/db?sslmode=disable", "t2"),
             "postgres://u:p@h:1/t2?sslmode=disable"
         );
+    }
+}
+
+/// A bucket created for one test in LocalStack.
+pub struct TestBucket {
+    pub name: String,
+    pub client: aws_sdk_s3::Client,
+}
+
+impl TestBucket {
+    pub async fn create() -> Self {
+        let config = localstack_config().await;
+        let client = crate::storage::s3_client(&config);
+        let name = unique_name("test");
+        client
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a bucket in LocalStack ({}); run the tests with `make test`, \
+                     which starts it",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            });
+        Self { name, client }
+    }
+
+    pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
+        self.client
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.into()))
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    /// The object's text, or `None` when it does not exist.
+    pub async fn get_text(&self, key: &str) -> Option<String> {
+        let object = self.client.get_object().bucket(&self.name).key(key).send().await.ok()?;
+        let bytes = object.body.collect().await.expect("read object").into_bytes();
+        Some(String::from_utf8(bytes.to_vec()).expect("UTF-8 object"))
+    }
+
+    /// A direct S3 `ObjectCreated:Put` notification for `key`, as AWS sends it.
+    pub fn put_event(&self, key: &str) -> serde_json::Value {
+        serde_json::json!({"Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": "2026-11-21T12:00:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "ingest-incoming-csv",
+                "bucket": {"name": self.name, "arn": format!("arn:aws:s3:::{}", self.name)},
+                "object": {"key": key.replace(' ', "+"), "size": 1, "eTag": "0"}
+            }
+        }]})
+    }
+}
+
+impl Drop for TestBucket {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let bucket = self.name.clone();
+        block_on_cleanup(async move {
+            let mut token = None;
+            loop {
+                let Ok(page) = client
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                for object in page.contents() {
+                    let _ = client.delete_object().bucket(&bucket).set_key(object.key.clone()).send().await;
+                }
+                token = page.next_continuation_token.clone();
+                if token.is_none() {
+                    break;
+                }
+            }
+            let _ = client.delete_bucket().bucket(&bucket).send().await;
+        });
     }
 }
