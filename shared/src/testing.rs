@@ -204,9 +204,10 @@ impl TestBucket {
 
 impl Drop for TestBucket {
     fn drop(&mut self) {
-        let client = self.client.clone();
         let bucket = self.name.clone();
         block_on_cleanup(async move {
+            // A fresh client: the test's one belongs to the runtime this drop blocks.
+            let client = crate::storage::s3_client(&localstack_config().await);
             let mut token = None;
             loop {
                 let Ok(page) = client
