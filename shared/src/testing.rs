@@ -96,7 +96,7 @@ impl Drop for TestDatabase {
 }
 
 /// Runs async clean-up from a `Drop`, on a private runtime on its own thread.
-fn block_on_cleanup<F: std::future::Future<Output = ()> + Send + 'static>(cleanup: F) {
+pub fn block_on_cleanup<F: std::future::Future<Output = ()> + Send + 'static>(cleanup: F) {
     let _ = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
