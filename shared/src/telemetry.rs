@@ -4,15 +4,8 @@
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-/// Installs the global subscriber. Call once, first thing in `main`.
+/// Installs the global JSON subscriber. Call once, first thing in `main`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| {
-            std::env::var("AWS_LAMBDA_LOG_LEVEL")
-                .map_err(|_| ())
-                .and_then(|level| EnvFilter::try_new(level.to_lowercase()).map_err(|_| ()))
-        })
-        .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = fmt::layer()
         .json()
         .flatten_event(true)
@@ -20,5 +13,22 @@ pub fn init() {
         .with_span_list(false)
         .with_target(true);
     // `try_init` so tests and repeated calls do not panic.
-    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
+    let _ = tracing_subscriber::registry().with(filter()).with(json).try_init();
+}
+
+/// For command-line tools run by people: compact text on stderr.
+pub fn init_for_cli() {
+    let text = fmt::layer().compact().with_writer(std::io::stderr).with_target(false);
+    let _ = tracing_subscriber::registry().with(filter()).with(text).try_init();
+}
+
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            std::env::var("AWS_LAMBDA_LOG_LEVEL")
+                .map_err(|_| ())
+                .and_then(|level| EnvFilter::try_new(level.to_lowercase()).map_err(|_| ()))
+        })
+        // refinery logs every migration step at info; its summary is enough.
+        .unwrap_or_else(|_| EnvFilter::new("info,refinery_core=warn"))
 }

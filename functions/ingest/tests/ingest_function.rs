@@ -202,3 +202,30 @@ async fn bad_rows_are_reported_and_good_neighbours_kept() {
     assert_eq!(report["rejects"][1]["field"], "customer_id");
     assert_eq!(f.count("SELECT count(*) FROM orders").await, 2);
 }
+
+/// The fixtures in events/ (used with `cargo lambda invoke`) must stay valid
+/// events for the sample files: replayed here against a bucket of our own.
+#[tokio::test]
+async fn the_event_fixtures_ingest_the_sample_files() {
+    for name in ["s3-put.json", "sqs-s3-put.json"] {
+        let f = fixture().await;
+        f.bucket.put("incoming/orders.csv", include_str!("../../../data/orders.csv")).await;
+        f.bucket.put("incoming/barcodes.csv", include_str!("../../../data/barcodes.csv")).await;
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Point the fixture's bucket ("orders") at this test's bucket.
+        let event: Value = serde_json::from_str(&text.replace(
+            "\"orders\"",
+            &format!("\"{}\"", f.bucket.name),
+        ).replace("\\\"orders\\\"", &format!("\\\"{}\\\"", f.bucket.name)))
+        .unwrap();
+        let answer = ingest::handle_event(&f.ingestor, event).await.unwrap();
+        if name.starts_with("sqs") {
+            assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+        }
+        assert_eq!(f.count("SELECT count(*) FROM orders").await, 8, "{name}");
+        assert_eq!(f.count("SELECT count(*) FROM barcodes").await, 15, "{name}");
+        let processed = f.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap();
+        assert_eq!(processed.lines().count(), 7, "{name}: {processed}");
+    }
+}

@@ -61,7 +61,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    order_pipeline::telemetry::init();
+    order_pipeline::telemetry::init_for_cli();
     let cli = Cli::parse();
     let names = ResourceNames::for_bucket(&cli.bucket);
     let sdk_config = localenv::sdk_config(&cli.endpoint_url).await;
