@@ -23,7 +23,7 @@ services: ## Start only PostgreSQL and LocalStack
 	@$(LOCAL_SH) services
 
 redrive: ## Send dead-lettered ingest messages back to the queue (after fixing the cause)
-	@cargo run --quiet -p localenv -- --bucket $(BUCKET) redrive
+	@cargo build --workspace --quiet && target/debug/localenv --bucket $(BUCKET) redrive
 
 build: ## Build every crate
 	cargo build --workspace

@@ -77,6 +77,7 @@ start_postgres() {
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 \
     -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
   head -1 "$PG_DATA/postmaster.pid" >"$PIDS/postgres.pid"
+  ln -sf "$PG_DATA/server.log" "$LOGS/postgres.log"
 }
 
 stop_postgres() {
@@ -210,19 +211,20 @@ cmd_down() {
 }
 
 # `make test`: start what is not running, run the tests, stop what we started.
+STARTED_FOR_TESTS=()
+stop_started_for_tests() {
+  for s in "${STARTED_FOR_TESTS[@]}"; do
+    case $s in postgres) stop_postgres ;; localstack) stop_pid localstack ;; esac
+  done
+}
+
 cmd_test() {
-  local started=()
+  trap stop_started_for_tests EXIT
   if [ -z "${TEST_DATABASE_ADMIN_URL:-}" ]; then
-    if ! postgres_up; then start_postgres; started+=(postgres); fi
+    if ! postgres_up; then start_postgres; STARTED_FOR_TESTS+=(postgres); fi
     export TEST_DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   fi
-  if ! localstack_up; then start_localstack; started+=(localstack); fi
-  stop_started() {
-    for s in "${started[@]}"; do
-      case $s in postgres) stop_postgres ;; localstack) stop_pid localstack ;; esac
-    done
-  }
-  trap stop_started EXIT
+  if ! localstack_up; then start_localstack; STARTED_FOR_TESTS+=(localstack); fi
   cd "$ROOT"
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
