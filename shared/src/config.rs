@@ -10,7 +10,10 @@ pub const PROCESSED_ORDERS_KEY: &str = "processed/processed_orders.csv";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not set; {hint}")]
-    Missing { name: &'static str, hint: &'static str },
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
     #[error("{name}={value:?} is invalid: {reason}")]
     Invalid {
         name: &'static str,
@@ -37,11 +40,15 @@ impl DatabaseSettings {
             hint: "set it to postgres://user@host:port/db (`make up` writes it to .local/functions.env)",
         })?;
         let pool_size = match std::env::var("DATABASE_POOL_SIZE") {
-            Ok(value) => value.parse().map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-                name: "DATABASE_POOL_SIZE",
-                value,
-                reason: e.to_string(),
-            })?,
+            Ok(value) => {
+                value
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+                        name: "DATABASE_POOL_SIZE",
+                        value,
+                        reason: e.to_string(),
+                    })?
+            }
             Err(_) => 2,
         };
         Ok(Self {

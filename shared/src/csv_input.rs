@@ -46,7 +46,9 @@ impl Layout {
 /// A whole file that cannot be read as either kind of input.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("the file is empty; expected a header line `order_id,customer_id` or `barcode,order_id`")]
+    #[error(
+        "the file is empty; expected a header line `order_id,customer_id` or `barcode,order_id`"
+    )]
     Empty,
     #[error(
         "unrecognised header {found:?}; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
@@ -126,7 +128,9 @@ impl<R: Read> Read for NewlineTracking<R> {
 }
 
 fn normalise_header(name: &str) -> String {
-    name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase()
+    name.trim_start_matches('\u{feff}')
+        .trim()
+        .to_ascii_lowercase()
 }
 
 impl<R: Read> CsvRows<R> {
@@ -179,10 +183,13 @@ impl<R: Read> CsvRows<R> {
     /// for a rejected one, `Ok(None)` at the end. Blank lines are skipped.
     pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, FileError> {
         loop {
-            let more = self.reader.read_record(&mut self.record).map_err(|source| {
-                let line = source.position().map_or(0, |p| p.line());
-                FileError::Csv { line, source }
-            })?;
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|source| {
+                    let line = source.position().map_or(0, |p| p.line());
+                    FileError::Csv { line, source }
+                })?;
             if !more {
                 return Ok(None);
             }
@@ -211,7 +218,7 @@ impl<R: Read> CsvRows<R> {
     }
 }
 
-fn field<'r>(record: &'r csv::StringRecord, index: usize) -> &'r str {
+fn field(record: &csv::StringRecord, index: usize) -> &str {
     record.get(index).unwrap_or("")
 }
 
@@ -304,8 +311,14 @@ mod tests {
                 .collect()
         };
         assert_eq!(lines("order_id,customer_id\n1,1\n\n2,2\n"), [2, 4]);
-        assert_eq!(lines("order_id,customer_id\r\n1,1\r\n\r\n2,2\r\n3,3"), [2, 4, 5]);
-        assert_eq!(lines("barcode,order_id\n\"a\nb\",1\n0002,1\n\n\n0003,"), [2, 4, 7]);
+        assert_eq!(
+            lines("order_id,customer_id\r\n1,1\r\n\r\n2,2\r\n3,3"),
+            [2, 4, 5]
+        );
+        assert_eq!(
+            lines("barcode,order_id\n\"a\nb\",1\n0002,1\n\n\n0003,"),
+            [2, 4, 7]
+        );
         // Lines are counted by `\n`, as `grep -n` and editors do.
         assert_eq!(lines("order_id,customer_id\n\n\n1,2\r\r\n3,4"), [4, 5]);
     }
@@ -336,8 +349,14 @@ mod tests {
         let (_, rows) = rows("order_id,customer_id\nx,1\n2,-5\n3,3\n");
         let rejected: Vec<_> = rows.iter().filter_map(|r| r.as_ref().err()).collect();
         assert_eq!(rejected.len(), 2);
-        assert_eq!((rejected[0].line, rejected[0].field.as_str()), (2, "order_id"));
-        assert_eq!((rejected[1].line, rejected[1].field.as_str()), (3, "customer_id"));
+        assert_eq!(
+            (rejected[0].line, rejected[0].field.as_str()),
+            (2, "order_id")
+        );
+        assert_eq!(
+            (rejected[1].line, rejected[1].field.as_str()),
+            (3, "customer_id")
+        );
         assert!(matches!(rows[2], Ok(Row::Order(_))));
     }
 
@@ -347,6 +366,9 @@ mod tests {
             CsvRows::open("a,b\n1,2\n".as_bytes()),
             Err(FileError::UnknownHeader { .. })
         ));
-        assert!(matches!(CsvRows::open("".as_bytes()), Err(FileError::Empty)));
+        assert!(matches!(
+            CsvRows::open("".as_bytes()),
+            Err(FileError::Empty)
+        ));
     }
 }

@@ -227,7 +227,10 @@ trait StagedRow: Send + 'static {
     const COLUMN_TYPES: &'static [Type];
     const MERGE: &'static str;
 
-    async fn write(&self, writer: Pin<&mut BinaryCopyInWriter>) -> Result<(), tokio_postgres::Error>;
+    async fn write(
+        &self,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error>;
 }
 
 impl StagedRow for OrderRow {
@@ -247,7 +250,10 @@ impl StagedRow for OrderRow {
          )
          SELECT (SELECT count(*) FROM firsts), (SELECT count(*) FROM inserted)";
 
-    async fn write(&self, writer: Pin<&mut BinaryCopyInWriter>) -> Result<(), tokio_postgres::Error> {
+    async fn write(
+        &self,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error> {
         let line = self.line as i64;
         writer
             .write(&[&line, &self.order_id.get(), &self.customer_id.get()])
@@ -273,7 +279,10 @@ impl StagedRow for BarcodeRow {
          )
          SELECT (SELECT count(*) FROM firsts), (SELECT count(*) FROM stored)";
 
-    async fn write(&self, writer: Pin<&mut BinaryCopyInWriter>) -> Result<(), tokio_postgres::Error> {
+    async fn write(
+        &self,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error> {
         let line = self.line as i64;
         let order_id = self.order_id.map(OrderId::get);
         writer

@@ -154,7 +154,11 @@ impl<S: ObjectStore> Ingestor<S> {
         });
 
         let loaded = match kind_rx.await {
-            Ok(FileKind::Orders) => self.db.load_orders(orders_rx).await.map(|c| (FileKind::Orders, c)),
+            Ok(FileKind::Orders) => self
+                .db
+                .load_orders(orders_rx)
+                .await
+                .map(|c| (FileKind::Orders, c)),
             Ok(FileKind::Barcodes) => self
                 .db
                 .load_barcodes(barcodes_rx)
@@ -175,8 +179,8 @@ impl<S: ObjectStore> Ingestor<S> {
 
     /// Regenerates `processed/processed_orders.csv` from the database.
     pub async fn publish_processed_orders(&self, bucket: &str) -> Result<u64, IngestError> {
-        let mut writer =
-            ProcessedOrdersWriter::new(Vec::new()).map_err(|e| IngestError::Output(e.to_string()))?;
+        let mut writer = ProcessedOrdersWriter::new(Vec::new())
+            .map_err(|e| IngestError::Output(e.to_string()))?;
         let written = self
             .db
             .for_each_processed_order(|order| {
@@ -185,9 +189,16 @@ impl<S: ObjectStore> Ingestor<S> {
                     .map_err(|e| IngestError::Output(e.to_string()))
             })
             .await?;
-        let body = writer.finish().map_err(|e| IngestError::Output(e.to_string()))?;
+        let body = writer
+            .finish()
+            .map_err(|e| IngestError::Output(e.to_string()))?;
         self.store
-            .put(bucket, PROCESSED_ORDERS_KEY, body, "text/csv; charset=utf-8")
+            .put(
+                bucket,
+                PROCESSED_ORDERS_KEY,
+                body,
+                "text/csv; charset=utf-8",
+            )
             .await?;
         Ok(written)
     }

@@ -81,16 +81,24 @@ fn decisions(notification: Notification) -> Vec<Decision> {
         .filter_map(|record| {
             let entity = record.s3?;
             let key = decode_key(&entity.object.key);
-            let created = record
-                .event_name
-                .as_deref()
-                .is_none_or(|name| name.starts_with("ObjectCreated") || name.starts_with("s3:ObjectCreated"));
+            let created = record.event_name.as_deref().is_none_or(|name| {
+                name.starts_with("ObjectCreated") || name.starts_with("s3:ObjectCreated")
+            });
             Some(if !created {
-                Decision::Skip { key, reason: "not an object-created event" }
+                Decision::Skip {
+                    key,
+                    reason: "not an object-created event",
+                }
             } else if !key.starts_with(INCOMING_PREFIX) {
-                Decision::Skip { key, reason: "outside the incoming/ prefix" }
+                Decision::Skip {
+                    key,
+                    reason: "outside the incoming/ prefix",
+                }
             } else if !key.to_ascii_lowercase().ends_with(".csv") {
-                Decision::Skip { key, reason: "not a .csv file" }
+                Decision::Skip {
+                    key,
+                    reason: "not a .csv file",
+                }
             } else {
                 Decision::Ingest(ObjectRef {
                     bucket: entity.bucket.name,
@@ -129,13 +137,17 @@ mod tests {
 
     #[test]
     fn decodes_plus_and_percent_spaces() {
-        assert_eq!(decode_key("incoming/my+file%20x.csv"), "incoming/my file x.csv");
+        assert_eq!(
+            decode_key("incoming/my+file%20x.csv"),
+            "incoming/my file x.csv"
+        );
         assert_eq!(decode_key("incoming/a%2Bb.csv"), "incoming/a+b.csv");
     }
 
     #[test]
     fn ingests_only_created_csv_under_incoming() {
-        let ingest = decisions_from_json(&notification("incoming/orders.csv", "ObjectCreated:Put")).unwrap();
+        let ingest =
+            decisions_from_json(&notification("incoming/orders.csv", "ObjectCreated:Put")).unwrap();
         assert!(matches!(&ingest[..], [Decision::Ingest(o)] if o.etag.as_deref() == Some("abc")));
         for (key, event) in [
             ("processed/processed_orders.csv", "ObjectCreated:Put"),
@@ -143,7 +155,10 @@ mod tests {
             ("incoming/orders.csv", "ObjectRemoved:Delete"),
         ] {
             let got = decisions_from_json(&notification(key, event)).unwrap();
-            assert!(matches!(&got[..], [Decision::Skip { .. }]), "{key} {event}: {got:?}");
+            assert!(
+                matches!(&got[..], [Decision::Skip { .. }]),
+                "{key} {event}: {got:?}"
+            );
         }
     }
 

@@ -68,7 +68,12 @@ impl S3Store {
     }
 }
 
-fn storage_error<E>(bucket: &str, key: &str, err: &aws_sdk_s3::error::SdkError<E>, not_found: bool) -> StorageError
+fn storage_error<E>(
+    bucket: &str,
+    key: &str,
+    err: &aws_sdk_s3::error::SdkError<E>,
+    not_found: bool,
+) -> StorageError
 where
     E: std::error::Error + 'static,
 {

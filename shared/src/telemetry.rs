@@ -13,13 +13,22 @@ pub fn init() {
         .with_span_list(false)
         .with_target(true);
     // `try_init` so tests and repeated calls do not panic.
-    let _ = tracing_subscriber::registry().with(filter()).with(json).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(json)
+        .try_init();
 }
 
 /// For command-line tools run by people: compact text on stderr.
 pub fn init_for_cli() {
-    let text = fmt::layer().compact().with_writer(std::io::stderr).with_target(false);
-    let _ = tracing_subscriber::registry().with(filter()).with(text).try_init();
+    let text = fmt::layer()
+        .compact()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(text)
+        .try_init();
 }
 
 fn filter() -> EnvFilter {

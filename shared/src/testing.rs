@@ -14,7 +14,10 @@ pub const DEFAULT_AWS_ENDPOINT: &str = "http://127.0.0.1:4566";
 
 /// A unique, lowercase name for a test resource (database, bucket, queue).
 pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A database created for one test, migrated, and dropped when the test ends.
@@ -27,8 +30,8 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let admin_url =
-            std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let admin_url = std::env::var("TEST_DATABASE_ADMIN_URL")
+            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
         let name = unique_name("test").replace('-', "_");
         let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls)
             .await
@@ -50,7 +53,9 @@ impl TestDatabase {
             connect_timeout: std::time::Duration::from_secs(10),
         })
         .expect("pool");
-        db::migrate(&pool).await.expect("migrations apply to a fresh database");
+        db::migrate(&pool)
+            .await
+            .expect("migrations apply to a fresh database");
         Self {
             name,
             url,
@@ -119,25 +124,14 @@ pub async fn localstack_config() -> aws_config::SdkConfig {
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "localstack",
+            "test",
+            "test",
+            None,
+            None,
+            "localstack",
         ))
         .load()
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn replaces_the_database_in_a_url() {
-        assert_eq!(
-            super::replace_db_in_url("postgres://postgres@127.0.0.1:54329/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:54329/t1"
-        );
-        assert_eq!(
-            super::replace_db_in_url("postgres://u:p@h:1/db?sslmode=disable", "t2"),
-            "postgres://u:p@h:1/t2?sslmode=disable"
-        );
-    }
 }
 
 /// A bucket created for one test in LocalStack.
@@ -179,8 +173,20 @@ impl TestBucket {
 
     /// The object's text, or `None` when it does not exist.
     pub async fn get_text(&self, key: &str) -> Option<String> {
-        let object = self.client.get_object().bucket(&self.name).key(key).send().await.ok()?;
-        let bytes = object.body.collect().await.expect("read object").into_bytes();
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .expect("read object")
+            .into_bytes();
         Some(String::from_utf8(bytes.to_vec()).expect("UTF-8 object"))
     }
 
@@ -220,7 +226,12 @@ impl Drop for TestBucket {
                     break;
                 };
                 for object in page.contents() {
-                    let _ = client.delete_object().bucket(&bucket).set_key(object.key.clone()).send().await;
+                    let _ = client
+                        .delete_object()
+                        .bucket(&bucket)
+                        .set_key(object.key.clone())
+                        .send()
+                        .await;
                 }
                 token = page.next_continuation_token.clone();
                 if token.is_none() {
@@ -229,5 +240,20 @@ impl Drop for TestBucket {
             }
             let _ = client.delete_bucket().bucket(&bucket).send().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_database_in_a_url() {
+        assert_eq!(
+            super::replace_db_in_url("postgres://postgres@127.0.0.1:54329/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:54329/t1"
+        );
+        assert_eq!(
+            super::replace_db_in_url("postgres://u:p@h:1/db?sslmode=disable", "t2"),
+            "postgres://u:p@h:1/t2?sslmode=disable"
+        );
     }
 }

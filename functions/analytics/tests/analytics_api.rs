@@ -15,8 +15,14 @@ async fn loaded_database() -> (TestBucket, TestDatabase) {
     let db = TestDatabase::create().await;
     let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
     for (key, body) in [
-        ("incoming/orders.csv", include_str!("../../../data/orders.csv")),
-        ("incoming/barcodes.csv", include_str!("../../../data/barcodes.csv")),
+        (
+            "incoming/orders.csv",
+            include_str!("../../../data/orders.csv"),
+        ),
+        (
+            "incoming/barcodes.csv",
+            include_str!("../../../data/barcodes.csv"),
+        ),
     ] {
         bucket.put(key, body).await;
         ingestor
@@ -76,7 +82,10 @@ async fn a_bad_limit_is_a_problem_naming_the_parameter() {
             get(&db, &format!("/analytics/top-customers?limit={bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(content_type, "application/problem+json");
-        assert!(body["detail"].as_str().unwrap().starts_with("limit:"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("limit:"),
+            "{body}"
+        );
     }
 }
 

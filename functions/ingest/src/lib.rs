@@ -16,7 +16,10 @@ pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
     let settings = DatabaseSettings::from_env()?;
     let pool = db::connect_pool(&settings)?;
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(Ingestor::new(S3Store::new(s3_client(&sdk_config)), PgStore::new(pool)))
+    Ok(Ingestor::new(
+        S3Store::new(s3_client(&sdk_config)),
+        PgStore::new(pool),
+    ))
 }
 
 /// Handles one invocation. An SQS batch answers with `batchItemFailures`
@@ -60,7 +63,10 @@ async fn handle_sqs<S: ObjectStore>(ingestor: &Ingestor<S>, event: Value) -> Val
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let body = record.get("body").and_then(Value::as_str).unwrap_or_default();
+        let body = record
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let outcome = match serde_json::from_str::<Value>(body) {
             Ok(body) if s3_events::is_test_event(&body) => {
                 tracing::info!(message_id, "s3:TestEvent skipped");

@@ -8,8 +8,7 @@ use order_pipeline::testing::{TestBucket, TestDatabase};
 use serde_json::{json, Value};
 
 const ORDERS: &str = "order_id,customer_id\n1,10\n2,11\n3,10\n4,12\n";
-const BARCODES: &str =
-    "barcode,order_id\n0001,1\n0002,1\n0003,2\n0001,3\n0004,\n0005,2\n";
+const BARCODES: &str = "barcode,order_id\n0001,1\n0002,1\n0003,2\n0001,3\n0004,\n0005,2\n";
 
 struct Fixture {
     bucket: TestBucket,
@@ -21,7 +20,11 @@ async fn fixture() -> Fixture {
     let bucket = TestBucket::create().await;
     let db = TestDatabase::create().await;
     let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
-    Fixture { bucket, db, ingestor }
+    Fixture {
+        bucket,
+        db,
+        ingestor,
+    }
 }
 
 impl Fixture {
@@ -74,11 +77,16 @@ async fn s3_events_load_rows_and_write_processed_orders() {
     assert_eq!(f.count("SELECT count(*) FROM orders").await, 4);
     assert_eq!(f.count("SELECT count(*) FROM barcodes").await, 5);
     assert_eq!(
-        f.count("SELECT order_id FROM barcodes WHERE barcode = '0001'").await,
+        f.count("SELECT order_id FROM barcodes WHERE barcode = '0001'")
+            .await,
         1,
         "the first occurrence of a barcode wins"
     );
-    assert_eq!(f.count("SELECT count(*) FROM barcodes WHERE order_id IS NULL").await, 1);
+    assert_eq!(
+        f.count("SELECT count(*) FROM barcodes WHERE order_id IS NULL")
+            .await,
+        1
+    );
 
     let processed = f.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap();
     assert_eq!(
@@ -117,11 +125,15 @@ async fn test_events_and_objects_outside_incoming_are_ignored() {
 
     let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent",
                             "Time": "2026-11-21T12:00:00Z", "Bucket": f.bucket.name});
-    let answer = ingest::handle_event(&f.ingestor, test_event.clone()).await.unwrap();
+    let answer = ingest::handle_event(&f.ingestor, test_event.clone())
+        .await
+        .unwrap();
     assert_eq!(answer["reports"], json!([]));
 
     for key in ["elsewhere/orders.csv", "incoming/notes.txt"] {
-        let answer = ingest::handle_event(&f.ingestor, f.bucket.put_event(key)).await.unwrap();
+        let answer = ingest::handle_event(&f.ingestor, f.bucket.put_event(key))
+            .await
+            .unwrap();
         assert_eq!(answer["reports"], json!([]), "{key}");
         assert_eq!(answer["skipped"], json!([key]));
     }
@@ -129,7 +141,10 @@ async fn test_events_and_objects_outside_incoming_are_ignored() {
     // The same through SQS: both succeed (nothing to retry), nothing is stored.
     let answer = ingest::handle_event(
         &f.ingestor,
-        sqs_wrap(&[("m1", test_event), ("m2", f.bucket.put_event("elsewhere/orders.csv"))]),
+        sqs_wrap(&[
+            ("m1", test_event),
+            ("m2", f.bucket.put_event("elsewhere/orders.csv")),
+        ]),
     )
     .await
     .unwrap();
@@ -146,7 +161,10 @@ async fn only_the_failing_sqs_record_is_reported_for_retry() {
         &f.ingestor,
         sqs_wrap(&[
             ("good", f.bucket.put_event("incoming/orders.csv")),
-            ("missing", f.bucket.put_event("incoming/deleted-before-ingest.csv")),
+            (
+                "missing",
+                f.bucket.put_event("incoming/deleted-before-ingest.csv"),
+            ),
             ("garbage", json!("not an s3 notification")),
         ]),
     )
@@ -178,7 +196,9 @@ async fn a_broken_file_is_rejected_whole_and_stores_nothing() {
     f.bucket.put("incoming/unknown.csv", "a,b\n1,2\n").await;
 
     for key in ["incoming/broken.csv", "incoming/unknown.csv"] {
-        let answer = ingest::handle_event(&f.ingestor, f.bucket.put_event(key)).await.unwrap();
+        let answer = ingest::handle_event(&f.ingestor, f.bucket.put_event(key))
+            .await
+            .unwrap();
         let report = &answer["reports"][0];
         assert_eq!(report["status"], "rejected", "{key}: {report}");
         assert!(report["error"].as_str().unwrap().len() > 10, "{report}");
@@ -190,7 +210,10 @@ async fn a_broken_file_is_rejected_whole_and_stores_nothing() {
 async fn bad_rows_are_reported_and_good_neighbours_kept() {
     let f = fixture().await;
     f.bucket
-        .put("incoming/orders.csv", "order_id,customer_id\n1,10\nabc,11\n3,-1\n4,12\n")
+        .put(
+            "incoming/orders.csv",
+            "order_id,customer_id\n1,10\nabc,11\n3,-1\n4,12\n",
+        )
         .await;
     let answer = ingest::handle_event(&f.ingestor, f.bucket.put_event("incoming/orders.csv"))
         .await
@@ -209,15 +232,26 @@ async fn bad_rows_are_reported_and_good_neighbours_kept() {
 async fn the_event_fixtures_ingest_the_sample_files() {
     for name in ["s3-put.json", "sqs-s3-put.json"] {
         let f = fixture().await;
-        f.bucket.put("incoming/orders.csv", include_str!("../../../data/orders.csv")).await;
-        f.bucket.put("incoming/barcodes.csv", include_str!("../../../data/barcodes.csv")).await;
+        f.bucket
+            .put(
+                "incoming/orders.csv",
+                include_str!("../../../data/orders.csv"),
+            )
+            .await;
+        f.bucket
+            .put(
+                "incoming/barcodes.csv",
+                include_str!("../../../data/barcodes.csv"),
+            )
+            .await;
         let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
         // Point the fixture's bucket ("orders") at this test's bucket.
-        let event: Value = serde_json::from_str(&text.replace(
-            "\"orders\"",
-            &format!("\"{}\"", f.bucket.name),
-        ).replace("\\\"orders\\\"", &format!("\\\"{}\\\"", f.bucket.name)))
+        let event: Value = serde_json::from_str(
+            &text
+                .replace("\"orders\"", &format!("\"{}\"", f.bucket.name))
+                .replace("\\\"orders\\\"", &format!("\\\"{}\\\"", f.bucket.name)),
+        )
         .unwrap();
         let answer = ingest::handle_event(&f.ingestor, event).await.unwrap();
         if name.starts_with("sqs") {

@@ -54,7 +54,10 @@ impl Invoke for LambdaInvokeApi {
             .headers()
             .get("x-amz-function-error")
             .map(|v| v.to_str().unwrap_or("").to_owned());
-        let body = response.text().await.context("reading the function's answer")?;
+        let body = response
+            .text()
+            .await
+            .context("reading the function's answer")?;
         if !status.is_success() || function_error.is_some() {
             anyhow::bail!("function failed (HTTP {status}): {body}");
         }
@@ -143,12 +146,18 @@ pub async fn poll_once<I: Invoke>(
             .unwrap_or_default(),
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "invocation failed; the whole batch will be retried");
-            messages.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect()
+            messages
+                .iter()
+                .filter_map(|m| m.message_id().map(str::to_owned))
+                .collect()
         }
     };
     let succeeded: Vec<&Message> = messages
         .iter()
-        .filter(|m| !m.message_id().is_some_and(|id| failed_ids.iter().any(|f| f == id)))
+        .filter(|m| {
+            !m.message_id()
+                .is_some_and(|id| failed_ids.iter().any(|f| f == id))
+        })
         .collect();
     if !succeeded.is_empty() {
         let entries = succeeded

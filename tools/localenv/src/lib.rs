@@ -10,13 +10,15 @@ use aws_sdk_s3::config::Credentials;
 /// SDK configuration for LocalStack: the given endpoint, a default region,
 /// and LocalStack's dummy credentials unless real ones are in the environment.
 pub async fn sdk_config(endpoint_url: &str) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint_url);
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint_url);
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
         loader = loader.region(aws_config::Region::new("us-east-1"));
     }
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "localstack"));
+        loader =
+            loader.credentials_provider(Credentials::new("test", "test", None, None, "localstack"));
     }
     loader.load().await
 }

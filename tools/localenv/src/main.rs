@@ -14,7 +14,12 @@ use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS
 #[command(version, about = "Runs the order pipeline's AWS world on LocalStack")]
 struct Cli {
     /// LocalStack's endpoint.
-    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566", global = true)]
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:4566",
+        global = true
+    )]
     endpoint_url: String,
     /// The pipeline's bucket; the queues are named after it.
     #[arg(long, env = "BUCKET", default_value = "orders", global = true)]
@@ -105,7 +110,9 @@ async fn main() -> Result<()> {
             let source = Source {
                 queue_url,
                 queue_arn,
-                region: sdk_config.region().map_or("us-east-1".into(), |r| r.to_string()),
+                region: sdk_config
+                    .region()
+                    .map_or("us-east-1".into(), |r| r.to_string()),
             };
             let invoker = LambdaInvokeApi::new(&invoke_url, &function);
             tracing::info!(queue = %source.queue_url, %invoke_url, %function, "forwarding");
@@ -143,14 +150,24 @@ async fn main() -> Result<()> {
                 println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket);
             }
             if wait {
-                wait_for_processed(&s3, &sqs, &names, started, Duration::from_secs(timeout_secs)).await?;
+                wait_for_processed(
+                    &s3,
+                    &sqs,
+                    &names,
+                    started,
+                    Duration::from_secs(timeout_secs),
+                )
+                .await?;
             }
         }
         Command::Redrive => {
             let queue_url = resources::queue_url(&sqs, &names.queue).await?;
             let dlq_url = resources::queue_url(&sqs, &names.dead_letter_queue).await?;
             let moved = localenv::redrive(&sqs, &dlq_url, &queue_url).await?;
-            println!("{moved} message(s) sent back from {} to {}", names.dead_letter_queue, names.queue);
+            println!(
+                "{moved} message(s) sent back from {} to {}",
+                names.dead_letter_queue, names.queue
+            );
         }
     }
     Ok(())
@@ -167,7 +184,9 @@ async fn wait_for_processed(
 ) -> Result<()> {
     let queue_url = resources::queue_url(sqs, &names.queue).await?;
     let deadline = Instant::now() + timeout;
-    eprintln!("waiting for the ingest function (first call builds it; see .local/logs/watch.log)...");
+    eprintln!(
+        "waiting for the ingest function (first call builds it; see .local/logs/watch.log)..."
+    );
     loop {
         let depth = resources::queue_depth(sqs, &queue_url).await?;
         if depth == 0 {
@@ -178,7 +197,10 @@ async fn wait_for_processed(
                 .send()
                 .await;
             if let Ok(object) = processed {
-                if object.last_modified().is_some_and(|t| t.secs() >= since.secs()) {
+                if object
+                    .last_modified()
+                    .is_some_and(|t| t.secs() >= since.secs())
+                {
                     let bytes = object.body.collect().await?.into_bytes();
                     println!("s3://{}/{PROCESSED_ORDERS_KEY}:", names.bucket);
                     print!("{}", String::from_utf8_lossy(&bytes));

@@ -122,13 +122,22 @@ pub async fn ensure(
                 .value(INCOMING_PREFIX)
                 .build(),
         )
-        .filter_rules(FilterRule::builder().name(FilterRuleName::Suffix).value(".csv").build())
+        .filter_rules(
+            FilterRule::builder()
+                .name(FilterRuleName::Suffix)
+                .value(".csv")
+                .build(),
+        )
         .build();
     let queue_notification = QueueConfiguration::builder()
         .id("ingest-incoming-csv")
         .queue_arn(&queue_arn)
         .events(Event::S3ObjectCreated)
-        .filter(NotificationConfigurationFilter::builder().key(filter).build())
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(filter)
+                .build(),
+        )
         .build()
         .context("building the bucket notification")?;
     s3.put_bucket_notification_configuration()

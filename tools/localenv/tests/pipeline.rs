@@ -64,7 +64,12 @@ impl World {
     }
 
     /// Polls through `invoker` until `done` holds, for at most 60 s.
-    async fn forward_until<I: Invoke>(&self, invoker: &I, what: &str, mut done: impl AsyncFnMut(&Self) -> bool) {
+    async fn forward_until<I: Invoke>(
+        &self,
+        invoker: &I,
+        what: &str,
+        mut done: impl AsyncFnMut(&Self) -> bool,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !done(self).await {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -91,7 +96,14 @@ impl Drop for World {
 }
 
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
-    db.pool.get().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
+    db.pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 const SAMPLE_PROCESSED: &str = "customer_id,order_id,barcodes
@@ -109,26 +121,56 @@ async fn a_file_dropped_into_the_bucket_reaches_postgres_the_bucket_and_the_api(
     let db = TestDatabase::create().await;
     let ingestor = Ingestor::new(S3Store::new(world.bucket.client.clone()), db.store());
 
-    world.bucket.put("incoming/orders.csv", include_str!("../../../data/orders.csv")).await;
-    world.bucket.put("incoming/barcodes.csv", include_str!("../../../data/barcodes.csv")).await;
+    world
+        .bucket
+        .put(
+            "incoming/orders.csv",
+            include_str!("../../../data/orders.csv"),
+        )
+        .await;
+    world
+        .bucket
+        .put(
+            "incoming/barcodes.csv",
+            include_str!("../../../data/barcodes.csv"),
+        )
+        .await;
     // Outside the notification's filter: never queued, never ingested.
-    world.bucket.put("elsewhere/orders.csv", "order_id,customer_id\n99,99\n").await;
+    world
+        .bucket
+        .put("elsewhere/orders.csv", "order_id,customer_id\n99,99\n")
+        .await;
 
     let queue = world.provisioned.queue_url.clone();
     world
-        .forward_until(&InProcess(&ingestor), "both files to be ingested", async |w: &World| {
-            w.depth(&queue).await == 0
-                && w.bucket.get_text(PROCESSED_ORDERS_KEY).await.as_deref() == Some(SAMPLE_PROCESSED)
-        })
+        .forward_until(
+            &InProcess(&ingestor),
+            "both files to be ingested",
+            async |w: &World| {
+                w.depth(&queue).await == 0
+                    && w.bucket.get_text(PROCESSED_ORDERS_KEY).await.as_deref()
+                        == Some(SAMPLE_PROCESSED)
+            },
+        )
         .await;
 
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 8);
     assert_eq!(count(&db, "SELECT count(*) FROM barcodes").await, 15);
-    assert_eq!(count(&db, "SELECT count(*) FROM barcodes WHERE order_id IS NULL").await, 3);
-    assert_eq!(count(&db, "SELECT count(*) FROM orders WHERE order_id = 99").await, 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM barcodes WHERE order_id IS NULL").await,
+        3
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM orders WHERE order_id = 99").await,
+        0
+    );
 
     let response = analytics::router(db.store())
-        .oneshot(Request::get("/analytics/top-customers?limit=3").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/analytics/top-customers?limit=3")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -140,7 +182,10 @@ async fn a_file_dropped_into_the_bucket_reaches_postgres_the_bucket_and_the_api(
             {"customer_id": 10, "tickets": 3}
         ])
     );
-    assert_eq!(world.depth(&world.provisioned.dead_letter_queue_url).await, 0);
+    assert_eq!(
+        world.depth(&world.provisioned.dead_letter_queue_url).await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -166,25 +211,35 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_redriven() {
         .await
         .unwrap();
     // A good file in the same queue must not be held back by the bad one.
-    world.bucket.put("incoming/orders.csv", "order_id,customer_id\n1,10\n").await;
+    world
+        .bucket
+        .put("incoming/orders.csv", "order_id,customer_id\n1,10\n")
+        .await;
 
     let dlq = world.provisioned.dead_letter_queue_url.clone();
     let queue = world.provisioned.queue_url.clone();
     world
-        .forward_until(&invoker, "the failing record to be dead-lettered", async |w: &World| {
-            w.depth(&dlq).await == 1 && w.depth(&queue).await == 0
-        })
+        .forward_until(
+            &invoker,
+            "the failing record to be dead-lettered",
+            async |w: &World| w.depth(&dlq).await == 1 && w.depth(&queue).await == 0,
+        )
         .await;
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 1);
 
     // Fix the cause, send the message back, and it goes through.
-    world.bucket.put("incoming/late-orders.csv", "order_id,customer_id\n2,20\n").await;
+    world
+        .bucket
+        .put("incoming/late-orders.csv", "order_id,customer_id\n2,20\n")
+        .await;
     let moved = localenv::redrive(&world.sqs, &dlq, &queue).await.unwrap();
     assert_eq!(moved, 1);
     world
-        .forward_until(&invoker, "the redriven record to be ingested", async |w: &World| {
-            w.depth(&queue).await == 0 && w.depth(&dlq).await == 0
-        })
+        .forward_until(
+            &invoker,
+            "the redriven record to be ingested",
+            async |w: &World| w.depth(&queue).await == 0 && w.depth(&dlq).await == 0,
+        )
         .await;
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 2);
 }
@@ -225,12 +280,20 @@ async fn the_forwarder_keeps_messages_the_invoke_api_reports_as_failed() {
     );
     let queue = world.provisioned.queue_url.clone();
     world
-        .forward_until(&ok, "the test event to drain", async |w: &World| w.depth(&queue).await == 0)
+        .forward_until(&ok, "the test event to drain", async |w: &World| {
+            w.depth(&queue).await == 0
+        })
         .await;
 
     let cases = [
-        ("HTTP 500 (cargo lambda watch)", fake_invoke_api(500, None, json!({"errorType": "x", "errorMessage": "boom"})).await),
-        ("200 with X-Amz-Function-Error (AWS)", fake_invoke_api(200, Some("Unhandled"), json!({"errorMessage": "boom"})).await),
+        (
+            "HTTP 500 (cargo lambda watch)",
+            fake_invoke_api(500, None, json!({"errorType": "x", "errorMessage": "boom"})).await,
+        ),
+        (
+            "200 with X-Amz-Function-Error (AWS)",
+            fake_invoke_api(200, Some("Unhandled"), json!({"errorMessage": "boom"})).await,
+        ),
     ];
     for (what, url) in cases {
         world
@@ -246,15 +309,22 @@ async fn the_forwarder_keeps_messages_the_invoke_api_reports_as_failed() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while outcome.received == 0 {
             assert!(Instant::now() < deadline, "{what}: message never received");
-            outcome = forwarder::poll_once(&world.sqs, &world.source, &failing, Duration::from_secs(1))
-                .await
-                .unwrap();
+            outcome =
+                forwarder::poll_once(&world.sqs, &world.source, &failing, Duration::from_secs(1))
+                    .await
+                    .unwrap();
         }
         assert_eq!((outcome.succeeded, outcome.failed), (0, 1), "{what}");
-        assert_eq!(world.depth(&queue).await, 1, "{what}: the failed message stays queued");
+        assert_eq!(
+            world.depth(&queue).await,
+            1,
+            "{what}: the failed message stays queued"
+        );
         // A healthy function then takes it, and it is deleted.
         world
-            .forward_until(&ok, "the message to be delivered", async |w: &World| w.depth(&queue).await == 0)
+            .forward_until(&ok, "the message to be delivered", async |w: &World| {
+                w.depth(&queue).await == 0
+            })
             .await;
     }
 }
