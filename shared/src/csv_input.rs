@@ -54,6 +54,10 @@ pub enum FileError {
         "unrecognised header {found:?}; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
     )]
     UnknownHeader { found: String },
+    #[error("the file has a header but no rows; nothing to load")]
+    HeaderOnly,
+    #[error("line {line}: the file is not UTF-8 text; save it as UTF-8 and upload it again")]
+    NotUtf8 { line: u64 },
     #[error("line {line}: not valid CSV ({source}); fix the file and upload it again")]
     Csv {
         line: u64,
@@ -69,6 +73,8 @@ pub struct RejectedRow {
     pub field: String,
     pub value: String,
     pub reason: String,
+    /// The whole record as it appeared (re-quoted as CSV).
+    pub raw: String,
 }
 
 /// A parsed line of either kind of file.
@@ -84,6 +90,8 @@ pub struct CsvRows<R: Read> {
     newlines: Rc<RefCell<NewlineIndex>>,
     layout: Layout,
     record: csv::StringRecord,
+    columns: usize,
+    extra_columns: Vec<String>,
 }
 
 /// Where the newlines of the input are, so that a record's line number can be
@@ -146,10 +154,7 @@ impl<R: Read> CsvRows<R> {
             .flexible(true)
             .trim(csv::Trim::None)
             .from_reader(input);
-        let headers = reader
-            .headers()
-            .map_err(|source| FileError::Csv { line: 1, source })?
-            .clone();
+        let headers = reader.headers().map_err(|e| csv_error(e, 1))?.clone();
         if headers.is_empty() || headers.iter().all(|h| h.trim().is_empty()) {
             return Err(FileError::Empty);
         }
@@ -167,11 +172,26 @@ impl<R: Read> CsvRows<R> {
                 })
             }
         };
+        let used: &[usize] = match layout {
+            Layout::Orders {
+                order_id,
+                customer_id,
+            } => &[order_id, customer_id],
+            Layout::Barcodes { barcode, order_id } => &[barcode, order_id],
+        };
+        let extra_columns = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used.contains(i))
+            .map(|(_, name)| name.trim_start_matches('\u{feff}').trim().to_owned())
+            .collect();
         Ok(Self {
             reader,
             newlines,
             layout,
             record: csv::StringRecord::new(),
+            columns: headers.len(),
+            extra_columns,
         })
     }
 
@@ -179,17 +199,22 @@ impl<R: Read> CsvRows<R> {
         self.layout.kind()
     }
 
+    /// Header columns the pipeline does not use: reported, then ignored.
+    pub fn extra_columns(&self) -> &[String] {
+        &self.extra_columns
+    }
+
     /// The next line: `Ok(Some(Ok(row)))` for a valid line, `Ok(Some(Err(..)))`
     /// for a rejected one, `Ok(None)` at the end. Blank lines are skipped.
     pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, FileError> {
         loop {
-            let more = self
-                .reader
-                .read_record(&mut self.record)
-                .map_err(|source| {
-                    let line = source.position().map_or(0, |p| p.line());
-                    FileError::Csv { line, source }
-                })?;
+            let more = match self.reader.read_record(&mut self.record) {
+                Ok(more) => more,
+                Err(source) => {
+                    let line = self.line_at(source.position().map_or(0, |p| p.byte()));
+                    return Err(csv_error(source, line));
+                }
+            };
             if !more {
                 return Ok(None);
             }
@@ -197,12 +222,38 @@ impl<R: Read> CsvRows<R> {
             if self.record.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
+            if self.record.len() != self.columns {
+                return Ok(Some(Err(RejectedRow {
+                    line,
+                    field: "(row)".to_owned(),
+                    value: String::new(),
+                    reason: format!(
+                        "has {} fields; the header has {}",
+                        self.record.len(),
+                        self.columns
+                    ),
+                    raw: raw_record(&self.record),
+                })));
+            }
             return Ok(Some(parse_record(self.layout, &self.record, line)));
         }
     }
 }
 
+fn csv_error(source: csv::Error, line: u64) -> FileError {
+    match source.kind() {
+        csv::ErrorKind::Utf8 { .. } => FileError::NotUtf8 { line },
+        _ => FileError::Csv { line, source },
+    }
+}
+
 impl<R: Read> CsvRows<R> {
+    /// The line holding byte `offset` (where a broken record starts).
+    fn line_at(&self, offset: u64) -> u64 {
+        let (before, _) = self.newlines.borrow_mut().newlines_before(offset);
+        before + 1
+    }
+
     /// The 1-based line on which the record just read starts.
     fn current_line(&self) -> u64 {
         let end = self.reader.position().byte();
@@ -222,16 +273,27 @@ fn field(record: &csv::StringRecord, index: usize) -> &str {
     record.get(index).unwrap_or("")
 }
 
-fn reject(line: u64, field_name: &str, value: &str, reason: String) -> RejectedRow {
-    RejectedRow {
+/// Re-serialises a record as one CSV line, for rejects files.
+pub fn raw_record(record: &csv::StringRecord) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let _ = writer.write_record(record);
+    let mut bytes = writer.into_inner().unwrap_or_default();
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result<Row, RejectedRow> {
+    let reject = |field_name: &str, value: &str, reason: String| RejectedRow {
         line,
         field: field_name.to_owned(),
         value: value.to_owned(),
         reason,
-    }
-}
-
-fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result<Row, RejectedRow> {
+        raw: raw_record(record),
+    };
     match layout {
         Layout::Orders {
             order_id,
@@ -239,10 +301,10 @@ fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result
         } => {
             let raw_order = field(record, order_id);
             let raw_customer = field(record, customer_id);
-            let order_id = OrderId::parse(raw_order)
-                .map_err(|e| reject(line, "order_id", raw_order, e.reason))?;
+            let order_id =
+                OrderId::parse(raw_order).map_err(|e| reject("order_id", raw_order, e.reason))?;
             let customer_id = CustomerId::parse(raw_customer)
-                .map_err(|e| reject(line, "customer_id", raw_customer, e.reason))?;
+                .map_err(|e| reject("customer_id", raw_customer, e.reason))?;
             Ok(Row::Order(OrderRow {
                 line,
                 order_id,
@@ -253,13 +315,13 @@ fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result
             let raw_barcode = field(record, barcode);
             let raw_order = field(record, order_id);
             let barcode = Barcode::parse(raw_barcode)
-                .map_err(|e| reject(line, "barcode", raw_barcode, e.reason))?;
+                .map_err(|e| reject("barcode", raw_barcode, e.reason))?;
             let order_id = if raw_order.trim().is_empty() {
                 None
             } else {
                 Some(
                     OrderId::parse(raw_order)
-                        .map_err(|e| reject(line, "order_id", raw_order, e.reason))?,
+                        .map_err(|e| reject("order_id", raw_order, e.reason))?,
                 )
             };
             Ok(Row::Barcode(BarcodeRow {
@@ -358,6 +420,25 @@ mod tests {
             (3, "customer_id")
         );
         assert!(matches!(rows[2], Ok(Row::Order(_))));
+    }
+
+    #[test]
+    fn extra_columns_are_named_and_wrong_field_counts_rejected() {
+        let mut reader =
+            CsvRows::open("customer_id,order_id,note\n1,2,x\n3,4\n5,6,y,z\n".as_bytes()).unwrap();
+        assert_eq!(reader.extra_columns(), ["note"]);
+        let mut got = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            got.push(row.map(|_| ()).map_err(|r| (r.line, r.raw)));
+        }
+        assert_eq!(
+            got,
+            vec![
+                Ok(()),
+                Err((3, "3,4".to_owned())),
+                Err((4, "5,6,y,z".to_owned()))
+            ]
+        );
     }
 
     #[test]

@@ -3,12 +3,13 @@
 
 use std::pin::{pin, Pin};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type, NoTls};
 
 use crate::config::DatabaseSettings;
+use crate::csv_input::RejectedRow;
 use crate::domain::{
     Barcode, BarcodeRow, CustomerId, CustomerTickets, OrderId, OrderRow, ProcessedOrder,
 };
@@ -62,25 +63,87 @@ pub async fn migrate(pool: &Pool) -> Result<usize, DbError> {
     Ok(report.applied_migrations().len())
 }
 
-/// What the file reader sends to the loader. Only an explicit `Complete`
-/// lets the load commit, so a reader that fails half-way stores nothing.
+/// What the file reader sends to the loader: valid rows and rejected ones go
+/// down the same stream (rejections are staged too, for the rejects file).
+/// Only an explicit `Complete` lets the load commit, so a reader that fails
+/// half-way stores nothing.
 #[derive(Debug)]
 pub enum Batch<R> {
-    Rows(Vec<R>),
+    Rows(Vec<Result<R, RejectedRow>>),
     Complete,
 }
 
-/// What loading one file changed.
+/// Serialises merges into the shared tables, so that two files ingested at
+/// once give the same result as one after the other. Staging (the bulk of
+/// the work) still runs in parallel.
+const MERGE_LOCK: i64 = 0x6f72_6465_7273; // "orders"
+/// Serialises publishers of processed_orders.csv, so an older snapshot never
+/// overwrites a newer one.
+const PUBLISH_LOCK: i64 = 0x7075_626c_6973; // "publis"
+
+/// What loading one file did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LoadCounts {
-    /// Valid rows read from the file.
-    pub rows: u64,
+    /// Data lines read (valid or not).
+    pub rows_read: u64,
     /// Rows that added or changed a stored order or barcode.
-    pub stored: u64,
-    /// Rows that repeat a barcode or order seen earlier in the same file.
-    pub duplicates_in_file: u64,
-    /// Rows whose barcode or order was already stored (first occurrence wins).
-    pub already_stored: u64,
+    pub accepted: u64,
+    /// Rows rejected: invalid values, duplicate barcodes, conflicting orders.
+    pub rejected: u64,
+    /// Rows repeating a barcode or order seen before (a subset of rejected
+    /// for barcodes; same-customer order repeats are ignored, not rejected).
+    pub duplicates: u64,
+    /// Accepted rows worth knowing about: orders without barcodes, barcodes
+    /// of orders not known yet.
+    pub warnings: u64,
+}
+
+/// One reported problem with a line of an input file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub line: u64,
+    /// `rejected` (not stored), `ignored` (a no-op repeat) or `warning` (stored).
+    pub severity: String,
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The identity of one object version: the idempotency key of an ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    pub version_id: String,
+}
+
+/// The outcome of claiming an object version for ingestion.
+pub enum Begun {
+    /// Not ingested before: load it in this session (one transaction).
+    New(LoadSession),
+    /// Already loaded or rejected: nothing to do.
+    AlreadyIngested { ingestion_id: i64, status: String },
+}
+
+/// What the ledger records when a load commits.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub kind: &'static str,
+    pub counts: LoadCounts,
+    pub report_key: String,
+    pub rejects_key: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// Current totals, kept in step with every load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub orders: i64,
+    pub barcodes: i64,
+    pub unused_barcodes: i64,
+    pub rejected_rows: i64,
+    pub data_version: i64,
 }
 
 /// Typed access to the order store.
@@ -105,74 +168,104 @@ impl PgStore {
         Ok(())
     }
 
-    /// Loads a stream of order batches in one transaction; the first
-    /// occurrence of an order_id wins.
-    pub async fn load_orders(
-        &self,
-        batches: mpsc::Receiver<Batch<OrderRow>>,
-    ) -> Result<LoadCounts, DbError> {
-        self.load_staged(batches).await
-    }
-
-    /// Loads a stream of barcode batches in one transaction. The first
-    /// occurrence of a barcode wins; a stored unsold barcode becomes sold when
-    /// a later file assigns it to an order, but a sold one never moves.
-    pub async fn load_barcodes(
-        &self,
-        batches: mpsc::Receiver<Batch<BarcodeRow>>,
-    ) -> Result<LoadCounts, DbError> {
-        self.load_staged(batches).await
-    }
-
-    /// Streams rows into a temporary table with binary COPY (PostgreSQL's
-    /// fastest path in), then merges them with one SQL statement, since COPY
-    /// itself cannot skip conflicts. All in one transaction: all or nothing.
-    async fn load_staged<R: StagedRow>(
-        &self,
-        mut batches: mpsc::Receiver<Batch<R>>,
-    ) -> Result<LoadCounts, DbError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.batch_execute(R::CREATE_STAGING).await?;
-        let sink = tx.copy_in(R::COPY_IN).await?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, R::COLUMN_TYPES));
-        let mut rows = 0u64;
-        loop {
-            match batches.recv().await {
-                Some(Batch::Rows(batch)) => {
-                    for row in &batch {
-                        row.write(writer.as_mut()).await?;
-                    }
-                    rows += batch.len() as u64;
-                }
-                Some(Batch::Complete) => break,
-                // The reader stopped without saying the input is complete:
-                // dropping the transaction rolls back everything staged.
-                None => return Err(DbError::InputIncomplete),
+    /// Opens the load transaction and claims the object version in the
+    /// ledger. A concurrent delivery of the same version waits here until the
+    /// first one commits (then finds it done) or rolls back (then loads it).
+    pub async fn begin_ingestion(&self, version: &ObjectVersion) -> Result<Begun, DbError> {
+        let client = self.pool.get().await?;
+        client.batch_execute("BEGIN").await?;
+        let mut session = LoadSession {
+            client: Some(client),
+            ingestion_id: 0,
+            deltas: Deltas::default(),
+        };
+        let client = session.client();
+        let claimed = client
+            .query_opt(
+                "INSERT INTO ingestions (bucket, key, etag, version_id, status)
+                 VALUES ($1, $2, $3, $4, 'loading')
+                 ON CONFLICT (bucket, key, etag, version_id) DO UPDATE
+                     SET status = 'loading', attempts = ingestions.attempts + 1,
+                         started_at = now(), error = NULL
+                     WHERE ingestions.status = 'failed'
+                 RETURNING id",
+                &[
+                    &version.bucket,
+                    &version.key,
+                    &version.etag,
+                    &version.version_id,
+                ],
+            )
+            .await?;
+        match claimed {
+            Some(row) => {
+                session.ingestion_id = row.get(0);
+                Ok(Begun::New(session))
+            }
+            None => {
+                let row = client
+                    .query_one(
+                        "SELECT id, status FROM ingestions
+                         WHERE bucket = $1 AND key = $2 AND etag = $3 AND version_id = $4",
+                        &[
+                            &version.bucket,
+                            &version.key,
+                            &version.etag,
+                            &version.version_id,
+                        ],
+                    )
+                    .await?;
+                client.batch_execute("ROLLBACK").await?;
+                Ok(Begun::AlreadyIngested {
+                    ingestion_id: row.get(0),
+                    status: row.get(1),
+                })
             }
         }
-        writer.finish().await?;
-        let merged = tx.query_one(R::MERGE, &[]).await?;
-        tx.commit().await?;
-        let distinct = merged.get::<_, i64>(0) as u64;
-        let stored = merged.get::<_, i64>(1) as u64;
-        Ok(LoadCounts {
-            rows,
-            stored,
-            duplicates_in_file: rows - distinct,
-            already_stored: distinct - stored,
-        })
+    }
+
+    /// Records, outside any load transaction, that a version was rejected
+    /// whole (`rejected`, final) or failed for a reason worth retrying
+    /// (`failed`). Returns the ledger id.
+    pub async fn record_outcome(
+        &self,
+        version: &ObjectVersion,
+        status: &str,
+        error: &str,
+        report_key: Option<&str>,
+    ) -> Result<i64, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO ingestions (bucket, key, etag, version_id, status, error, report_key, finished_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                 ON CONFLICT (bucket, key, etag, version_id) DO UPDATE
+                     SET status = EXCLUDED.status, error = EXCLUDED.error,
+                         report_key = EXCLUDED.report_key, finished_at = now()
+                 RETURNING id",
+                &[
+                    &version.bucket,
+                    &version.key,
+                    &version.etag,
+                    &version.version_id,
+                    &status,
+                    &error,
+                    &report_key,
+                ],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     /// Customers with the most tickets, ties broken by the lower customer_id.
+    /// Reads the maintained aggregate, never the barcode table.
     pub async fn top_customers(&self, limit: i64) -> Result<Vec<CustomerTickets>, DbError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT o.customer_id, count(*) AS tickets
-                 FROM barcodes b JOIN orders o ON o.order_id = b.order_id
-                 GROUP BY o.customer_id
-                 ORDER BY tickets DESC, o.customer_id ASC
+                "SELECT customer_id, tickets FROM customer_tickets
+                 WHERE tickets > 0
+                 ORDER BY tickets DESC, customer_id ASC
                  LIMIT $1",
                 &[&limit],
             )
@@ -186,6 +279,473 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn totals(&self) -> Result<Totals, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT orders, barcodes, unused_barcodes, rejected_rows, data_version FROM pipeline_stats",
+                &[],
+            )
+            .await?;
+        Ok(Totals {
+            orders: row.get(0),
+            barcodes: row.get(1),
+            unused_barcodes: row.get(2),
+            rejected_rows: row.get(3),
+            data_version: row.get(4),
+        })
+    }
+
+    /// Orders that have no barcodes: stored, but not in processed_orders.csv.
+    /// Scans; for summaries, not for request paths.
+    pub async fn orders_without_barcodes(&self) -> Result<i64, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM orders o
+                 WHERE NOT EXISTS (SELECT 1 FROM barcodes b WHERE b.order_id = o.order_id)",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Starts publishing processed_orders.csv: takes the publish lock and
+    /// tells whether the published file is behind the data.
+    pub async fn begin_publish(&self) -> Result<PublishSession, DbError> {
+        let client = self.pool.get().await?;
+        client.batch_execute("BEGIN").await?;
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT data_version, processed_version FROM pipeline_stats",
+                &[],
+            )
+            .await?;
+        Ok(PublishSession {
+            client: Some(client),
+            data_version: row.get(0),
+            published_version: row.get(1),
+        })
+    }
+}
+
+/// Detaches a connection that may be mid-transaction so that it is closed
+/// (and the server rolls back) instead of going back to the pool.
+fn discard(client: Option<Object>) {
+    if let Some(client) = client {
+        drop(Object::take(client));
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Deltas {
+    orders: i64,
+    barcodes: i64,
+    unused: i64,
+}
+
+/// One file's load: a transaction on a dedicated connection. Dropping it
+/// without [`LoadSession::commit`] rolls everything back, whatever happened.
+pub struct LoadSession {
+    client: Option<Object>,
+    ingestion_id: i64,
+    deltas: Deltas,
+}
+
+impl Drop for LoadSession {
+    fn drop(&mut self) {
+        discard(self.client.take());
+    }
+}
+
+impl LoadSession {
+    fn client(&self) -> &Object {
+        self.client.as_ref().expect("session is open")
+    }
+
+    pub fn ingestion_id(&self) -> i64 {
+        self.ingestion_id
+    }
+
+    /// Stages and merges an orders file. The first row for an order_id wins;
+    /// a repeat with the same customer is a no-op, with another customer a
+    /// rejected conflict; stored orders are never rewritten.
+    pub async fn load_orders(
+        &mut self,
+        batches: mpsc::Receiver<Batch<OrderRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        let rows_read = self.stage(batches).await?;
+        let client = self.client();
+        client
+            .batch_execute(
+                "CREATE TEMP TABLE firsts ON COMMIT DROP AS
+                     SELECT DISTINCT ON (order_id) order_id, customer_id, line
+                     FROM staging WHERE reason IS NULL ORDER BY order_id, line;
+                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT s.line,
+                        CASE WHEN s.customer_id = f.customer_id THEN 'ignored' ELSE 'rejected' END,
+                        true, 'customer_id', s.customer_id::text,
+                        CASE WHEN s.customer_id = f.customer_id
+                             THEN format('order %s repeats line %s with the same customer; ignored', s.order_id, f.line)
+                             ELSE format('order %s already belongs to customer %s (line %s); a conflicting customer is rejected', s.order_id, f.customer_id, f.line)
+                        END,
+                        s.order_id || ',' || s.customer_id
+                 FROM staging s JOIN firsts f USING (order_id)
+                 WHERE s.reason IS NULL AND s.line <> f.line;",
+            )
+            .await?;
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
+            .await?;
+        client
+            .execute(
+                "INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT f.line,
+                        CASE WHEN o.customer_id = f.customer_id THEN 'ignored' ELSE 'rejected' END,
+                        true, 'customer_id', f.customer_id::text,
+                        CASE WHEN o.customer_id = f.customer_id
+                             THEN format('order %s is already stored (%s line %s); ignored', f.order_id, coalesce(i.key, 'an earlier file'), o.source_line)
+                             ELSE format('order %s already belongs to customer %s (%s line %s); history is never rewritten', f.order_id, o.customer_id, coalesce(i.key, 'an earlier file'), o.source_line)
+                        END,
+                        f.order_id || ',' || f.customer_id
+                 FROM firsts f JOIN orders o USING (order_id)
+                 LEFT JOIN ingestions i ON i.id = o.ingestion_id",
+                &[],
+            )
+            .await?;
+        let merged = client
+            .query_one(
+                "WITH inserted AS (
+                     INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
+                     SELECT f.order_id, f.customer_id, $1, f.line FROM firsts f
+                     WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = f.order_id)
+                     ORDER BY f.line
+                     RETURNING order_id, customer_id, source_line
+                 ), per_order AS (
+                     SELECT i.order_id, i.customer_id, i.source_line,
+                            (SELECT count(*) FROM barcodes b WHERE b.order_id = i.order_id) AS tickets
+                     FROM inserted i
+                 ), tickets AS (
+                     INSERT INTO customer_tickets (customer_id, tickets)
+                     SELECT customer_id, sum(tickets) FROM per_order
+                     GROUP BY customer_id HAVING sum(tickets) > 0
+                     ON CONFLICT (customer_id) DO UPDATE
+                         SET tickets = customer_tickets.tickets + EXCLUDED.tickets
+                 ), warned AS (
+                     INSERT INTO problems (line, severity, field, value, reason, raw)
+                     SELECT source_line, 'warning', 'order_id', order_id::text,
+                            'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
+                            order_id || ',' || customer_id
+                     FROM per_order WHERE tickets = 0 ORDER BY source_line LIMIT 100
+                 )
+                 SELECT (SELECT count(*) FROM per_order),
+                        (SELECT count(*) FROM per_order WHERE tickets = 0)",
+                &[&self.ingestion_id],
+            )
+            .await?;
+        let inserted: i64 = merged.get(0);
+        let without_barcodes: i64 = merged.get(1);
+        self.deltas.orders += inserted;
+        self.counts(rows_read, inserted, without_barcodes).await
+    }
+
+    /// Stages and merges a barcodes file. The first occurrence of a barcode
+    /// wins (by line in the file, then the stored one); a stored unsold
+    /// barcode becomes sold when a later file assigns it, a sold one never
+    /// moves.
+    pub async fn load_barcodes(
+        &mut self,
+        batches: mpsc::Receiver<Batch<BarcodeRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        let rows_read = self.stage(batches).await?;
+        let client = self.client();
+        client
+            .batch_execute(
+                "CREATE TEMP TABLE firsts ON COMMIT DROP AS
+                     SELECT DISTINCT ON (barcode) barcode, order_id, line
+                     FROM staging WHERE reason IS NULL ORDER BY barcode, line;
+                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT s.line, 'rejected', true, 'barcode', s.barcode,
+                        format('duplicate barcode: first seen on line %s; the first occurrence wins', f.line),
+                        s.barcode || ',' || coalesce(s.order_id::text, '')
+                 FROM staging s JOIN firsts f USING (barcode)
+                 WHERE s.reason IS NULL AND s.line <> f.line;",
+            )
+            .await?;
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
+            .await?;
+        client
+            .execute(
+                "INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT f.line, 'rejected', true, 'barcode', f.barcode,
+                        CASE WHEN b.order_id IS NOT NULL AND f.order_id IS DISTINCT FROM b.order_id
+                             THEN format('barcode already sold to order %s (%s line %s); a sold barcode never moves', b.order_id, coalesce(i.key, 'an earlier file'), b.source_line)
+                             ELSE format('duplicate barcode: already stored from %s line %s; the first occurrence wins', coalesce(i.key, 'an earlier file'), b.source_line)
+                        END,
+                        f.barcode || ',' || coalesce(f.order_id::text, '')
+                 FROM firsts f JOIN barcodes b USING (barcode)
+                 LEFT JOIN ingestions i ON i.id = b.ingestion_id
+                 WHERE NOT (b.order_id IS NULL AND f.order_id IS NOT NULL)",
+                &[],
+            )
+            .await?;
+        let merged = client
+            .query_one(
+                "WITH inserted AS (
+                     INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
+                     SELECT f.barcode, f.order_id, $1, f.line FROM firsts f
+                     WHERE NOT EXISTS (SELECT 1 FROM barcodes b WHERE b.barcode = f.barcode)
+                     ORDER BY f.line
+                     RETURNING barcode, order_id, source_line
+                 ), sold AS (
+                     UPDATE barcodes b
+                     SET order_id = f.order_id, ingestion_id = $1, source_line = f.line
+                     FROM firsts f
+                     WHERE b.barcode = f.barcode AND b.order_id IS NULL AND f.order_id IS NOT NULL
+                     RETURNING b.barcode, b.order_id, b.source_line
+                 ), assigned AS (
+                     SELECT barcode, order_id, source_line FROM inserted WHERE order_id IS NOT NULL
+                     UNION ALL
+                     SELECT barcode, order_id, source_line FROM sold
+                 ), known AS (
+                     SELECT o.customer_id, count(*) AS tickets
+                     FROM assigned a JOIN orders o USING (order_id)
+                     GROUP BY o.customer_id
+                 ), tickets AS (
+                     INSERT INTO customer_tickets (customer_id, tickets)
+                     SELECT customer_id, tickets FROM known
+                     ON CONFLICT (customer_id) DO UPDATE
+                         SET tickets = customer_tickets.tickets + EXCLUDED.tickets
+                 ), orphans AS (
+                     SELECT a.* FROM assigned a
+                     WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id)
+                 ), warned AS (
+                     INSERT INTO problems (line, severity, field, value, reason, raw)
+                     SELECT source_line, 'warning', 'order_id', order_id::text,
+                            format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
+                            barcode || ',' || order_id
+                     FROM orphans ORDER BY source_line LIMIT 100
+                 )
+                 SELECT (SELECT count(*) FROM inserted),
+                        (SELECT count(*) FROM inserted WHERE order_id IS NULL),
+                        (SELECT count(*) FROM sold),
+                        (SELECT count(*) FROM orphans)",
+                &[&self.ingestion_id],
+            )
+            .await?;
+        let inserted: i64 = merged.get(0);
+        let inserted_unused: i64 = merged.get(1);
+        let sold: i64 = merged.get(2);
+        let orphans: i64 = merged.get(3);
+        self.deltas.barcodes += inserted;
+        self.deltas.unused += inserted_unused - sold;
+        self.counts(rows_read, inserted + sold, orphans).await
+    }
+
+    async fn counts(
+        &self,
+        rows_read: u64,
+        accepted: i64,
+        warnings: i64,
+    ) -> Result<LoadCounts, DbError> {
+        let row = self
+            .client()
+            .query_one(
+                "SELECT count(*) FILTER (WHERE severity = 'rejected'),
+                        count(*) FILTER (WHERE duplicate)
+                 FROM problems",
+                &[],
+            )
+            .await?;
+        Ok(LoadCounts {
+            rows_read,
+            accepted: accepted as u64,
+            rejected: row.get::<_, i64>(0) as u64,
+            duplicates: row.get::<_, i64>(1) as u64,
+            warnings: warnings as u64,
+        })
+    }
+
+    /// Streams the rows into a temporary staging table with binary COPY
+    /// (PostgreSQL's fastest way in); rejected rows ride along with their
+    /// reason so the rejects file can be written from one place.
+    async fn stage<R: StagedRow>(
+        &mut self,
+        mut batches: mpsc::Receiver<Batch<R>>,
+    ) -> Result<u64, DbError> {
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE staging ({}, field text, value text, reason text, raw text) ON COMMIT DROP;
+                 CREATE TEMP TABLE problems (
+                     line bigint, severity text, duplicate boolean NOT NULL DEFAULT false,
+                     field text, value text, reason text, raw text) ON COMMIT DROP;",
+                R::STAGING_COLUMNS
+            ))
+            .await?;
+        let sink = client
+            .copy_in(&format!(
+                "COPY staging ({}, field, value, reason, raw) FROM STDIN BINARY",
+                R::COPY_COLUMNS
+            ))
+            .await?;
+        let mut types = R::COLUMN_TYPES.to_vec();
+        types.extend([Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]);
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        let mut rows = 0u64;
+        loop {
+            match batches.recv().await {
+                Some(Batch::Rows(batch)) => {
+                    for row in &batch {
+                        match row {
+                            Ok(row) => row.write(writer.as_mut()).await?,
+                            Err(rejected) => R::write_rejected(rejected, writer.as_mut()).await?,
+                        }
+                    }
+                    rows += batch.len() as u64;
+                }
+                Some(Batch::Complete) => break,
+                // The reader stopped without saying the input is complete:
+                // the session is dropped and everything staged rolls back.
+                None => return Err(DbError::InputIncomplete),
+            }
+        }
+        writer.finish().await?;
+        client
+            .batch_execute(
+                "INSERT INTO problems (line, severity, field, value, reason, raw)
+                 SELECT line, 'rejected', field, value, reason, raw FROM staging WHERE reason IS NOT NULL;
+                 ANALYZE staging;",
+            )
+            .await?;
+        Ok(rows)
+    }
+
+    /// The first `limit` problems by line, for the report.
+    pub async fn first_problems(&self, limit: i64) -> Result<Vec<Problem>, DbError> {
+        let rows = self
+            .client()
+            .query(
+                "SELECT line, severity, coalesce(field, ''), coalesce(value, ''), coalesce(reason, '')
+                 FROM problems ORDER BY line, severity LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Problem {
+                line: row.get::<_, i64>(0) as u64,
+                severity: row.get(1),
+                field: row.get(2),
+                value: row.get(3),
+                reason: row.get(4),
+            })
+            .collect())
+    }
+
+    /// Streams every rejected row, by line, to `sink` as
+    /// (line, field, value, reason, raw).
+    pub async fn for_each_rejected<F, E>(&self, mut sink: F) -> Result<u64, E>
+    where
+        F: FnMut(u64, &str, &str, &str, &str) -> Result<(), E>,
+        E: From<DbError>,
+    {
+        let stream = self
+            .client()
+            .query_raw(
+                "SELECT line, coalesce(field, ''), coalesce(value, ''), coalesce(reason, ''), coalesce(raw, '')
+                 FROM problems WHERE severity = 'rejected' ORDER BY line",
+                std::iter::empty::<i64>(),
+            )
+            .await
+            .map_err(DbError::from)?;
+        let mut stream = pin!(stream);
+        let mut written = 0;
+        while let Some(row) = stream.try_next().await.map_err(DbError::from)? {
+            sink(
+                row.get::<_, i64>(0) as u64,
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+            )?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Completes the ledger row, bumps the totals and the data version, and
+    /// commits. Returns the new data version.
+    pub async fn commit(mut self, entry: &LedgerEntry) -> Result<i64, DbError> {
+        let client = self.client();
+        client
+            .execute(
+                "UPDATE ingestions SET status = 'loaded', kind = $2, rows_read = $3, accepted = $4,
+                     rejected = $5, duplicates = $6, warnings = $7, report_key = $8,
+                     rejects_key = $9, finished_at = now(), duration_ms = $10, error = NULL
+                 WHERE id = $1",
+                &[
+                    &self.ingestion_id,
+                    &entry.kind,
+                    &(entry.counts.rows_read as i64),
+                    &(entry.counts.accepted as i64),
+                    &(entry.counts.rejected as i64),
+                    &(entry.counts.duplicates as i64),
+                    &(entry.counts.warnings as i64),
+                    &entry.report_key,
+                    &entry.rejects_key,
+                    &entry.duration_ms,
+                ],
+            )
+            .await?;
+        let changed = entry.counts.accepted > 0;
+        let row = client
+            .query_one(
+                "UPDATE pipeline_stats SET
+                     orders = orders + $1, barcodes = barcodes + $2,
+                     unused_barcodes = unused_barcodes + $3,
+                     rejected_rows = rejected_rows + $4,
+                     data_version = data_version + CASE WHEN $5 THEN 1 ELSE 0 END
+                 RETURNING data_version",
+                &[
+                    &self.deltas.orders,
+                    &self.deltas.barcodes,
+                    &self.deltas.unused,
+                    &(entry.counts.rejected as i64),
+                    &changed,
+                ],
+            )
+            .await?;
+        client.batch_execute("COMMIT").await?;
+        // Committed: the connection is clean and can go back to the pool.
+        drop(self.client.take());
+        Ok(row.get(0))
+    }
+}
+
+/// Publishing processed_orders.csv under the publish lock.
+pub struct PublishSession {
+    client: Option<Object>,
+    pub data_version: i64,
+    pub published_version: i64,
+}
+
+impl Drop for PublishSession {
+    fn drop(&mut self) {
+        discard(self.client.take());
+    }
+}
+
+impl PublishSession {
+    /// True when the published file already shows the current data.
+    pub fn is_current(&self) -> bool {
+        self.published_version >= self.data_version
+    }
+
     /// Streams every order that has barcodes, ordered by customer then order,
     /// to `sink` one at a time so memory stays flat whatever the table size.
     pub async fn for_each_processed_order<F, E>(&self, mut sink: F) -> Result<u64, E>
@@ -193,7 +753,7 @@ impl PgStore {
         F: FnMut(ProcessedOrder) -> Result<(), E>,
         E: From<DbError>,
     {
-        let client = self.pool.get().await.map_err(DbError::from)?;
+        let client = self.client.as_ref().expect("session is open");
         let stream = client
             .query_raw(
                 "SELECT o.customer_id, o.order_id, array_agg(b.barcode ORDER BY b.seq)
@@ -217,38 +777,45 @@ impl PgStore {
         }
         Ok(written)
     }
+
+    /// Records that the file now shows `data_version`, and releases the lock.
+    pub async fn finish(mut self) -> Result<(), DbError> {
+        let client = self.client.as_ref().expect("session is open");
+        client
+            .execute(
+                "UPDATE pipeline_stats SET processed_version = GREATEST(processed_version, $1)",
+                &[&self.data_version],
+            )
+            .await?;
+        client.batch_execute("COMMIT").await?;
+        drop(self.client.take());
+        Ok(())
+    }
 }
 
-/// A row kind that can be bulk-loaded through a staging table. `MERGE`
-/// returns two counts: distinct keys staged, and rows stored.
+/// A row kind that can be bulk-loaded through the staging table.
 trait StagedRow: Send + 'static {
-    const CREATE_STAGING: &'static str;
-    const COPY_IN: &'static str;
+    /// Typed columns of the staging table (the reject columns are added).
+    const STAGING_COLUMNS: &'static str;
+    const COPY_COLUMNS: &'static str;
     const COLUMN_TYPES: &'static [Type];
-    const MERGE: &'static str;
 
     async fn write(
         &self,
         writer: Pin<&mut BinaryCopyInWriter>,
     ) -> Result<(), tokio_postgres::Error>;
+    async fn write_rejected(
+        rejected: &RejectedRow,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error>;
 }
 
+const NO_TEXT: Option<&str> = None;
+
 impl StagedRow for OrderRow {
-    const CREATE_STAGING: &'static str =
-        "CREATE TEMP TABLE staging_orders (line bigint, order_id bigint, customer_id bigint) ON COMMIT DROP";
-    const COPY_IN: &'static str =
-        "COPY staging_orders (line, order_id, customer_id) FROM STDIN BINARY";
+    const STAGING_COLUMNS: &'static str = "line bigint, order_id bigint, customer_id bigint";
+    const COPY_COLUMNS: &'static str = "line, order_id, customer_id";
     const COLUMN_TYPES: &'static [Type] = &[Type::INT8, Type::INT8, Type::INT8];
-    const MERGE: &'static str = "WITH firsts AS (
-             SELECT DISTINCT ON (order_id) order_id, customer_id, line
-             FROM staging_orders ORDER BY order_id, line
-         ), inserted AS (
-             INSERT INTO orders (order_id, customer_id)
-             SELECT order_id, customer_id FROM firsts ORDER BY line
-             ON CONFLICT (order_id) DO NOTHING
-             RETURNING 1
-         )
-         SELECT (SELECT count(*) FROM firsts), (SELECT count(*) FROM inserted)";
 
     async fn write(
         &self,
@@ -256,28 +823,42 @@ impl StagedRow for OrderRow {
     ) -> Result<(), tokio_postgres::Error> {
         let line = self.line as i64;
         writer
-            .write(&[&line, &self.order_id.get(), &self.customer_id.get()])
+            .write(&[
+                &line,
+                &self.order_id.get(),
+                &self.customer_id.get(),
+                &NO_TEXT,
+                &NO_TEXT,
+                &NO_TEXT,
+                &NO_TEXT,
+            ])
+            .await
+    }
+
+    async fn write_rejected(
+        rejected: &RejectedRow,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let line = rejected.line as i64;
+        let none: Option<i64> = None;
+        writer
+            .write(&[
+                &line,
+                &none,
+                &none,
+                &rejected.field,
+                &rejected.value,
+                &rejected.reason,
+                &rejected.raw,
+            ])
             .await
     }
 }
 
 impl StagedRow for BarcodeRow {
-    const CREATE_STAGING: &'static str =
-        "CREATE TEMP TABLE staging_barcodes (line bigint, barcode text, order_id bigint) ON COMMIT DROP";
-    const COPY_IN: &'static str =
-        "COPY staging_barcodes (line, barcode, order_id) FROM STDIN BINARY";
+    const STAGING_COLUMNS: &'static str = "line bigint, barcode text, order_id bigint";
+    const COPY_COLUMNS: &'static str = "line, barcode, order_id";
     const COLUMN_TYPES: &'static [Type] = &[Type::INT8, Type::TEXT, Type::INT8];
-    const MERGE: &'static str = "WITH firsts AS (
-             SELECT DISTINCT ON (barcode) barcode, order_id, line
-             FROM staging_barcodes ORDER BY barcode, line
-         ), stored AS (
-             INSERT INTO barcodes (barcode, order_id)
-             SELECT barcode, order_id FROM firsts ORDER BY line
-             ON CONFLICT (barcode) DO UPDATE SET order_id = EXCLUDED.order_id
-                 WHERE barcodes.order_id IS NULL AND EXCLUDED.order_id IS NOT NULL
-             RETURNING 1
-         )
-         SELECT (SELECT count(*) FROM firsts), (SELECT count(*) FROM stored)";
 
     async fn write(
         &self,
@@ -286,7 +867,34 @@ impl StagedRow for BarcodeRow {
         let line = self.line as i64;
         let order_id = self.order_id.map(OrderId::get);
         writer
-            .write(&[&line, &self.barcode.as_str(), &order_id])
+            .write(&[
+                &line,
+                &self.barcode.as_str(),
+                &order_id,
+                &NO_TEXT,
+                &NO_TEXT,
+                &NO_TEXT,
+                &NO_TEXT,
+            ])
+            .await
+    }
+
+    async fn write_rejected(
+        rejected: &RejectedRow,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let line = rejected.line as i64;
+        let none: Option<i64> = None;
+        writer
+            .write(&[
+                &line,
+                &NO_TEXT,
+                &none,
+                &rejected.field,
+                &rejected.value,
+                &rejected.reason,
+                &rejected.raw,
+            ])
             .await
     }
 }

@@ -1,8 +1,9 @@
 //! Ingesting one object: stream it out of storage, parse it on a blocking
-//! thread, COPY the valid rows into PostgreSQL, then republish
-//! `processed_orders.csv`. Knows the ports ([`ObjectStore`], [`PgStore`]),
-//! not how they are reached.
+//! thread, COPY every row into PostgreSQL inside one transaction, write the
+//! report and rejects file, commit, then republish `processed_orders.csv`.
+//! Knows the ports ([`ObjectStore`], [`PgStore`]), not how they are reached.
 
+use std::io::Write;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -10,16 +11,29 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, RejectedRow, Row};
-use crate::db::{Batch, DbError, LoadCounts, PgStore};
+use crate::db::{
+    Batch, Begun, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore, Problem,
+};
+use crate::domain::{BarcodeRow, OrderRow};
 use crate::processed::ProcessedOrdersWriter;
-use crate::storage::{ObjectReader, ObjectRef, ObjectStore, StorageError};
+use crate::storage::{ObjectRef, ObjectStore, StorageError};
 
 /// Rows per message between the parser thread and the loader.
-const BATCH_ROWS: usize = 4096;
+const BATCH_ROWS: usize = 8192;
 /// Batches in flight: bounds memory whatever the file size.
 const BATCHES_IN_FLIGHT: usize = 4;
-/// Rejected rows kept in a report (all are counted).
-const MAX_REPORTED_REJECTS: usize = 100;
+/// Problems listed in a report (all are counted, and all rejected rows are in
+/// the rejects file).
+pub const REPORTED_PROBLEMS: i64 = 100;
+
+/// Where the reports of an input go: `reports/<input key>.json` and
+/// `reports/<input key>.rejected.csv`.
+pub fn report_keys(input_key: &str) -> (String, String) {
+    (
+        format!("reports/{input_key}.json"),
+        format!("reports/{input_key}.rejected.csv"),
+    )
+}
 
 /// A failure worth retrying: the input may well succeed next time (storage or
 /// database trouble). A broken file is not an error: it is a rejected report.
@@ -29,10 +43,19 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Database(#[from] DbError),
-    #[error("writing processed_orders.csv: {0}")]
-    Output(String),
+    #[error("writing {what}: {message}")]
+    Output { what: &'static str, message: String },
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl IngestError {
+    fn output(what: &'static str, err: impl std::fmt::Display) -> Self {
+        Self::Output {
+            what,
+            message: err.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -42,30 +65,73 @@ pub enum IngestStatus {
     Loaded,
     /// The file as a whole could not be read; nothing was stored.
     Rejected,
+    /// This exact object version was ingested before; nothing changed.
+    AlreadyIngested,
 }
 
-/// The outcome of one object's ingest, logged and returned to the caller.
+/// Milliseconds spent in each phase.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Timings {
+    /// Reading, parsing, staging and merging.
+    pub load_ms: u64,
+    /// Writing the report and rejects file, committing.
+    pub commit_ms: u64,
+    /// Regenerating processed_orders.csv.
+    pub publish_ms: u64,
+    pub total_ms: u64,
+}
+
+/// The outcome of one object's ingest: stored as `reports/<key>.json`,
+/// logged, and returned to the caller.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestReport {
+    pub ingestion_id: Option<i64>,
     pub bucket: String,
     pub key: String,
+    pub etag: String,
+    pub version_id: String,
     pub status: IngestStatus,
     pub kind: Option<FileKind>,
     pub counts: LoadCounts,
-    pub rejected_rows: u64,
-    /// The first rejected rows, with line, field, value and reason.
-    pub rejects: Vec<RejectedRow>,
-    /// Why the whole file was rejected, when it was.
+    /// Header columns that were ignored.
+    pub extra_columns: Vec<String>,
+    /// The first problems by line (see `counts` for the totals).
+    pub problems: Vec<Problem>,
+    /// Why the whole file was rejected, or what the earlier ingestion was.
     pub error: Option<String>,
+    pub report_key: Option<String>,
+    pub rejects_key: Option<String>,
+    /// Orders written to processed_orders.csv (None when it was current).
     pub processed_orders_written: Option<u64>,
-    pub elapsed_ms: u128,
+    pub timings: Timings,
 }
 
-/// Rows that failed validation, as the parser thread saw them.
-#[derive(Debug, Default)]
-struct ParseOutcome {
-    rejected_rows: u64,
-    rejects: Vec<RejectedRow>,
+impl IngestReport {
+    fn new(version: &ObjectVersion, status: IngestStatus) -> Self {
+        Self {
+            ingestion_id: None,
+            bucket: version.bucket.clone(),
+            key: version.key.clone(),
+            etag: version.etag.clone(),
+            version_id: version.version_id.clone(),
+            status,
+            kind: None,
+            counts: LoadCounts::default(),
+            extra_columns: Vec::new(),
+            problems: Vec::new(),
+            error: None,
+            report_key: None,
+            rejects_key: None,
+            processed_orders_written: None,
+            timings: Timings::default(),
+        }
+    }
+}
+
+/// What the parser thread found besides rows.
+struct ParsedHeader {
+    kind: FileKind,
+    extra_columns: Vec<String>,
 }
 
 /// Ingests objects into the store. Built once per cold start.
@@ -83,174 +149,329 @@ impl<S: ObjectStore> Ingestor<S> {
         &self.db
     }
 
-    /// Loads one object and republishes `processed/processed_orders.csv` in
-    /// the same bucket.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Loads one object exactly once (keyed on bucket, key, ETag and version
+    /// id), writes its report, and republishes `processed/processed_orders.csv`
+    /// in the same bucket.
     #[tracing::instrument(skip_all, fields(bucket = %object.bucket, key = %object.key))]
     pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestReport, IngestError> {
         let started = Instant::now();
-        let reader = self.store.open(&object.bucket, &object.key).await?;
-        let (kind, counts, parsed) = match self.load(reader).await? {
-            Ok(loaded) => loaded,
-            Err(file_error) => {
-                let report = IngestReport {
-                    bucket: object.bucket.clone(),
-                    key: object.key.clone(),
-                    status: IngestStatus::Rejected,
-                    kind: None,
-                    counts: LoadCounts::default(),
-                    rejected_rows: 0,
-                    rejects: Vec::new(),
-                    error: Some(file_error.to_string()),
-                    processed_orders_written: None,
-                    elapsed_ms: started.elapsed().as_millis(),
-                };
-                tracing::warn!(reason = %file_error, "file rejected; nothing stored");
+        let opened = self.store.open(&object.bucket, &object.key).await?;
+        // The version actually read is the one to remember.
+        let version = ObjectVersion {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            etag: opened
+                .etag
+                .clone()
+                .or_else(|| object.etag.clone())
+                .unwrap_or_default(),
+            version_id: opened
+                .version_id
+                .clone()
+                .or_else(|| object.version_id.clone())
+                .unwrap_or_default(),
+        };
+        let session = match self.db.begin_ingestion(&version).await? {
+            Begun::New(session) => session,
+            Begun::AlreadyIngested {
+                ingestion_id,
+                status,
+            } => {
+                let mut report = IngestReport::new(&version, IngestStatus::AlreadyIngested);
+                report.ingestion_id = Some(ingestion_id);
+                report.error = Some(format!(
+                    "this object version was already ingested (ingestion {ingestion_id}, {status}); nothing changed"
+                ));
+                // A crash after an earlier commit may have left the output behind.
+                report.processed_orders_written =
+                    self.publish_processed_orders(&version.bucket).await?;
+                report.timings.total_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(ingestion_id, "already ingested; skipped");
                 return Ok(report);
             }
         };
-        for reject in &parsed.rejects {
-            tracing::warn!(line = reject.line, field = %reject.field, value = %reject.value, reason = %reject.reason, "row rejected");
+        let ingestion_id = session.ingestion_id();
+        match self
+            .load_and_commit(session, &version, opened.reader, started)
+            .await
+        {
+            Ok(mut report) => {
+                let publish_started = Instant::now();
+                report.processed_orders_written =
+                    self.publish_processed_orders(&version.bucket).await?;
+                report.timings.publish_ms = publish_started.elapsed().as_millis() as u64;
+                report.timings.total_ms = started.elapsed().as_millis() as u64;
+                log_report(&report);
+                Ok(report)
+            }
+            Err(LoadFailure::File(file_error)) => {
+                // The load rolled back; record the rejection on its own.
+                let mut report = IngestReport::new(&version, IngestStatus::Rejected);
+                let (report_key, _) = report_keys(&version.key);
+                report.error = Some(file_error.to_string());
+                report.report_key = Some(report_key.clone());
+                report.ingestion_id = Some(
+                    self.db
+                        .record_outcome(
+                            &version,
+                            "rejected",
+                            &file_error.to_string(),
+                            Some(&report_key),
+                        )
+                        .await?,
+                );
+                report.timings.total_ms = started.elapsed().as_millis() as u64;
+                self.put_json(&version.bucket, &report_key, &report).await?;
+                tracing::warn!(reason = %file_error, "file rejected; nothing stored");
+                Ok(report)
+            }
+            Err(LoadFailure::Retry(error)) => {
+                tracing::error!(ingestion_id, %error, "ingest failed; rolled back, will be retried");
+                let _ = self
+                    .db
+                    .record_outcome(&version, "failed", &error.to_string(), None)
+                    .await;
+                Err(error)
+            }
         }
-        let written = self.publish_processed_orders(&object.bucket).await?;
-        let report = IngestReport {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            status: IngestStatus::Loaded,
-            kind: Some(kind),
-            counts,
-            rejected_rows: parsed.rejected_rows,
-            rejects: parsed.rejects,
-            error: None,
-            processed_orders_written: Some(written),
-            elapsed_ms: started.elapsed().as_millis(),
-        };
-        tracing::info!(
-            kind = kind.as_str(),
-            rows = counts.rows,
-            stored = counts.stored,
-            duplicates_in_file = counts.duplicates_in_file,
-            already_stored = counts.already_stored,
-            rejected_rows = report.rejected_rows,
-            processed_orders = written,
-            elapsed_ms = report.elapsed_ms as u64,
-            "ingested"
-        );
-        Ok(report)
     }
 
-    /// Parses on a blocking thread while the loader COPYs on this one, so a
-    /// file of any size streams through a few batches of memory. The outer
-    /// error is worth retrying; the inner one rejects the file.
-    async fn load(
+    /// Everything inside the load transaction. Any error drops the session,
+    /// which rolls the transaction back.
+    async fn load_and_commit(
         &self,
-        reader: ObjectReader,
-    ) -> Result<Result<(FileKind, LoadCounts, ParseOutcome), FileError>, IngestError> {
-        let (kind_tx, kind_rx) = oneshot::channel();
+        mut session: LoadSession,
+        version: &ObjectVersion,
+        reader: crate::storage::ObjectReader,
+        started: Instant,
+    ) -> Result<IngestReport, LoadFailure> {
+        let (header_tx, header_rx) = oneshot::channel();
         let (orders_tx, orders_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let (barcodes_tx, barcodes_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let bridge = SyncIoBridge::new(reader);
         let parser = tokio::task::spawn_blocking(move || {
-            parse_file(bridge, kind_tx, orders_tx, barcodes_tx)
+            parse_file(bridge, header_tx, orders_tx, barcodes_tx)
         });
 
-        let loaded = match kind_rx.await {
-            Ok(FileKind::Orders) => self
-                .db
-                .load_orders(orders_rx)
-                .await
-                .map(|c| (FileKind::Orders, c)),
-            Ok(FileKind::Barcodes) => self
-                .db
-                .load_barcodes(barcodes_rx)
-                .await
-                .map(|c| (FileKind::Barcodes, c)),
+        let header = header_rx.await;
+        let loaded = match &header {
+            Ok(header) if header.kind == FileKind::Orders => session.load_orders(orders_rx).await,
+            Ok(_) => session.load_barcodes(barcodes_rx).await,
             // The parser gave up before knowing the kind; its result says why.
             Err(_) => Err(DbError::InputIncomplete),
         };
-        let parsed = parser
-            .await
-            .map_err(|e| IngestError::Internal(format!("CSV parser thread: {e}")))?;
-        match (parsed, loaded) {
-            (Err(file_error), _) => Ok(Err(file_error)),
-            (Ok(parsed), Ok((kind, counts))) => Ok(Ok((kind, counts, parsed))),
-            (Ok(_), Err(db_error)) => Err(db_error.into()),
+        let parsed = parser.await.map_err(|e| {
+            LoadFailure::Retry(IngestError::Internal(format!("CSV parser thread: {e}")))
+        })?;
+        let counts = match (parsed, loaded) {
+            (Err(file_error), _) => return Err(LoadFailure::File(file_error)),
+            (Ok(_), Err(db_error)) => return Err(LoadFailure::Retry(db_error.into())),
+            (Ok(()), Ok(counts)) => counts,
+        };
+        let header = header.expect("a complete parse announced its header");
+        let load_ms = started.elapsed().as_millis() as u64;
+
+        let commit_started = Instant::now();
+        let (report_key, rejects_key) = report_keys(&version.key);
+        let mut report = IngestReport::new(version, IngestStatus::Loaded);
+        report.ingestion_id = Some(session.ingestion_id());
+        report.kind = Some(header.kind);
+        report.counts = counts;
+        report.counts.warnings += header.extra_columns.len() as u64;
+        report.extra_columns = header.extra_columns;
+        report.problems = session.first_problems(REPORTED_PROBLEMS).await?;
+        report.report_key = Some(report_key.clone());
+        if counts.rejected > 0 {
+            self.write_rejects(&session, &version.bucket, &rejects_key)
+                .await?;
+            report.rejects_key = Some(rejects_key);
         }
+        report.timings.load_ms = load_ms;
+        // The report is written before the commit: if the commit fails the
+        // retry overwrites it, and a committed load always has its report.
+        self.put_json(&version.bucket, &report_key, &report).await?;
+        session
+            .commit(&LedgerEntry {
+                kind: header.kind.as_str(),
+                counts: report.counts,
+                report_key,
+                rejects_key: report.rejects_key.clone(),
+                duration_ms: started.elapsed().as_millis() as i64,
+            })
+            .await?;
+        report.timings.commit_ms = commit_started.elapsed().as_millis() as u64;
+        Ok(report)
     }
 
-    /// Regenerates `processed/processed_orders.csv` from the database.
-    pub async fn publish_processed_orders(&self, bucket: &str) -> Result<u64, IngestError> {
-        let mut writer = ProcessedOrdersWriter::new(Vec::new())
-            .map_err(|e| IngestError::Output(e.to_string()))?;
-        let written = self
-            .db
+    /// Streams the rejected rows into a temporary file, then uploads it.
+    async fn write_rejects(
+        &self,
+        session: &LoadSession,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), IngestError> {
+        let file =
+            tempfile::NamedTempFile::new().map_err(|e| IngestError::output("rejects file", e))?;
+        let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(
+            file.reopen()
+                .map_err(|e| IngestError::output("rejects file", e))?,
+        ));
+        writer
+            .write_record(["line", "field", "value", "reason", "raw"])
+            .map_err(|e| IngestError::output("rejects file", e))?;
+        session
+            .for_each_rejected(|line, field, value, reason, raw| {
+                writer
+                    .write_record([line.to_string().as_str(), field, value, reason, raw])
+                    .map_err(|e| IngestError::output("rejects file", e))
+            })
+            .await?;
+        writer
+            .into_inner()
+            .map_err(|e| IngestError::output("rejects file", e))?
+            .flush()
+            .map_err(|e| IngestError::output("rejects file", e))?;
+        self.store
+            .put_file(bucket, key, file.path(), "text/csv; charset=utf-8")
+            .await?;
+        Ok(())
+    }
+
+    async fn put_json(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &impl serde::Serialize,
+    ) -> Result<(), IngestError> {
+        let body =
+            serde_json::to_vec_pretty(value).map_err(|e| IngestError::output("report", e))?;
+        self.store
+            .put(bucket, key, body, "application/json")
+            .await?;
+        Ok(())
+    }
+
+    /// Regenerates `processed/processed_orders.csv` from the database when it
+    /// is behind the data. Streams through a temporary file, so memory stays
+    /// flat; large files are uploaded in parts. Returns the orders written,
+    /// or `None` when the published file was already current.
+    pub async fn publish_processed_orders(&self, bucket: &str) -> Result<Option<u64>, IngestError> {
+        let publish = self.db.begin_publish().await?;
+        let exists = publish.published_version > 0;
+        if publish.is_current() && exists {
+            return Ok(None);
+        }
+        let file = tempfile::NamedTempFile::new()
+            .map_err(|e| IngestError::output("processed_orders.csv", e))?;
+        let output = std::io::BufWriter::with_capacity(
+            256 * 1024,
+            file.reopen()
+                .map_err(|e| IngestError::output("processed_orders.csv", e))?,
+        );
+        let mut writer = ProcessedOrdersWriter::new(output)
+            .map_err(|e| IngestError::output("processed_orders.csv", e))?;
+        let written = publish
             .for_each_processed_order(|order| {
                 writer
                     .write(&order)
-                    .map_err(|e| IngestError::Output(e.to_string()))
+                    .map_err(|e| IngestError::output("processed_orders.csv", e))
             })
             .await?;
-        let body = writer
+        writer
             .finish()
-            .map_err(|e| IngestError::Output(e.to_string()))?;
+            .and_then(|mut w| w.flush())
+            .map_err(|e| IngestError::output("processed_orders.csv", e))?;
         self.store
-            .put(
+            .put_file(
                 bucket,
                 PROCESSED_ORDERS_KEY,
-                body,
+                file.path(),
                 "text/csv; charset=utf-8",
             )
             .await?;
-        Ok(written)
+        publish.finish().await?;
+        Ok(Some(written))
     }
 }
 
-/// Runs on a blocking thread: reads the header, announces the kind, then
-/// streams valid rows in batches and collects rejections.
+enum LoadFailure {
+    /// The file cannot be read as input: reject it, do not retry.
+    File(FileError),
+    /// Worth retrying.
+    Retry(IngestError),
+}
+
+impl<E: Into<IngestError>> From<E> for LoadFailure {
+    fn from(error: E) -> Self {
+        LoadFailure::Retry(error.into())
+    }
+}
+
+fn log_report(report: &IngestReport) {
+    tracing::info!(
+        ingestion_id = report.ingestion_id,
+        kind = report.kind.map(FileKind::as_str),
+        rows_read = report.counts.rows_read,
+        accepted = report.counts.accepted,
+        rejected = report.counts.rejected,
+        duplicates = report.counts.duplicates,
+        warnings = report.counts.warnings,
+        processed_orders = report.processed_orders_written,
+        load_ms = report.timings.load_ms,
+        total_ms = report.timings.total_ms,
+        report = report.report_key.as_deref(),
+        "ingested"
+    );
+}
+
+/// Runs on a blocking thread: reads the header, announces it, then streams
+/// rows (valid and rejected) in batches.
 fn parse_file<R: std::io::Read>(
     input: R,
-    kind_tx: oneshot::Sender<FileKind>,
-    orders_tx: mpsc::Sender<Batch<crate::domain::OrderRow>>,
-    barcodes_tx: mpsc::Sender<Batch<crate::domain::BarcodeRow>>,
-) -> Result<ParseOutcome, FileError> {
+    header_tx: oneshot::Sender<ParsedHeader>,
+    orders_tx: mpsc::Sender<Batch<OrderRow>>,
+    barcodes_tx: mpsc::Sender<Batch<BarcodeRow>>,
+) -> Result<(), FileError> {
     let mut rows = CsvRows::open(input)?;
     let kind = rows.kind();
-    let _ = kind_tx.send(kind);
-    let mut outcome = ParseOutcome::default();
+    let _ = header_tx.send(ParsedHeader {
+        kind,
+        extra_columns: rows.extra_columns().to_vec(),
+    });
     match kind {
         FileKind::Orders => {
             drop(barcodes_tx);
-            stream_rows(&mut rows, &orders_tx, &mut outcome, |row| match row {
+            stream_rows(&mut rows, &orders_tx, |row| match row {
                 Row::Order(order) => Some(order),
                 Row::Barcode(_) => None,
-            })?;
+            })
         }
         FileKind::Barcodes => {
             drop(orders_tx);
-            stream_rows(&mut rows, &barcodes_tx, &mut outcome, |row| match row {
+            stream_rows(&mut rows, &barcodes_tx, |row| match row {
                 Row::Barcode(barcode) => Some(barcode),
                 Row::Order(_) => None,
-            })?;
+            })
         }
     }
-    Ok(outcome)
 }
 
 fn stream_rows<R: std::io::Read, T>(
     rows: &mut CsvRows<R>,
     tx: &mpsc::Sender<Batch<T>>,
-    outcome: &mut ParseOutcome,
     pick: impl Fn(Row) -> Option<T>,
 ) -> Result<(), FileError> {
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut batch: Vec<Result<T, RejectedRow>> = Vec::with_capacity(BATCH_ROWS);
+    let mut seen = 0u64;
     while let Some(row) = rows.next_row()? {
+        seen += 1;
         match row {
-            Ok(row) => batch.extend(pick(row)),
-            Err(rejected) => {
-                outcome.rejected_rows += 1;
-                if outcome.rejects.len() < MAX_REPORTED_REJECTS {
-                    outcome.rejects.push(rejected);
-                }
-            }
+            Ok(row) => batch.extend(pick(row).map(Ok)),
+            Err(rejected) => batch.push(Err(rejected)),
         }
         if batch.len() == BATCH_ROWS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
@@ -259,6 +480,9 @@ fn stream_rows<R: std::io::Read, T>(
                 return Ok(());
             }
         }
+    }
+    if seen == 0 {
+        return Err(FileError::HeaderOnly);
     }
     if !batch.is_empty() && tx.blocking_send(Batch::Rows(batch)).is_err() {
         return Ok(());

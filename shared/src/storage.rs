@@ -29,11 +29,32 @@ pub struct StorageError {
 
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
+/// An opened object: its bytes, and which version of it they are.
+pub struct OpenedObject {
+    pub reader: ObjectReader,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub size: Option<i64>,
+}
+
+/// Objects at least this large are uploaded in parts.
+pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+const PART_SIZE: usize = 16 * 1024 * 1024;
+
 /// What the pipeline needs from object storage.
 #[allow(async_fn_in_trait)]
 pub trait ObjectStore: Send + Sync {
     /// Opens an object for streaming reads.
-    async fn open(&self, bucket: &str, key: &str) -> Result<ObjectReader, StorageError>;
+    async fn open(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError>;
+    /// Uploads a local file (in parts when large), so big outputs never sit in memory.
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), StorageError>;
     /// Writes a whole object.
     async fn put(
         &self,
@@ -85,8 +106,77 @@ where
     }
 }
 
+impl S3Store {
+    async fn upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        upload_id: &str,
+    ) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        use tokio::io::AsyncReadExt;
+        let io_error = |e: std::io::Error| StorageError {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: format!("reading {}: {e}", path.display()),
+            not_found: false,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
+        let mut parts = Vec::new();
+        let mut buffer = vec![0u8; PART_SIZE];
+        for part_number in 1.. {
+            let mut filled = 0;
+            while filled < PART_SIZE {
+                let n = file.read(&mut buffer[filled..]).await.map_err(io_error)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            let part = self
+                .client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(part_number)
+                .body(ByteStream::from(buffer[..filled].to_vec()))
+                .send()
+                .await
+                .map_err(|err| storage_error(bucket, key, &err, false))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(part_number)
+                    .set_e_tag(part.e_tag)
+                    .build(),
+            );
+            if filled < PART_SIZE {
+                break;
+            }
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| storage_error(bucket, key, &err, false))?;
+        Ok(())
+    }
+}
+
 impl ObjectStore for S3Store {
-    async fn open(&self, bucket: &str, key: &str) -> Result<ObjectReader, StorageError> {
+    async fn open(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError> {
         let output = self
             .client
             .get_object()
@@ -98,7 +188,74 @@ impl ObjectStore for S3Store {
                 let not_found = err.as_service_error().is_some_and(|e| e.is_no_such_key());
                 storage_error(bucket, key, &err, not_found)
             })?;
-        Ok(Box::pin(output.body.into_async_read()))
+        Ok(OpenedObject {
+            etag: output
+                .e_tag
+                .as_deref()
+                .map(|t| t.trim_matches('"').to_owned()),
+            version_id: output.version_id.clone().filter(|v| v != "null"),
+            size: output.content_length,
+            reader: Box::pin(output.body.into_async_read()),
+        })
+    }
+
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let io_error = |e: std::io::Error| StorageError {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: format!("reading {}: {e}", path.display()),
+            not_found: false,
+        };
+        let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
+        if size < MULTIPART_THRESHOLD {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| StorageError {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    message: e.to_string(),
+                    not_found: false,
+                })?;
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(|err| storage_error(bucket, key, &err, false))?;
+            return Ok(());
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|err| storage_error(bucket, key, &err, false))?;
+        let upload_id = upload.upload_id.unwrap_or_default();
+        let result = self.upload_parts(bucket, key, path, &upload_id).await;
+        if result.is_err() {
+            // Leave no orphaned parts behind (they cost money).
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
     }
 
     async fn put(

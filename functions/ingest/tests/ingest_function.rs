@@ -64,15 +64,15 @@ async fn s3_events_load_rows_and_write_processed_orders() {
         .await
         .unwrap();
     assert_eq!(answer["reports"][0]["kind"], "orders");
-    assert_eq!(answer["reports"][0]["counts"]["stored"], 4);
+    assert_eq!(answer["reports"][0]["counts"]["accepted"], 4);
     // The key arrives form-encoded ("my+barcodes.csv") and must be decoded.
     let answer = ingest::handle_event(&f.ingestor, f.bucket.put_event("incoming/my barcodes.csv"))
         .await
         .unwrap();
     let report = &answer["reports"][0];
     assert_eq!(report["kind"], "barcodes");
-    assert_eq!(report["counts"]["rows"], 6);
-    assert_eq!(report["counts"]["duplicates_in_file"], 1);
+    assert_eq!(report["counts"]["rows_read"], 6);
+    assert_eq!(report["counts"]["duplicates"], 1);
 
     assert_eq!(f.count("SELECT count(*) FROM orders").await, 4);
     assert_eq!(f.count("SELECT count(*) FROM barcodes").await, 5);
@@ -219,10 +219,21 @@ async fn bad_rows_are_reported_and_good_neighbours_kept() {
         .await
         .unwrap();
     let report = &answer["reports"][0];
-    assert_eq!(report["rejected_rows"], 2);
-    assert_eq!(report["rejects"][0]["line"], 3);
-    assert_eq!(report["rejects"][0]["field"], "order_id");
-    assert_eq!(report["rejects"][1]["field"], "customer_id");
+    assert_eq!(report["counts"]["rejected"], 2);
+    let rejected: Vec<&Value> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["severity"] == "rejected")
+        .collect();
+    assert_eq!(
+        (&rejected[0]["line"], &rejected[0]["field"]),
+        (&json!(3), &json!("order_id"))
+    );
+    assert_eq!(
+        (&rejected[1]["line"], &rejected[1]["field"]),
+        (&json!(4), &json!("customer_id"))
+    );
     assert_eq!(f.count("SELECT count(*) FROM orders").await, 2);
 }
 

@@ -62,6 +62,14 @@ enum Command {
     },
     /// Sends dead-lettered messages back to the ingest queue.
     Redrive,
+    /// Ingests objects already in the bucket, in this process, with the same
+    /// code the ingest function runs (DATABASE_URL); prints one JSON report
+    /// per object. For benchmarks and debugging.
+    Ingest {
+        /// Object keys, e.g. incoming/orders.csv.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -158,6 +166,25 @@ async fn main() -> Result<()> {
                     Duration::from_secs(timeout_secs),
                 )
                 .await?;
+            }
+        }
+        Command::Ingest { keys } => {
+            let settings = DatabaseSettings::from_env()?;
+            let pool = order_pipeline::db::connect_pool(&settings)?;
+            let ingestor = order_pipeline::ingest::Ingestor::new(
+                order_pipeline::storage::S3Store::new(s3.clone()),
+                order_pipeline::db::PgStore::new(pool),
+            );
+            for key in keys {
+                let object = order_pipeline::storage::ObjectRef {
+                    bucket: names.bucket.clone(),
+                    key,
+                    etag: None,
+                    version_id: None,
+                    size: None,
+                };
+                let report = ingestor.ingest(&object).await?;
+                println!("{}", serde_json::to_string(&report)?);
             }
         }
         Command::Redrive => {

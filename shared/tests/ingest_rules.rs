@@ -1,0 +1,508 @@
+//! The ingest rules, end to end through the real adapters: objects in
+//! LocalStack S3, a fresh PostgreSQL database per test.
+
+use order_pipeline::config::PROCESSED_ORDERS_KEY;
+use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
+use order_pipeline::storage::{ObjectRef, S3Store};
+use order_pipeline::testing::{TestBucket, TestDatabase};
+
+struct Fixture {
+    bucket: TestBucket,
+    db: TestDatabase,
+    ingestor: Ingestor<S3Store>,
+}
+
+async fn fixture() -> Fixture {
+    let bucket = TestBucket::create().await;
+    let db = TestDatabase::create().await;
+    let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
+    Fixture {
+        bucket,
+        db,
+        ingestor,
+    }
+}
+
+impl Fixture {
+    async fn ingest(&self, key: &str, body: impl Into<Vec<u8>>) -> IngestReport {
+        self.bucket.put(key, body).await;
+        self.ingest_existing(key).await
+    }
+
+    async fn ingest_existing(&self, key: &str) -> IngestReport {
+        let report = self
+            .ingestor
+            .ingest(&ObjectRef {
+                bucket: self.bucket.name.clone(),
+                key: key.to_owned(),
+                etag: None,
+                version_id: None,
+                size: None,
+            })
+            .await
+            .unwrap();
+        self.assert_aggregates_consistent().await;
+        report
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        let client = self.db.pool.get().await.unwrap();
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    async fn text(&self, sql: &str) -> Option<String> {
+        let client = self.db.pool.get().await.unwrap();
+        client.query_opt(sql, &[]).await.unwrap().map(|r| r.get(0))
+    }
+
+    async fn processed(&self) -> String {
+        self.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap()
+    }
+
+    /// The maintained aggregates must always equal a recount from scratch.
+    async fn assert_aggregates_consistent(&self) {
+        let client = self.db.pool.get().await.unwrap();
+        let drift: i64 = client
+            .query_one(
+                "SELECT count(*) FROM (
+                     SELECT customer_id, tickets FROM customer_tickets WHERE tickets > 0
+                     EXCEPT
+                     SELECT o.customer_id, count(*) FROM barcodes b JOIN orders o USING (order_id)
+                     GROUP BY o.customer_id
+                 ) d",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(drift, 0, "customer_tickets drifted from the barcodes");
+        let row = client
+            .query_one(
+                "SELECT s.orders = (SELECT count(*) FROM orders),
+                        s.barcodes = (SELECT count(*) FROM barcodes),
+                        s.unused_barcodes = (SELECT count(*) FROM barcodes WHERE order_id IS NULL),
+                        (SELECT sum(tickets) FROM customer_tickets) IS NOT DISTINCT FROM
+                        (SELECT sum(c) FROM (SELECT count(*) c FROM barcodes b JOIN orders o USING (order_id)) x)
+                        OR NOT EXISTS (SELECT 1 FROM customer_tickets)
+                 FROM pipeline_stats s",
+                &[],
+            )
+            .await
+            .unwrap();
+        for i in 0..4 {
+            assert!(row.get::<_, bool>(i), "pipeline_stats column {i} drifted");
+        }
+    }
+}
+
+fn problem_lines(report: &IngestReport, severity: &str) -> Vec<u64> {
+    report
+        .problems
+        .iter()
+        .filter(|p| p.severity == severity)
+        .map(|p| p.line)
+        .collect()
+}
+
+#[tokio::test]
+async fn duplicate_barcodes_first_occurrence_wins_and_copies_are_reported() {
+    let f = fixture().await;
+    f.ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n")
+        .await;
+    let report = f
+        .ingest(
+            "incoming/b1.csv",
+            "barcode,order_id\nA1,1\nA2,1\nA1,2\nA3,\n",
+        )
+        .await;
+    assert_eq!(report.counts.accepted, 3);
+    assert_eq!(report.counts.rejected, 1);
+    assert_eq!(report.counts.duplicates, 1);
+    let dup = &report.problems[0];
+    assert_eq!(
+        (dup.line, dup.field.as_str(), dup.value.as_str()),
+        (4, "barcode", "A1")
+    );
+    assert!(
+        dup.reason.contains("first seen on line 2"),
+        "{}",
+        dup.reason
+    );
+
+    // Across files: the stored one wins; a sold barcode never moves.
+    let report = f
+        .ingest("incoming/b2.csv", "barcode,order_id\nA2,2\nA1,1\nA4,2\n")
+        .await;
+    assert_eq!(report.counts.accepted, 1);
+    assert_eq!(report.counts.rejected, 2);
+    assert!(
+        report.problems[0]
+            .reason
+            .contains("already sold to order 1"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems[0].reason.contains("incoming/b1.csv line 3"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems[1].reason.contains("already stored"),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(
+        f.scalar("SELECT order_id FROM barcodes WHERE barcode = 'A2'")
+            .await,
+        1
+    );
+
+    // The rejects file lists every rejected row with its raw values.
+    let rejects = f
+        .bucket
+        .get_text("reports/incoming/b2.csv.rejected.csv")
+        .await
+        .unwrap();
+    let lines: Vec<&str> = rejects.lines().collect();
+    assert_eq!(lines[0], "line,field,value,reason,raw");
+    assert!(
+        lines[1].starts_with("2,barcode,A2,") && lines[1].ends_with(",\"A2,2\""),
+        "{rejects}"
+    );
+    assert!(lines[2].starts_with("3,barcode,A1,"), "{rejects}");
+}
+
+#[tokio::test]
+async fn a_stored_unsold_barcode_can_be_sold_later() {
+    let f = fixture().await;
+    f.ingest("incoming/b1.csv", "barcode,order_id\nU1,\nU2,\n")
+        .await;
+    assert_eq!(
+        f.scalar("SELECT unused_barcodes FROM pipeline_stats").await,
+        2
+    );
+    f.ingest("incoming/o.csv", "order_id,customer_id\n7,70\n")
+        .await;
+    let report = f
+        .ingest("incoming/b2.csv", "barcode,order_id\nU1,7\n")
+        .await;
+    assert_eq!((report.counts.accepted, report.counts.rejected), (1, 0));
+    assert_eq!(
+        f.scalar("SELECT unused_barcodes FROM pipeline_stats").await,
+        1
+    );
+    assert_eq!(
+        f.scalar("SELECT tickets FROM customer_tickets WHERE customer_id = 70")
+            .await,
+        1
+    );
+    // Provenance points at the file that sold it.
+    assert_eq!(
+        f.text("SELECT i.key || ':' || b.source_line FROM barcodes b JOIN ingestions i ON i.id = b.ingestion_id WHERE barcode = 'U1'").await.unwrap(),
+        "incoming/b2.csv:2"
+    );
+    // Unselling is not a thing: an empty order_id for a sold barcode is a duplicate.
+    let report = f.ingest("incoming/b3.csv", "barcode,order_id\nU1,\n").await;
+    assert_eq!(report.counts.rejected, 1);
+    assert_eq!(
+        f.scalar("SELECT order_id FROM barcodes WHERE barcode = 'U1'")
+            .await,
+        7
+    );
+}
+
+#[tokio::test]
+async fn repeated_orders_are_no_ops_and_conflicts_are_rejected() {
+    let f = fixture().await;
+    let report = f
+        .ingest(
+            "incoming/o1.csv",
+            "order_id,customer_id\n1,10\n1,10\n1,11\n2,20\n",
+        )
+        .await;
+    assert_eq!(report.counts.accepted, 2);
+    assert_eq!(report.counts.rejected, 1, "{:?}", report.problems);
+    assert_eq!(problem_lines(&report, "ignored"), [3]);
+    assert_eq!(problem_lines(&report, "rejected"), [4]);
+    let report = f
+        .ingest(
+            "incoming/o2.csv",
+            "order_id,customer_id\n1,10\n2,21\n3,30\n",
+        )
+        .await;
+    assert_eq!(report.counts.accepted, 1);
+    assert_eq!(problem_lines(&report, "ignored"), [2]);
+    assert_eq!(problem_lines(&report, "rejected"), [3]);
+    let conflict = report.problems.iter().find(|p| p.line == 3).unwrap();
+    assert!(
+        conflict.reason.contains("already belongs to customer 20"),
+        "{}",
+        conflict.reason
+    );
+    assert_eq!(
+        f.scalar("SELECT customer_id FROM orders WHERE order_id = 2")
+            .await,
+        20
+    );
+}
+
+#[tokio::test]
+async fn orders_without_barcodes_and_barcodes_of_unknown_orders_are_stored_and_reported() {
+    let f = fixture().await;
+    let report = f
+        .ingest("incoming/b.csv", "barcode,order_id\nB1,1\nB2,1\nB3,2\n")
+        .await;
+    assert_eq!(report.counts.accepted, 3);
+    assert_eq!(
+        report.counts.warnings, 3,
+        "barcodes of unknown orders are warned about"
+    );
+    assert!(report.problems.iter().all(|p| p.severity == "warning"));
+    assert!(f
+        .bucket
+        .get_text("reports/incoming/b.csv.rejected.csv")
+        .await
+        .is_none());
+
+    let report = f
+        .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n3,30\n")
+        .await;
+    assert_eq!(report.counts.warnings, 1, "order 3 has no barcodes");
+    assert_eq!(problem_lines(&report, "warning"), [4]);
+    assert_eq!(
+        f.processed().await,
+        "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n20,2,[B3]\n"
+    );
+    assert_eq!(f.ingestor.db().orders_without_barcodes().await.unwrap(), 1);
+    let top = f.ingestor.db().top_customers(10).await.unwrap();
+    assert_eq!(
+        top.iter()
+            .map(|c| (c.customer_id.get(), c.tickets))
+            .collect::<Vec<_>>(),
+        [(10, 2), (20, 1)]
+    );
+}
+
+#[tokio::test]
+async fn redelivery_of_the_same_object_changes_nothing() {
+    let f = fixture().await;
+    let first = f
+        .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n")
+        .await;
+    let version_before = f.scalar("SELECT data_version FROM pipeline_stats").await;
+    let again = f.ingest_existing("incoming/o.csv").await;
+    assert_eq!(again.status, IngestStatus::AlreadyIngested);
+    assert_eq!(again.ingestion_id, first.ingestion_id);
+    assert!(again.error.unwrap().contains("already ingested"));
+    assert_eq!(f.scalar("SELECT count(*) FROM ingestions").await, 1);
+    assert_eq!(
+        f.scalar("SELECT data_version FROM pipeline_stats").await,
+        version_before
+    );
+
+    // New content under the same key is a new version: ingested again.
+    let changed = f
+        .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n")
+        .await;
+    assert_eq!(changed.status, IngestStatus::Loaded);
+    assert_eq!(changed.counts.accepted, 1);
+    assert_eq!(f.scalar("SELECT count(*) FROM ingestions").await, 2);
+}
+
+#[tokio::test]
+async fn the_report_and_ledger_record_every_ingest() {
+    let f = fixture().await;
+    let report = f
+        .ingest(
+            "incoming/o.csv",
+            "order_id,customer_id,channel\n1,10,web\nx,10,web\n",
+        )
+        .await;
+    assert_eq!(report.extra_columns, ["channel"]);
+    let stored: serde_json::Value = serde_json::from_str(
+        &f.bucket
+            .get_text("reports/incoming/o.csv.json")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["status"], "loaded");
+    assert_eq!(stored["counts"]["accepted"], 1);
+    assert_eq!(stored["counts"]["rejected"], 1);
+    assert_eq!(stored["extra_columns"][0], "channel");
+    // Line 2 is stored with a warning (no barcodes yet); line 3 is rejected.
+    assert_eq!(stored["problems"][1]["line"], 3);
+    assert_eq!(stored["problems"][1]["severity"], "rejected");
+    assert_eq!(stored["rejects_key"], "reports/incoming/o.csv.rejected.csv");
+    let client = f.db.pool.get().await.unwrap();
+    let ledger = client
+        .query_one(
+            "SELECT status, kind, rows_read, accepted, rejected, report_key, rejects_key, etag <> '', duration_ms >= 0
+             FROM ingestions",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ledger.get::<_, String>(0), "loaded");
+    assert_eq!(ledger.get::<_, String>(1), "orders");
+    assert_eq!(
+        (
+            ledger.get::<_, i64>(2),
+            ledger.get::<_, i64>(3),
+            ledger.get::<_, i64>(4)
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(ledger.get::<_, String>(5), "reports/incoming/o.csv.json");
+    assert!(ledger.get::<_, bool>(7) && ledger.get::<_, bool>(8));
+    assert_eq!(
+        f.text("SELECT i.key || ':' || o.source_line FROM orders o JOIN ingestions i ON i.id = o.ingestion_id").await.unwrap(),
+        "incoming/o.csv:2"
+    );
+}
+
+#[tokio::test]
+async fn hostile_files_are_rejected_whole_with_a_reason() {
+    let f = fixture().await;
+    let mut not_utf8 = b"order_id,customer_id\n1,10\n".to_vec();
+    not_utf8.extend_from_slice(b"2,\xff\n");
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("incoming/empty.csv", Vec::new(), "empty"),
+        (
+            "incoming/header-only.csv",
+            b"order_id,customer_id\r\n".to_vec(),
+            "no rows",
+        ),
+        (
+            "incoming/not-utf8.csv",
+            not_utf8,
+            "line 3: the file is not UTF-8",
+        ),
+        (
+            "incoming/missing-column.csv",
+            b"order_id,name\n1,x\n".to_vec(),
+            "unrecognised header",
+        ),
+        (
+            "incoming/binary.csv",
+            vec![0x89, b'P', b'N', b'G', 0, 0, 1, 2],
+            "not UTF-8",
+        ),
+    ];
+    for (key, body, expected) in cases {
+        let report = f.ingest(key, body).await;
+        assert_eq!(report.status, IngestStatus::Rejected, "{key}");
+        let error = report.error.clone().unwrap();
+        assert!(error.contains(expected), "{key}: {error}");
+        let stored = f
+            .bucket
+            .get_text(&format!("reports/{key}.json"))
+            .await
+            .unwrap();
+        assert!(stored.contains("\"rejected\""), "{key}: {stored}");
+        assert_eq!(
+            f.text(&format!(
+                "SELECT status FROM ingestions WHERE key = '{key}'"
+            ))
+            .await
+            .as_deref(),
+            Some("rejected")
+        );
+    }
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 0);
+    // A rejected version is final: delivered again, it is not retried.
+    let again = f.ingest_existing("incoming/empty.csv").await;
+    assert_eq!(again.status, IngestStatus::AlreadyIngested);
+}
+
+#[tokio::test]
+async fn hostile_rows_are_rejected_one_by_one_and_good_rows_kept() {
+    let f = fixture().await;
+    let huge_field = "9".repeat(1024 * 1024);
+    let orders = format!(
+        "\u{feff}Customer_ID , ORDER_ID\r\n10,1\r\n\r\n\"20\",\"2\"\r\n-5,3\r\n30,-4\r\n40,99999999999999999999\r\n50\r\n60,6,extra\r\n{huge_field},7\r\n70,8\r\n"
+    );
+    let report = f.ingest("incoming/orders.csv", orders).await;
+    assert_eq!(report.counts.rows_read, 9);
+    assert_eq!(report.counts.accepted, 3, "{:?}", report.problems);
+    let rejected: Vec<(u64, &str)> = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == "rejected")
+        .map(|p| (p.line, p.field.as_str()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (5, "customer_id"),
+            (6, "order_id"),
+            (7, "order_id"),
+            (8, "(row)"),
+            (9, "(row)"),
+            (10, "customer_id")
+        ]
+    );
+    let barcodes =
+        "barcode,order_id\n\"C,1\",1\n\"C\n2\",1\nC3,1\n0004,x\nC5,\n\"00000000001\",2\n";
+    let report = f.ingest("incoming/barcodes.csv", barcodes).await;
+    assert_eq!(report.counts.accepted, 3, "{:?}", report.problems);
+    assert_eq!(problem_lines(&report, "rejected"), [2, 3, 6]);
+    assert_eq!(
+        f.processed().await,
+        "customer_id,order_id,barcodes\n10,1,[C3]\n20,2,[00000000001]\n"
+    );
+}
+
+#[tokio::test]
+async fn two_files_ingested_at_once_give_the_serial_result() {
+    let f = fixture().await;
+    f.ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n")
+        .await;
+    // Both files claim the same barcodes for different orders; whichever
+    // commits first wins all of them, the other is rejected for all.
+    let a: String = std::iter::once("barcode,order_id".to_owned())
+        .chain((0..5000).map(|i| format!("S{i:05},1")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let b = a.replace(",1", ",2");
+    f.bucket.put("incoming/a.csv", a).await;
+    f.bucket.put("incoming/b.csv", b).await;
+    let (ra, rb) = tokio::join!(
+        f.ingest_existing("incoming/a.csv"),
+        f.ingest_existing("incoming/b.csv")
+    );
+    assert_eq!(ra.counts.accepted + rb.counts.accepted, 5000);
+    assert!(ra.counts.accepted == 5000 || rb.counts.accepted == 5000);
+    assert_eq!(f.scalar("SELECT count(*) FROM barcodes").await, 5000);
+    assert_eq!(
+        f.scalar("SELECT count(DISTINCT order_id) FROM barcodes")
+            .await,
+        1
+    );
+    let processed = f.processed().await;
+    assert_eq!(
+        processed.lines().count(),
+        2,
+        "one order holds every barcode"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_object_load_it_once() {
+    let f = fixture().await;
+    f.bucket
+        .put("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n")
+        .await;
+    let (x, y) = tokio::join!(
+        f.ingest_existing("incoming/o.csv"),
+        f.ingest_existing("incoming/o.csv")
+    );
+    let mut statuses = [x.status, y.status];
+    statuses.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(
+        statuses,
+        [IngestStatus::AlreadyIngested, IngestStatus::Loaded]
+    );
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
+}
