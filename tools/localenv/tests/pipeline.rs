@@ -328,3 +328,90 @@ async fn the_forwarder_keeps_messages_the_invoke_api_reports_as_failed() {
             .await;
     }
 }
+
+/// A process killed (SIGKILL) in the middle of a large load leaves nothing
+/// behind, and delivering the object again loads all of it.
+#[tokio::test]
+async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
+    let bucket = TestBucket::create().await;
+    let db = TestDatabase::create().await;
+    let rows = 300_000;
+    let mut body = String::from("barcode,order_id\n");
+    for i in 0..rows {
+        body.push_str(&format!("K{i:09},{}\n", i / 3 + 1));
+    }
+    bucket.put("incoming/big-barcodes.csv", body).await;
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_localenv"))
+        .args(["--bucket", &bucket.name, "ingest", "incoming/big-barcodes.csv"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start localenv ingest");
+
+    // Wait until the load is under way: its COPY is running in our database.
+    let client = db.pool.get().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copying: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'COPY staging%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if copying > 0 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the ingest finished before it could be killed");
+        assert!(Instant::now() < deadline, "the load never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+
+    // The server notices the dead connection and rolls its transaction back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let others: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if others == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the killed load's connection lingers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM barcodes").await, 0);
+    assert_eq!(count("SELECT count(*) FROM ingestions").await, 0);
+    assert_eq!(count("SELECT barcodes FROM pipeline_stats").await, 0);
+
+    // Redelivery completes it.
+    let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
+    let report = ingestor
+        .ingest(&order_pipeline::storage::ObjectRef {
+            bucket: bucket.name.clone(),
+            key: "incoming/big-barcodes.csv".into(),
+            etag: None,
+            version_id: None,
+            size: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.status, order_pipeline::ingest::IngestStatus::Loaded);
+    assert_eq!(report.counts.accepted, rows);
+    assert_eq!(count("SELECT count(*) FROM barcodes").await, rows as i64);
+}
