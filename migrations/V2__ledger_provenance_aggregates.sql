@@ -51,9 +51,14 @@ CREATE TABLE pipeline_stats (
     barcodes         bigint NOT NULL DEFAULT 0,
     unused_barcodes  bigint NOT NULL DEFAULT 0,
     rejected_rows    bigint NOT NULL DEFAULT 0,
-    data_version     bigint NOT NULL DEFAULT 0,
-    -- The data_version that processed_orders.csv in the bucket shows.
-    processed_version bigint NOT NULL DEFAULT 0
+    data_version     bigint NOT NULL DEFAULT 0
+);
+
+-- Which data_version each published processed_orders.csv shows, per bucket
+-- (or local output directory), so a stale file is republished.
+CREATE TABLE published_outputs (
+    destination  text PRIMARY KEY,
+    data_version bigint NOT NULL
 );
 INSERT INTO pipeline_stats (orders, barcodes, unused_barcodes)
 SELECT (SELECT count(*) FROM orders),

@@ -121,7 +121,7 @@ pub struct ObjectVersion {
 /// The outcome of claiming an object version for ingestion.
 pub enum Begun {
     /// Not ingested before: load it in this session (one transaction).
-    New(LoadSession),
+    New(Box<LoadSession>),
     /// Already loaded or rejected: nothing to do.
     AlreadyIngested { ingestion_id: i64, status: String },
 }
@@ -200,7 +200,7 @@ impl PgStore {
         match claimed {
             Some(row) => {
                 session.ingestion_id = row.get(0);
-                Ok(Begun::New(session))
+                Ok(Begun::New(Box::new(session)))
             }
             None => {
                 let row = client
@@ -312,7 +312,7 @@ impl PgStore {
 
     /// Starts publishing processed_orders.csv: takes the publish lock and
     /// tells whether the published file is behind the data.
-    pub async fn begin_publish(&self) -> Result<PublishSession, DbError> {
+    pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
         let client = self.pool.get().await?;
         client.batch_execute("BEGIN").await?;
         client
@@ -320,12 +320,14 @@ impl PgStore {
             .await?;
         let row = client
             .query_one(
-                "SELECT data_version, processed_version FROM pipeline_stats",
-                &[],
+                "SELECT s.data_version, p.data_version
+                 FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
+                &[&destination],
             )
             .await?;
         Ok(PublishSession {
             client: Some(client),
+            destination: destination.to_owned(),
             data_version: row.get(0),
             published_version: row.get(1),
         })
@@ -730,8 +732,10 @@ impl LoadSession {
 /// Publishing processed_orders.csv under the publish lock.
 pub struct PublishSession {
     client: Option<Object>,
+    destination: String,
     pub data_version: i64,
-    pub published_version: i64,
+    /// None when nothing was ever published there.
+    pub published_version: Option<i64>,
 }
 
 impl Drop for PublishSession {
@@ -743,7 +747,8 @@ impl Drop for PublishSession {
 impl PublishSession {
     /// True when the published file already shows the current data.
     pub fn is_current(&self) -> bool {
-        self.published_version >= self.data_version
+        self.published_version
+            .is_some_and(|v| v >= self.data_version)
     }
 
     /// Streams every order that has barcodes, ordered by customer then order,
@@ -783,8 +788,10 @@ impl PublishSession {
         let client = self.client.as_ref().expect("session is open");
         client
             .execute(
-                "UPDATE pipeline_stats SET processed_version = GREATEST(processed_version, $1)",
-                &[&self.data_version],
+                "INSERT INTO published_outputs (destination, data_version) VALUES ($1, $2)
+                 ON CONFLICT (destination) DO UPDATE
+                     SET data_version = GREATEST(published_outputs.data_version, EXCLUDED.data_version)",
+                &[&self.destination, &self.data_version],
             )
             .await?;
         client.batch_execute("COMMIT").await?;

@@ -176,7 +176,7 @@ impl<S: ObjectStore> Ingestor<S> {
                 .unwrap_or_default(),
         };
         let session = match self.db.begin_ingestion(&version).await? {
-            Begun::New(session) => session,
+            Begun::New(session) => *session,
             Begun::AlreadyIngested {
                 ingestion_id,
                 status,
@@ -360,9 +360,8 @@ impl<S: ObjectStore> Ingestor<S> {
     /// flat; large files are uploaded in parts. Returns the orders written,
     /// or `None` when the published file was already current.
     pub async fn publish_processed_orders(&self, bucket: &str) -> Result<Option<u64>, IngestError> {
-        let publish = self.db.begin_publish().await?;
-        let exists = publish.published_version > 0;
-        if publish.is_current() && exists {
+        let publish = self.db.begin_publish(bucket).await?;
+        if publish.is_current() {
             return Ok(None);
         }
         let file = tempfile::NamedTempFile::new()

@@ -20,13 +20,17 @@ pub fn init() {
 }
 
 /// For command-line tools run by people: compact text on stderr.
-pub fn init_for_cli() {
+///
+/// `default_level` applies unless `RUST_LOG` says otherwise.
+pub fn init_for_cli(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},refinery_core=warn")));
     let text = fmt::layer()
         .compact()
         .with_writer(std::io::stderr)
         .with_target(false);
     let _ = tracing_subscriber::registry()
-        .with(filter())
+        .with(filter)
         .with(text)
         .try_init();
 }

@@ -3,6 +3,7 @@
 //! event source mapping that feeds the ingest function.
 
 pub mod forwarder;
+pub mod local_files;
 pub mod resources;
 
 use aws_sdk_s3::config::Credentials;

@@ -343,7 +343,12 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
     bucket.put("incoming/big-barcodes.csv", body).await;
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_localenv"))
-        .args(["--bucket", &bucket.name, "ingest", "incoming/big-barcodes.csv"])
+        .args([
+            "--bucket",
+            &bucket.name,
+            "ingest",
+            "incoming/big-barcodes.csv",
+        ])
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
@@ -367,7 +372,10 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
         if copying > 0 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the ingest finished before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the ingest finished before it could be killed"
+        );
         assert!(Instant::now() < deadline, "the load never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -388,7 +396,10 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
         if others == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the killed load's connection lingers");
+        assert!(
+            Instant::now() < deadline,
+            "the killed load's connection lingers"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let count = |sql: &'static str| {
@@ -414,4 +425,118 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
     assert_eq!(report.status, order_pipeline::ingest::IngestStatus::Loaded);
     assert_eq!(report.counts.accepted, rows);
     assert_eq!(count("SELECT count(*) FROM barcodes").await, rows as i64);
+}
+
+fn localenv_process(
+    db: &TestDatabase,
+    out_dir: &std::path::Path,
+    files: &[&std::path::Path],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_localenv"));
+    command
+        .arg("process")
+        .args(files)
+        .arg("--out-dir")
+        .arg(out_dir)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn the_local_command_processes_files_without_aws_and_prints_the_summary() {
+    let db = TestDatabase::create().await;
+    let out = tempfile::tempdir().unwrap();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let output = localenv_process(
+        &db,
+        out.path(),
+        &[&data.join("orders.csv"), &data.join("barcodes.csv")],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("duplicates in these files: 2\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("orders without barcodes:   2\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("unused barcodes:           3\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("customer_id, amount_of_tickets\n11, 4\n12, 4\n10, 3\n13, 1\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("processed_orders.csv")).unwrap(),
+        SAMPLE_PROCESSED
+    );
+    assert!(out
+        .path()
+        .join("reports/incoming/barcodes.csv.rejected.csv")
+        .exists());
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_local_command_cleanly_with_nothing_partial_saved() {
+    let db = TestDatabase::create().await;
+    let out = tempfile::tempdir().unwrap();
+    let big = out.path().join("big-orders.csv");
+    let mut body = String::from("order_id,customer_id\n");
+    for i in 1..=400_000 {
+        body.push_str(&format!("{i},{}\n", i % 1000 + 1));
+    }
+    std::fs::write(&big, body).unwrap();
+    let child = localenv_process(&db, out.path(), &[&big])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = db.pool.get().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copying: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'COPY staging%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if copying > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the load never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("interrupted: nothing from"), "{stderr}");
+    let orders: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orders, 0);
+    assert!(!out.path().join("processed_orders.csv").exists());
 }

@@ -1,0 +1,156 @@
+//! An [`ObjectStore`] over local files, so the ingest code runs on files on a
+//! laptop with no S3 at all (`localenv process`). Inputs are registered under
+//! the keys the pipeline expects (`incoming/<name>`); outputs land in a
+//! directory: `processed_orders.csv` and `reports/…`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use indicatif::ProgressBar;
+use order_pipeline::config::PROCESSED_ORDERS_KEY;
+use order_pipeline::storage::{ObjectStore, OpenedObject, StorageError};
+use tokio::io::{AsyncRead, ReadBuf};
+
+pub struct LocalFiles {
+    inputs: HashMap<String, PathBuf>,
+    out_dir: PathBuf,
+    progress: Option<ProgressBar>,
+}
+
+impl LocalFiles {
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            inputs: HashMap::new(),
+            out_dir: out_dir.into(),
+            progress: None,
+        }
+    }
+
+    /// Makes `path` readable as `key`.
+    pub fn add_input(&mut self, key: &str, path: &Path) {
+        self.inputs.insert(key.to_owned(), path.to_owned());
+    }
+
+    /// Shows reading progress (bytes) on this bar.
+    pub fn set_progress(&mut self, bar: Option<ProgressBar>) {
+        self.progress = bar;
+    }
+
+    /// Where an output key is written.
+    pub fn output_path(&self, key: &str) -> PathBuf {
+        if key == PROCESSED_ORDERS_KEY {
+            self.out_dir.join("processed_orders.csv")
+        } else {
+            self.out_dir.join(key)
+        }
+    }
+
+    fn error(
+        bucket: &str,
+        key: &str,
+        err: impl std::fmt::Display,
+        not_found: bool,
+    ) -> StorageError {
+        StorageError {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: err.to_string(),
+            not_found,
+        }
+    }
+}
+
+impl ObjectStore for LocalFiles {
+    async fn open(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError> {
+        let path = self
+            .inputs
+            .get(key)
+            .ok_or_else(|| Self::error(bucket, key, "no such input", true))?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Self::error(bucket, key, format!("{}: {e}", path.display()), true))?;
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| Self::error(bucket, key, e, false))?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        if let Some(bar) = &self.progress {
+            bar.set_length(meta.len());
+            bar.set_position(0);
+        }
+        Ok(OpenedObject {
+            // A local file's version: its size and modification time.
+            etag: Some(format!("local-{}-{modified}", meta.len())),
+            version_id: None,
+            size: Some(meta.len() as i64),
+            reader: Box::pin(Progress {
+                inner: file,
+                bar: self.progress.clone(),
+            }),
+        })
+    }
+
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
+        let target = self.output_path(key);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Self::error(bucket, key, e, false))?;
+        }
+        tokio::fs::copy(path, &target)
+            .await
+            .map_err(|e| Self::error(bucket, key, format!("{}: {e}", target.display()), false))?;
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
+        let target = self.output_path(key);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Self::error(bucket, key, e, false))?;
+        }
+        tokio::fs::write(&target, body)
+            .await
+            .map_err(|e| Self::error(bucket, key, format!("{}: {e}", target.display()), false))
+    }
+}
+
+/// Counts bytes read into a progress bar.
+struct Progress<R> {
+    inner: R,
+    bar: Option<ProgressBar>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Progress<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(bar)) = (&polled, &self.bar) {
+            bar.inc((buf.filled().len() - before) as u64);
+        }
+        polled
+    }
+}
