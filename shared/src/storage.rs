@@ -40,7 +40,7 @@ pub struct OpenedObject {
 /// Objects at least this large are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
 /// Part size of multipart uploads (S3's minimum is 5 MiB).
-const PART_SIZE: usize = 16 * 1024 * 1024;
+pub const PART_SIZE: usize = 16 * 1024 * 1024;
 
 /// What the pipeline needs from object storage.
 #[allow(async_fn_in_trait)]
@@ -81,11 +81,24 @@ pub fn s3_client(sdk_config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 #[derive(Clone)]
 pub struct S3Store {
     client: aws_sdk_s3::Client,
+    multipart_threshold: u64,
+    part_size: usize,
 }
 
 impl S3Store {
     pub fn new(client: aws_sdk_s3::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            multipart_threshold: MULTIPART_THRESHOLD,
+            part_size: PART_SIZE,
+        }
+    }
+
+    /// Changes when and how big outputs are split into parts.
+    pub fn with_multipart(mut self, threshold: u64, part_size: usize) -> Self {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size.max(5 * 1024 * 1024);
+        self
     }
 }
 
@@ -124,10 +137,11 @@ impl S3Store {
         };
         let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
         let mut parts = Vec::new();
-        let mut buffer = vec![0u8; PART_SIZE];
+        let part_size = self.part_size;
+        let mut buffer = vec![0u8; part_size];
         for part_number in 1.. {
             let mut filled = 0;
-            while filled < PART_SIZE {
+            while filled < part_size {
                 let n = file.read(&mut buffer[filled..]).await.map_err(io_error)?;
                 if n == 0 {
                     break;
@@ -154,7 +168,7 @@ impl S3Store {
                     .set_e_tag(part.e_tag)
                     .build(),
             );
-            if filled < PART_SIZE {
+            if filled < part_size {
                 break;
             }
         }
@@ -213,7 +227,7 @@ impl ObjectStore for S3Store {
             not_found: false,
         };
         let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
-        if size < MULTIPART_THRESHOLD {
+        if size < self.multipart_threshold {
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| StorageError {

@@ -156,10 +156,6 @@ async fn main() -> Result<()> {
             wait,
             timeout_secs,
         } => {
-            // S3 times have whole seconds: anything written from this second on is newer.
-            let started = aws_sdk_s3::primitives::DateTime::from_secs(
-                aws_sdk_s3::primitives::DateTime::from(std::time::SystemTime::now()).secs(),
-            );
             for file in files {
                 let name = file
                     .file_name()
@@ -180,14 +176,7 @@ async fn main() -> Result<()> {
                 println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket);
             }
             if wait {
-                wait_for_processed(
-                    &s3,
-                    &sqs,
-                    &names,
-                    started,
-                    Duration::from_secs(timeout_secs),
-                )
-                .await?;
+                wait_for_processed(&s3, &sqs, &names, Duration::from_secs(timeout_secs)).await?;
             }
         }
         Command::Process {
@@ -227,13 +216,13 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Waits until the ingest queue is drained and processed_orders.csv has been
-/// rewritten since `since`, then prints it.
+/// Waits until the ingest queue has stayed drained for a moment (every
+/// message handled: ingested, skipped as already ingested, or failed) and
+/// processed_orders.csv exists, then prints it.
 async fn wait_for_processed(
     s3: &aws_sdk_s3::Client,
     sqs: &aws_sdk_sqs::Client,
     names: &ResourceNames,
-    since: aws_sdk_s3::primitives::DateTime,
     timeout: Duration,
 ) -> Result<()> {
     let queue_url = resources::queue_url(sqs, &names.queue).await?;
@@ -241,9 +230,11 @@ async fn wait_for_processed(
     eprintln!(
         "waiting for the ingest function (first call builds it; see .local/logs/watch.log)..."
     );
+    let mut idle_polls = 0;
     loop {
         let depth = resources::queue_depth(sqs, &queue_url).await?;
-        if depth == 0 {
+        idle_polls = if depth == 0 { idle_polls + 1 } else { 0 };
+        if idle_polls >= 3 {
             let processed = s3
                 .get_object()
                 .bucket(&names.bucket)
@@ -251,15 +242,10 @@ async fn wait_for_processed(
                 .send()
                 .await;
             if let Ok(object) = processed {
-                if object
-                    .last_modified()
-                    .is_some_and(|t| t.secs() >= since.secs())
-                {
-                    let bytes = object.body.collect().await?.into_bytes();
-                    println!("s3://{}/{PROCESSED_ORDERS_KEY}:", names.bucket);
-                    print!("{}", String::from_utf8_lossy(&bytes));
-                    return Ok(());
-                }
+                let bytes = object.body.collect().await?.into_bytes();
+                println!("s3://{}/{PROCESSED_ORDERS_KEY}:", names.bucket);
+                print!("{}", String::from_utf8_lossy(&bytes));
+                return Ok(());
             }
         }
         anyhow::ensure!(
