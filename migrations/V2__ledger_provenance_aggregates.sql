@@ -29,11 +29,13 @@ CREATE TABLE ingestions (
 CREATE INDEX ingestions_status_id_idx ON ingestions (status, id);
 
 -- Provenance: every stored row remembers the ingestion and line it came from.
+-- No foreign key on purpose: rows and their ledger row are written in the same
+-- transaction, and a per-row FK check would slow bulk loads noticeably.
 ALTER TABLE orders
-    ADD COLUMN ingestion_id bigint REFERENCES ingestions (id),
+    ADD COLUMN ingestion_id bigint,
     ADD COLUMN source_line bigint;
 ALTER TABLE barcodes
-    ADD COLUMN ingestion_id bigint REFERENCES ingestions (id),
+    ADD COLUMN ingestion_id bigint,
     ADD COLUMN source_line bigint;
 
 -- Aggregates kept current in the load transaction, so that no request has to

@@ -173,7 +173,11 @@ impl PgStore {
     /// first one commits (then finds it done) or rolls back (then loads it).
     pub async fn begin_ingestion(&self, version: &ObjectVersion) -> Result<Begun, DbError> {
         let client = self.pool.get().await?;
-        client.batch_execute("BEGIN").await?;
+        // Sorting and hashing millions of staged rows wants more than the
+        // default 4 MB; this is server memory, for this transaction only.
+        client
+            .batch_execute("BEGIN; SET LOCAL work_mem = '256MB'")
+            .await?;
         let mut session = LoadSession {
             client: Some(client),
             ingestion_id: 0,
