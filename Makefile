@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down test services redrive build lint fmt logs
+.PHONY: help up down test services redrive build lint fmt logs bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,3 +37,6 @@ fmt: ## Format the code
 
 logs: ## Follow the local logs
 	tail -F .local/logs/*.log
+
+bench: ## Time ingest vs a plain COPY floor on generated data (BENCH_ORDERS=1000000 BENCH_INCREMENT=100000)
+	@scripts/bench.sh
