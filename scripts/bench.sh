@@ -91,11 +91,37 @@ EOF
   fi
 }
 
+# A service this script started may have been adopted meanwhile by someone
+# else (scripts/local.sh test uses whatever answers on the port): then it is
+# left running for them, to be stopped with `make down`.
+postgres_in_use() {
+  local n
+  n=$(psql_admin -Atc "SELECT (SELECT count(*) FROM pg_stat_activity
+                                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())
+                             + (SELECT count(*) FROM pg_database
+                                WHERE datname NOT IN ('postgres', 'template0', 'template1', 'orders'))") ||
+    return 1
+  [ "${n:-0}" -gt 0 ]
+}
+
+localstack_in_use() { # it started empty and our bucket is gone: any bucket is someone else's
+  local py="$LOCAL/localstack-venv/bin/python" n
+  [ -x "$py" ] || return 1
+  n=$("$py" -c 'import boto3
+print(len(boto3.client("s3", endpoint_url="http://127.0.0.1:4566", region_name="us-east-1",
+      aws_access_key_id="test", aws_secret_access_key="test").list_buckets()["Buckets"]))') || return 1
+  [ "${n:-0}" -gt 0 ]
+}
+
 stop_started() { # only what this script started, by the PID local.sh recorded
   local s pid
   for s in "${STARTED[@]}"; do
     case $s in
       postgres)
+        if postgres_in_use; then
+          say "leaving PostgreSQL running: other clients use it now (make down stops it)"
+          continue
+        fi
         say "stopping PostgreSQL (started by bench)"
         if [ "$(id -u)" = 0 ]; then
           runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
@@ -105,6 +131,10 @@ stop_started() { # only what this script started, by the PID local.sh recorded
         rm -f "$PIDS/postgres.pid"
         ;;
       localstack)
+        if localstack_in_use; then
+          say "leaving LocalStack running: other clients use it now (make down stops it)"
+          continue
+        fi
         say "stopping LocalStack (started by bench)"
         if [ -f "$PIDS/localstack.pid" ]; then
           pid=$(cat "$PIDS/localstack.pid")
