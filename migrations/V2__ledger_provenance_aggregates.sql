@@ -29,6 +29,7 @@ CREATE TABLE ingestions (
 CREATE INDEX ingestions_status_id_idx ON ingestions (status, id);
 
 -- Provenance: every stored row remembers the ingestion and line it came from.
+-- For barcodes it is also their order within an order (arrival order).
 -- No foreign key on purpose: rows and their ledger row are written in the same
 -- transaction, and a per-row FK check would slow bulk loads noticeably.
 ALTER TABLE orders
@@ -53,10 +54,12 @@ CREATE TABLE pipeline_stats (
     barcodes         bigint NOT NULL DEFAULT 0,
     unused_barcodes  bigint NOT NULL DEFAULT 0,
     rejected_rows    bigint NOT NULL DEFAULT 0,
-    data_version     bigint NOT NULL DEFAULT 0
+    data_version     bigint NOT NULL DEFAULT 0,
+    -- Changes only when processed_orders.csv would change (tickets moved).
+    output_version   bigint NOT NULL DEFAULT 0
 );
 
--- Which data_version each published processed_orders.csv shows, per bucket
+-- Which output_version each published processed_orders.csv shows, per bucket
 -- (or local output directory), so a stale file is republished.
 CREATE TABLE published_outputs (
     destination  text PRIMARY KEY,

@@ -324,7 +324,7 @@ impl PgStore {
             .await?;
         let row = client
             .query_one(
-                "SELECT s.data_version, p.data_version
+                "SELECT s.output_version, p.data_version
                  FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
                 &[&destination],
             )
@@ -351,6 +351,8 @@ struct Deltas {
     orders: i64,
     barcodes: i64,
     unused: i64,
+    /// Tickets that moved: processed_orders.csv changes only then.
+    tickets: i64,
 }
 
 /// One file's load: a transaction on a dedicated connection. Dropping it
@@ -385,55 +387,70 @@ impl LoadSession {
     ) -> Result<LoadCounts, DbError> {
         let rows_read = self.stage(batches).await?;
         let client = self.client();
+        // One sort finds both the first row of each order and its repeats.
         client
             .batch_execute(
-                "CREATE TEMP TABLE firsts ON COMMIT DROP AS
-                     SELECT DISTINCT ON (order_id) order_id, customer_id, line
-                     FROM staging WHERE reason IS NULL ORDER BY order_id, line;
+                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, order_id, customer_id,
+                            first_value(line) OVER w AS first_line,
+                            first_value(customer_id) OVER w AS first_customer
+                     FROM staging WHERE reason IS NULL
+                     WINDOW w AS (PARTITION BY order_id ORDER BY line);
                  INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT s.line,
-                        CASE WHEN s.customer_id = f.customer_id THEN 'ignored' ELSE 'rejected' END,
-                        true, 'customer_id', s.customer_id::text,
-                        CASE WHEN s.customer_id = f.customer_id
-                             THEN format('order %s repeats line %s with the same customer; ignored', s.order_id, f.line)
-                             ELSE format('order %s already belongs to customer %s (line %s); a conflicting customer is rejected', s.order_id, f.customer_id, f.line)
+                 SELECT line,
+                        CASE WHEN customer_id = first_customer THEN 'ignored' ELSE 'rejected' END,
+                        true, 'customer_id', customer_id::text,
+                        CASE WHEN customer_id = first_customer
+                             THEN format('order %s repeats line %s with the same customer; ignored', order_id, first_line)
+                             ELSE format('order %s already belongs to customer %s (line %s); a conflicting customer is rejected', order_id, first_customer, first_line)
                         END,
-                        s.order_id || ',' || s.customer_id
-                 FROM staging s JOIN firsts f USING (order_id)
-                 WHERE s.reason IS NULL AND s.line <> f.line;",
+                        order_id || ',' || customer_id
+                 FROM ranked WHERE line <> first_line;",
             )
             .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
             .await?;
         client
-            .execute(
-                "INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT f.line,
-                        CASE WHEN o.customer_id = f.customer_id THEN 'ignored' ELSE 'rejected' END,
-                        true, 'customer_id', f.customer_id::text,
-                        CASE WHEN o.customer_id = f.customer_id
-                             THEN format('order %s is already stored (%s line %s); ignored', f.order_id, coalesce(i.key, 'an earlier file'), o.source_line)
-                             ELSE format('order %s already belongs to customer %s (%s line %s); history is never rewritten', f.order_id, o.customer_id, coalesce(i.key, 'an earlier file'), o.source_line)
+            .batch_execute(
+                "CREATE TEMP TABLE checked ON COMMIT DROP AS
+                     SELECT r.order_id, r.customer_id, r.line,
+                            o.customer_id AS stored_customer, o.ingestion_id AS stored_ingestion,
+                            o.source_line AS stored_line
+                     FROM ranked r LEFT JOIN orders o USING (order_id)
+                     WHERE r.line = r.first_line;
+                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT c.line,
+                        CASE WHEN c.stored_customer = c.customer_id THEN 'ignored' ELSE 'rejected' END,
+                        true, 'customer_id', c.customer_id::text,
+                        CASE WHEN c.stored_customer = c.customer_id
+                             THEN format('order %s is already stored (%s line %s); ignored', c.order_id, coalesce(i.key, 'an earlier file'), c.stored_line)
+                             ELSE format('order %s already belongs to customer %s (%s line %s); history is never rewritten', c.order_id, c.stored_customer, coalesce(i.key, 'an earlier file'), c.stored_line)
                         END,
-                        f.order_id || ',' || f.customer_id
-                 FROM firsts f JOIN orders o USING (order_id)
-                 LEFT JOIN ingestions i ON i.id = o.ingestion_id",
-                &[],
+                        c.order_id || ',' || c.customer_id
+                 FROM checked c LEFT JOIN ingestions i ON i.id = c.stored_ingestion
+                 WHERE c.stored_customer IS NOT NULL;
+                 CREATE TEMP TABLE new_orders ON COMMIT DROP AS
+                     SELECT order_id, customer_id, line FROM checked WHERE stored_customer IS NULL;
+                 ANALYZE new_orders;",
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
+                 SELECT order_id, customer_id, $1, line FROM new_orders ORDER BY order_id",
+                &[&self.ingestion_id],
             )
             .await?;
         let merged = client
             .query_one(
-                "WITH inserted AS (
-                     INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
-                     SELECT f.order_id, f.customer_id, $1, f.line FROM firsts f
-                     WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = f.order_id)
-                     ORDER BY f.line
-                     RETURNING order_id, customer_id, source_line
+                "WITH held AS (
+                     SELECT b.order_id, count(*) AS tickets
+                     FROM barcodes b JOIN new_orders n USING (order_id)
+                     GROUP BY b.order_id
                  ), per_order AS (
-                     SELECT i.order_id, i.customer_id, i.source_line,
-                            (SELECT count(*) FROM barcodes b WHERE b.order_id = i.order_id) AS tickets
-                     FROM inserted i
+                     SELECT n.order_id, n.customer_id, n.line, coalesce(h.tickets, 0) AS tickets
+                     FROM new_orders n LEFT JOIN held h USING (order_id)
                  ), tickets AS (
                      INSERT INTO customer_tickets (customer_id, tickets)
                      SELECT customer_id, sum(tickets) FROM per_order
@@ -442,19 +459,20 @@ impl LoadSession {
                          SET tickets = customer_tickets.tickets + EXCLUDED.tickets
                  ), warned AS (
                      INSERT INTO problems (line, severity, field, value, reason, raw)
-                     SELECT source_line, 'warning', 'order_id', order_id::text,
+                     SELECT line, 'warning', 'order_id', order_id::text,
                             'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
                             order_id || ',' || customer_id
-                     FROM per_order WHERE tickets = 0 ORDER BY source_line LIMIT 100
+                     FROM per_order WHERE tickets = 0 ORDER BY line LIMIT 100
                  )
-                 SELECT (SELECT count(*) FROM per_order),
-                        (SELECT count(*) FROM per_order WHERE tickets = 0)",
-                &[&self.ingestion_id],
+                 SELECT count(*), count(*) FILTER (WHERE tickets = 0), coalesce(sum(tickets), 0)::bigint
+                 FROM per_order",
+                &[],
             )
             .await?;
         let inserted: i64 = merged.get(0);
         let without_barcodes: i64 = merged.get(1);
         self.deltas.orders += inserted;
+        self.deltas.tickets += merged.get::<_, i64>(2);
         self.counts(rows_read, inserted, without_barcodes).await
     }
 
@@ -470,56 +488,64 @@ impl LoadSession {
         let client = self.client();
         client
             .batch_execute(
-                "CREATE TEMP TABLE firsts ON COMMIT DROP AS
-                     SELECT DISTINCT ON (barcode) barcode, order_id, line
-                     FROM staging WHERE reason IS NULL ORDER BY barcode, line;
+                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, barcode, order_id, first_value(line) OVER w AS first_line
+                     FROM staging WHERE reason IS NULL
+                     WINDOW w AS (PARTITION BY barcode ORDER BY line);
                  INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT s.line, 'rejected', true, 'barcode', s.barcode,
-                        format('duplicate barcode: first seen on line %s; the first occurrence wins', f.line),
-                        s.barcode || ',' || coalesce(s.order_id::text, '')
-                 FROM staging s JOIN firsts f USING (barcode)
-                 WHERE s.reason IS NULL AND s.line <> f.line;",
+                 SELECT line, 'rejected', true, 'barcode', barcode,
+                        format('duplicate barcode: first seen on line %s; the first occurrence wins', first_line),
+                        barcode || ',' || coalesce(order_id::text, '')
+                 FROM ranked WHERE line <> first_line;",
             )
             .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
             .await?;
         client
-            .execute(
-                "INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT f.line, 'rejected', true, 'barcode', f.barcode,
-                        CASE WHEN b.order_id IS NOT NULL AND f.order_id IS DISTINCT FROM b.order_id
-                             THEN format('barcode already sold to order %s (%s line %s); a sold barcode never moves', b.order_id, coalesce(i.key, 'an earlier file'), b.source_line)
-                             ELSE format('duplicate barcode: already stored from %s line %s; the first occurrence wins', coalesce(i.key, 'an earlier file'), b.source_line)
+            .batch_execute(
+                "CREATE TEMP TABLE checked ON COMMIT DROP AS
+                     SELECT r.barcode, r.order_id, r.line, b.barcode IS NOT NULL AS stored,
+                            b.order_id AS stored_order, b.ingestion_id AS stored_ingestion,
+                            b.source_line AS stored_line
+                     FROM ranked r LEFT JOIN barcodes b USING (barcode)
+                     WHERE r.line = r.first_line;
+                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT c.line, 'rejected', true, 'barcode', c.barcode,
+                        CASE WHEN c.stored_order IS NOT NULL AND c.order_id IS DISTINCT FROM c.stored_order
+                             THEN format('barcode already sold to order %s (%s line %s); a sold barcode never moves', c.stored_order, coalesce(i.key, 'an earlier file'), c.stored_line)
+                             ELSE format('duplicate barcode: already stored from %s line %s; the first occurrence wins', coalesce(i.key, 'an earlier file'), c.stored_line)
                         END,
-                        f.barcode || ',' || coalesce(f.order_id::text, '')
-                 FROM firsts f JOIN barcodes b USING (barcode)
-                 LEFT JOIN ingestions i ON i.id = b.ingestion_id
-                 WHERE NOT (b.order_id IS NULL AND f.order_id IS NOT NULL)",
-                &[],
+                        c.barcode || ',' || coalesce(c.order_id::text, '')
+                 FROM checked c LEFT JOIN ingestions i ON i.id = c.stored_ingestion
+                 WHERE c.stored AND NOT (c.stored_order IS NULL AND c.order_id IS NOT NULL);
+                 CREATE TEMP TABLE accepted ON COMMIT DROP AS
+                     SELECT barcode, order_id, line, stored AS sold_later FROM checked
+                     WHERE NOT stored OR (stored_order IS NULL AND order_id IS NOT NULL);
+                 ANALYZE accepted;",
+            )
+            .await?;
+        // In key order, so the primary key grows at its right edge.
+        client
+            .execute(
+                "INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
+                 SELECT barcode, order_id, $1, line FROM accepted WHERE NOT sold_later
+                 ORDER BY barcode",
+                &[&self.ingestion_id],
+            )
+            .await?;
+        client
+            .execute(
+                "UPDATE barcodes b SET order_id = a.order_id, ingestion_id = $1, source_line = a.line
+                 FROM accepted a WHERE a.sold_later AND b.barcode = a.barcode",
+                &[&self.ingestion_id],
             )
             .await?;
         let merged = client
             .query_one(
-                "WITH inserted AS (
-                     INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
-                     SELECT f.barcode, f.order_id, $1, f.line FROM firsts f
-                     WHERE NOT EXISTS (SELECT 1 FROM barcodes b WHERE b.barcode = f.barcode)
-                     ORDER BY f.line
-                     RETURNING barcode, order_id, source_line
-                 ), sold AS (
-                     UPDATE barcodes b
-                     SET order_id = f.order_id, ingestion_id = $1, source_line = f.line
-                     FROM firsts f
-                     WHERE b.barcode = f.barcode AND b.order_id IS NULL AND f.order_id IS NOT NULL
-                     RETURNING b.barcode, b.order_id, b.source_line
-                 ), assigned AS (
-                     SELECT barcode, order_id, source_line FROM inserted WHERE order_id IS NOT NULL
-                     UNION ALL
-                     SELECT barcode, order_id, source_line FROM sold
-                 ), known AS (
+                "WITH known AS (
                      SELECT o.customer_id, count(*) AS tickets
-                     FROM assigned a JOIN orders o USING (order_id)
+                     FROM accepted a JOIN orders o USING (order_id)
                      GROUP BY o.customer_id
                  ), tickets AS (
                      INSERT INTO customer_tickets (customer_id, tickets)
@@ -527,20 +553,22 @@ impl LoadSession {
                      ON CONFLICT (customer_id) DO UPDATE
                          SET tickets = customer_tickets.tickets + EXCLUDED.tickets
                  ), orphans AS (
-                     SELECT a.* FROM assigned a
-                     WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id)
+                     SELECT a.* FROM accepted a
+                     WHERE a.order_id IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id)
                  ), warned AS (
                      INSERT INTO problems (line, severity, field, value, reason, raw)
-                     SELECT source_line, 'warning', 'order_id', order_id::text,
+                     SELECT line, 'warning', 'order_id', order_id::text,
                             format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
                             barcode || ',' || order_id
-                     FROM orphans ORDER BY source_line LIMIT 100
+                     FROM orphans ORDER BY line LIMIT 100
                  )
-                 SELECT (SELECT count(*) FROM inserted),
-                        (SELECT count(*) FROM inserted WHERE order_id IS NULL),
-                        (SELECT count(*) FROM sold),
-                        (SELECT count(*) FROM orphans)",
-                &[&self.ingestion_id],
+                 SELECT (SELECT count(*) FROM accepted WHERE NOT sold_later),
+                        (SELECT count(*) FROM accepted WHERE NOT sold_later AND order_id IS NULL),
+                        (SELECT count(*) FROM accepted WHERE sold_later),
+                        (SELECT count(*) FROM orphans),
+                        (SELECT coalesce(sum(tickets), 0)::bigint FROM known)",
+                &[],
             )
             .await?;
         let inserted: i64 = merged.get(0);
@@ -549,6 +577,7 @@ impl LoadSession {
         let orphans: i64 = merged.get(3);
         self.deltas.barcodes += inserted;
         self.deltas.unused += inserted_unused - sold;
+        self.deltas.tickets += merged.get::<_, i64>(4);
         self.counts(rows_read, inserted + sold, orphans).await
     }
 
@@ -715,7 +744,8 @@ impl LoadSession {
                      orders = orders + $1, barcodes = barcodes + $2,
                      unused_barcodes = unused_barcodes + $3,
                      rejected_rows = rejected_rows + $4,
-                     data_version = data_version + CASE WHEN $5 THEN 1 ELSE 0 END
+                     data_version = data_version + CASE WHEN $5 THEN 1 ELSE 0 END,
+                     output_version = output_version + CASE WHEN $6 THEN 1 ELSE 0 END
                  RETURNING data_version",
                 &[
                     &self.deltas.orders,
@@ -723,6 +753,7 @@ impl LoadSession {
                     &self.deltas.unused,
                     &(entry.counts.rejected as i64),
                     &changed,
+                    &(self.deltas.tickets > 0),
                 ],
             )
             .await?;
@@ -765,7 +796,7 @@ impl PublishSession {
         let client = self.client.as_ref().expect("session is open");
         let stream = client
             .query_raw(
-                "SELECT o.customer_id, o.order_id, array_agg(b.barcode ORDER BY b.seq)
+                "SELECT o.customer_id, o.order_id, array_agg(b.barcode ORDER BY b.ingestion_id, b.source_line)
                  FROM orders o JOIN barcodes b ON b.order_id = o.order_id
                  GROUP BY o.customer_id, o.order_id
                  ORDER BY o.customer_id, o.order_id",
@@ -867,7 +898,7 @@ impl StagedRow for OrderRow {
 }
 
 impl StagedRow for BarcodeRow {
-    const STAGING_COLUMNS: &'static str = "line bigint, barcode text, order_id bigint";
+    const STAGING_COLUMNS: &'static str = "line bigint, barcode text COLLATE \"C\", order_id bigint";
     const COPY_COLUMNS: &'static str = "line, barcode, order_id";
     const COLUMN_TYPES: &'static [Type] = &[Type::INT8, Type::TEXT, Type::INT8];
 
