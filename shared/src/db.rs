@@ -176,7 +176,9 @@ impl PgStore {
         // Sorting and hashing millions of staged rows wants more than the
         // default 4 MB; this is server memory, for this transaction only.
         client
-            .batch_execute("BEGIN; SET LOCAL work_mem = '256MB'")
+            .batch_execute(
+                "BEGIN; SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '512MB'",
+            )
             .await?;
         let mut session = LoadSession {
             client: Some(client),
@@ -318,7 +320,9 @@ impl PgStore {
     /// tells whether the published file is behind the data.
     pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
         let client = self.pool.get().await?;
-        client.batch_execute("BEGIN").await?;
+        client
+            .batch_execute("BEGIN; SET LOCAL work_mem = '256MB'")
+            .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
             .await?;
@@ -435,6 +439,15 @@ impl LoadSession {
                  ANALYZE new_orders;",
             )
             .await?;
+        let bulk = self.bulk_mode("orders", "new_orders").await?;
+        if bulk {
+            client
+                .batch_execute(
+                    "ALTER TABLE orders DROP CONSTRAINT orders_pkey;
+                     DROP INDEX orders_customer_id_idx;",
+                )
+                .await?;
+        }
         client
             .execute(
                 "INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
@@ -442,6 +455,14 @@ impl LoadSession {
                 &[&self.ingestion_id],
             )
             .await?;
+        if bulk {
+            client
+                .batch_execute(
+                    "ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (order_id);
+                     CREATE INDEX orders_customer_id_idx ON orders (customer_id, order_id);",
+                )
+                .await?;
+        }
         let merged = client
             .query_one(
                 "WITH held AS (
@@ -525,6 +546,15 @@ impl LoadSession {
                  ANALYZE accepted;",
             )
             .await?;
+        let bulk = self.bulk_mode("barcodes", "accepted WHERE NOT sold_later").await?;
+        if bulk {
+            client
+                .batch_execute(
+                    "ALTER TABLE barcodes DROP CONSTRAINT barcodes_pkey;
+                     DROP INDEX barcodes_order_id_idx;",
+                )
+                .await?;
+        }
         // In key order, so the primary key grows at its right edge.
         client
             .execute(
@@ -534,6 +564,14 @@ impl LoadSession {
                 &[&self.ingestion_id],
             )
             .await?;
+        if bulk {
+            client
+                .batch_execute(
+                    "ALTER TABLE barcodes ADD CONSTRAINT barcodes_pkey PRIMARY KEY (barcode);
+                     CREATE INDEX barcodes_order_id_idx ON barcodes (order_id);",
+                )
+                .await?;
+        }
         client
             .execute(
                 "UPDATE barcodes b SET order_id = a.order_id, ingestion_id = $1, source_line = a.line
@@ -543,19 +581,21 @@ impl LoadSession {
             .await?;
         let merged = client
             .query_one(
-                "WITH known AS (
-                     SELECT o.customer_id, count(*) AS tickets
-                     FROM accepted a JOIN orders o USING (order_id)
-                     GROUP BY o.customer_id
+                "WITH joined AS MATERIALIZED (
+                     SELECT a.line, a.barcode, a.order_id, o.customer_id
+                     FROM accepted a LEFT JOIN orders o USING (order_id)
+                     WHERE a.order_id IS NOT NULL
+                 ), known AS (
+                     SELECT customer_id, count(*) AS tickets
+                     FROM joined WHERE customer_id IS NOT NULL
+                     GROUP BY customer_id
                  ), tickets AS (
                      INSERT INTO customer_tickets (customer_id, tickets)
                      SELECT customer_id, tickets FROM known
                      ON CONFLICT (customer_id) DO UPDATE
                          SET tickets = customer_tickets.tickets + EXCLUDED.tickets
                  ), orphans AS (
-                     SELECT a.* FROM accepted a
-                     WHERE a.order_id IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id)
+                     SELECT line, barcode, order_id FROM joined WHERE customer_id IS NULL
                  ), warned AS (
                      INSERT INTO problems (line, severity, field, value, reason, raw)
                      SELECT line, 'warning', 'order_id', order_id::text,
@@ -579,6 +619,25 @@ impl LoadSession {
         self.deltas.unused += inserted_unused - sold;
         self.deltas.tickets += merged.get::<_, i64>(4);
         self.counts(rows_read, inserted + sold, orphans).await
+    }
+
+    /// Bulk mode: when a load at least doubles a table, inserting without its
+    /// indexes and building them afterwards is several times faster than
+    /// maintaining them row by row. Inside the transaction and under the
+    /// merge lock; readers of that table wait for the commit, which for a
+    /// table that small is a fair trade.
+    async fn bulk_mode(&self, table: &str, incoming: &str) -> Result<bool, DbError> {
+        let row = self
+            .client()
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {incoming}) > 10000
+                        AND (SELECT count(*) FROM {incoming}) >= (SELECT {table} FROM pipeline_stats)"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     async fn counts(
