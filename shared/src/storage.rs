@@ -38,9 +38,10 @@ pub struct OpenedObject {
 }
 
 /// Objects at least this large are uploaded in parts.
-pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
-/// Part size of multipart uploads (S3's minimum is 5 MiB).
-pub const PART_SIZE: usize = 16 * 1024 * 1024;
+pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Part size of multipart uploads (S3's minimum is 5 MiB). Small parts keep
+/// the function's memory flat: at most two part buffers live at once.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// What the pipeline needs from object storage.
 #[allow(async_fn_in_trait)]
@@ -158,7 +159,13 @@ impl S3Store {
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(part_number)
-                .body(ByteStream::from(buffer[..filled].to_vec()))
+                .body(ByteStream::from({
+                    // Hand this part's buffer to the SDK (no copy) and read
+                    // the next part into a fresh one.
+                    let mut part = std::mem::replace(&mut buffer, vec![0u8; part_size]);
+                    part.truncate(filled);
+                    part
+                }))
                 .send()
                 .await
                 .map_err(|err| storage_error(bucket, key, &err, false))?;
