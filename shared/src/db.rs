@@ -551,7 +551,9 @@ impl LoadSession {
                  ANALYZE accepted;",
             )
             .await?;
-        let bulk = self.bulk_mode("barcodes", "accepted WHERE NOT sold_later").await?;
+        let bulk = self
+            .bulk_mode("barcodes", "accepted WHERE NOT sold_later")
+            .await?;
         if bulk {
             client
                 .batch_execute(
@@ -962,7 +964,8 @@ impl StagedRow for OrderRow {
 }
 
 impl StagedRow for BarcodeRow {
-    const STAGING_COLUMNS: &'static str = "line bigint, barcode text COLLATE \"C\", order_id bigint";
+    const STAGING_COLUMNS: &'static str =
+        "line bigint, barcode text COLLATE \"C\", order_id bigint";
     const COPY_COLUMNS: &'static str = "line, barcode, order_id";
     const COLUMN_TYPES: &'static [Type] = &[Type::INT8, Type::TEXT, Type::INT8];
 
