@@ -17,6 +17,19 @@ pub struct ObjectRef {
     pub size: Option<i64>,
 }
 
+impl ObjectRef {
+    /// An object named without version details (they are read on open).
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+            etag: None,
+            version_id: None,
+            size: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("s3://{bucket}/{key}: {message}")]
 pub struct StorageError {

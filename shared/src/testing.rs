@@ -7,6 +7,8 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
 use crate::db::{self, PgStore};
+use crate::ingest::{IngestReport, Ingestor};
+use crate::storage::{ObjectRef, S3Store};
 
 /// A maintenance database URL on the private test cluster `make test` starts.
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
@@ -66,6 +68,44 @@ impl TestDatabase {
 
     pub fn store(&self) -> PgStore {
         PgStore::new(self.pool.clone())
+    }
+
+    /// The first column of the one row `sql` returns, as an integer.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let client = self.pool.get().await.expect("connection");
+        client.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+}
+
+/// A bucket and a database of a test's own, and the ingestor over them.
+pub struct TestPipeline {
+    pub bucket: TestBucket,
+    pub db: TestDatabase,
+    pub ingestor: Ingestor<S3Store>,
+}
+
+impl TestPipeline {
+    pub async fn create() -> Self {
+        let bucket = TestBucket::create().await;
+        let db = TestDatabase::create().await;
+        let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
+        Self {
+            bucket,
+            db,
+            ingestor,
+        }
+    }
+
+    /// Ingests an object already in the bucket; panics on a retryable error.
+    pub async fn ingest_key(&self, key: &str) -> IngestReport {
+        self.ingestor
+            .ingest(&ObjectRef::new(&self.bucket.name, key))
+            .await
+            .unwrap_or_else(|e| panic!("ingesting {key}: {e}"))
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        self.db.scalar(sql).await
     }
 }
 

@@ -2,52 +2,32 @@
 //! LocalStack S3, a fresh PostgreSQL database per test.
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
-use order_pipeline::storage::{ObjectRef, S3Store};
-use order_pipeline::testing::{TestBucket, TestDatabase};
+use order_pipeline::ingest::{IngestReport, IngestStatus};
+use order_pipeline::testing::TestPipeline;
 
-struct Fixture {
-    bucket: TestBucket,
-    db: TestDatabase,
-    ingestor: Ingestor<S3Store>,
+async fn fixture() -> TestPipeline {
+    TestPipeline::create().await
 }
 
-async fn fixture() -> Fixture {
-    let bucket = TestBucket::create().await;
-    let db = TestDatabase::create().await;
-    let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
-    Fixture {
-        bucket,
-        db,
-        ingestor,
-    }
+/// What the rule tests do besides the shared fixture's basics.
+trait RulesFixture {
+    async fn ingest(&self, key: &str, body: impl Into<Vec<u8>>) -> IngestReport;
+    async fn ingest_existing(&self, key: &str) -> IngestReport;
+    async fn text(&self, sql: &str) -> Option<String>;
+    async fn processed(&self) -> String;
+    async fn assert_aggregates_consistent(&self);
 }
 
-impl Fixture {
+impl RulesFixture for TestPipeline {
     async fn ingest(&self, key: &str, body: impl Into<Vec<u8>>) -> IngestReport {
         self.bucket.put(key, body).await;
         self.ingest_existing(key).await
     }
 
     async fn ingest_existing(&self, key: &str) -> IngestReport {
-        let report = self
-            .ingestor
-            .ingest(&ObjectRef {
-                bucket: self.bucket.name.clone(),
-                key: key.to_owned(),
-                etag: None,
-                version_id: None,
-                size: None,
-            })
-            .await
-            .unwrap();
+        let report = self.ingest_key(key).await;
         self.assert_aggregates_consistent().await;
         report
-    }
-
-    async fn scalar(&self, sql: &str) -> i64 {
-        let client = self.db.pool.get().await.unwrap();
-        client.query_one(sql, &[]).await.unwrap().get(0)
     }
 
     async fn text(&self, sql: &str) -> Option<String> {

@@ -4,16 +4,12 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use order_pipeline::ingest::Ingestor;
-use order_pipeline::storage::{ObjectRef, S3Store};
-use order_pipeline::testing::{TestBucket, TestDatabase};
+use order_pipeline::testing::{TestDatabase, TestPipeline};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-async fn loaded_database() -> (TestBucket, TestDatabase) {
-    let bucket = TestBucket::create().await;
-    let db = TestDatabase::create().await;
-    let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
+async fn loaded_database() -> TestPipeline {
+    let pipeline = TestPipeline::create().await;
     for (key, body) in [
         (
             "incoming/orders.csv",
@@ -24,19 +20,10 @@ async fn loaded_database() -> (TestBucket, TestDatabase) {
             include_str!("../../../data/barcodes.csv"),
         ),
     ] {
-        bucket.put(key, body).await;
-        ingestor
-            .ingest(&ObjectRef {
-                bucket: bucket.name.clone(),
-                key: key.to_owned(),
-                etag: None,
-                version_id: None,
-                size: None,
-            })
-            .await
-            .unwrap();
+        pipeline.bucket.put(key, body).await;
+        pipeline.ingest_key(key).await;
     }
-    (bucket, db)
+    pipeline
 }
 
 async fn get(db: &TestDatabase, uri: &str) -> (StatusCode, String, Value) {
@@ -56,10 +43,11 @@ async fn get(db: &TestDatabase, uri: &str) -> (StatusCode, String, Value) {
 
 #[tokio::test]
 async fn top_customers_match_the_sample_data() {
-    let (_bucket, db) = loaded_database().await;
+    let pipeline = loaded_database().await;
+    let db = &pipeline.db;
     // data/: customer 11 and 12 hold 4 tickets each (tie: lower id first),
     // 10 holds 3 and 13 holds 1; duplicates and unsold barcodes do not count.
-    let (status, _, body) = get(&db, "/analytics/top-customers").await;
+    let (status, _, body) = get(db, "/analytics/top-customers").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -70,7 +58,7 @@ async fn top_customers_match_the_sample_data() {
             {"customer_id": 13, "tickets": 1}
         ])
     );
-    let (_, _, body) = get(&db, "/analytics/top-customers?limit=2").await;
+    let (_, _, body) = get(db, "/analytics/top-customers?limit=2").await;
     assert_eq!(body.as_array().unwrap().len(), 2);
 }
 

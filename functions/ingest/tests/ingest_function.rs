@@ -2,36 +2,14 @@
 //! PostgreSQL database per test.
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::ingest::Ingestor;
-use order_pipeline::storage::S3Store;
-use order_pipeline::testing::{TestBucket, TestDatabase};
+use order_pipeline::testing::TestPipeline;
 use serde_json::{json, Value};
 
 const ORDERS: &str = "order_id,customer_id\n1,10\n2,11\n3,10\n4,12\n";
 const BARCODES: &str = "barcode,order_id\n0001,1\n0002,1\n0003,2\n0001,3\n0004,\n0005,2\n";
 
-struct Fixture {
-    bucket: TestBucket,
-    db: TestDatabase,
-    ingestor: Ingestor<S3Store>,
-}
-
-async fn fixture() -> Fixture {
-    let bucket = TestBucket::create().await;
-    let db = TestDatabase::create().await;
-    let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
-    Fixture {
-        bucket,
-        db,
-        ingestor,
-    }
-}
-
-impl Fixture {
-    async fn count(&self, sql: &str) -> i64 {
-        let client = self.db.pool.get().await.unwrap();
-        client.query_one(sql, &[]).await.unwrap().get(0)
-    }
+async fn fixture() -> TestPipeline {
+    TestPipeline::create().await
 }
 
 fn sqs_wrap(messages: &[(&str, Value)]) -> Value {
@@ -74,16 +52,16 @@ async fn s3_events_load_rows_and_write_processed_orders() {
     assert_eq!(report["counts"]["rows_read"], 6);
     assert_eq!(report["counts"]["duplicates"], 1);
 
-    assert_eq!(f.count("SELECT count(*) FROM orders").await, 4);
-    assert_eq!(f.count("SELECT count(*) FROM barcodes").await, 5);
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 4);
+    assert_eq!(f.scalar("SELECT count(*) FROM barcodes").await, 5);
     assert_eq!(
-        f.count("SELECT order_id FROM barcodes WHERE barcode = '0001'")
+        f.scalar("SELECT order_id FROM barcodes WHERE barcode = '0001'")
             .await,
         1,
         "the first occurrence of a barcode wins"
     );
     assert_eq!(
-        f.count("SELECT count(*) FROM barcodes WHERE order_id IS NULL")
+        f.scalar("SELECT count(*) FROM barcodes WHERE order_id IS NULL")
             .await,
         1
     );
@@ -149,7 +127,7 @@ async fn test_events_and_objects_outside_incoming_are_ignored() {
     .await
     .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
-    assert_eq!(f.count("SELECT count(*) FROM orders").await, 0);
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 0);
     assert!(f.bucket.get_text(PROCESSED_ORDERS_KEY).await.is_none());
 }
 
@@ -174,7 +152,7 @@ async fn only_the_failing_sqs_record_is_reported_for_retry() {
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "missing"}, {"itemIdentifier": "garbage"}]})
     );
-    assert_eq!(f.count("SELECT count(*) FROM orders").await, 4);
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 4);
 }
 
 #[tokio::test]
@@ -203,7 +181,7 @@ async fn a_broken_file_is_rejected_whole_and_stores_nothing() {
         assert_eq!(report["status"], "rejected", "{key}: {report}");
         assert!(report["error"].as_str().unwrap().len() > 10, "{report}");
     }
-    assert_eq!(f.count("SELECT count(*) FROM orders").await, 0);
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 0);
 }
 
 #[tokio::test]
@@ -234,7 +212,7 @@ async fn bad_rows_are_reported_and_good_neighbours_kept() {
         (&rejected[1]["line"], &rejected[1]["field"]),
         (&json!(4), &json!("customer_id"))
     );
-    assert_eq!(f.count("SELECT count(*) FROM orders").await, 2);
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
 }
 
 /// The fixtures in events/ (used with `cargo lambda invoke`) must stay valid
@@ -268,8 +246,12 @@ async fn the_event_fixtures_ingest_the_sample_files() {
         if name.starts_with("sqs") {
             assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
         }
-        assert_eq!(f.count("SELECT count(*) FROM orders").await, 8, "{name}");
-        assert_eq!(f.count("SELECT count(*) FROM barcodes").await, 15, "{name}");
+        assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 8, "{name}");
+        assert_eq!(
+            f.scalar("SELECT count(*) FROM barcodes").await,
+            15,
+            "{name}"
+        );
         let processed = f.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap();
         assert_eq!(processed.lines().count(), 7, "{name}: {processed}");
     }

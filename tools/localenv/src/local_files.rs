@@ -47,6 +47,17 @@ impl LocalFiles {
         }
     }
 
+    /// The output path for `key`, with its directory created.
+    async fn prepare_output(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
+        let target = self.output_path(key);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Self::error(bucket, key, e, false))?;
+        }
+        Ok(target)
+    }
+
     fn error(
         bucket: &str,
         key: &str,
@@ -103,12 +114,7 @@ impl ObjectStore for LocalFiles {
         path: &Path,
         _content_type: &str,
     ) -> Result<(), StorageError> {
-        let target = self.output_path(key);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| Self::error(bucket, key, e, false))?;
-        }
+        let target = self.prepare_output(bucket, key).await?;
         tokio::fs::copy(path, &target)
             .await
             .map_err(|e| Self::error(bucket, key, format!("{}: {e}", target.display()), false))?;
@@ -122,12 +128,7 @@ impl ObjectStore for LocalFiles {
         body: Vec<u8>,
         _content_type: &str,
     ) -> Result<(), StorageError> {
-        let target = self.output_path(key);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| Self::error(bucket, key, e, false))?;
-        }
+        let target = self.prepare_output(bucket, key).await?;
         tokio::fs::write(&target, body)
             .await
             .map_err(|e| Self::error(bucket, key, format!("{}: {e}", target.display()), false))

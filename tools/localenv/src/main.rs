@@ -192,13 +192,7 @@ async fn main() -> Result<()> {
                 order_pipeline::db::PgStore::new(pool),
             );
             for key in keys {
-                let object = order_pipeline::storage::ObjectRef {
-                    bucket: names.bucket.clone(),
-                    key,
-                    etag: None,
-                    version_id: None,
-                    size: None,
-                };
+                let object = order_pipeline::storage::ObjectRef::new(&names.bucket, key);
                 let report = ingestor.ingest(&object).await?;
                 println!("{}", serde_json::to_string(&report)?);
             }

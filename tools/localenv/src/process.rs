@@ -48,13 +48,7 @@ pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> 
                 .to_string_lossy()
                 .into_owned(),
         );
-        let object = ObjectRef {
-            bucket: LOCAL_BUCKET.into(),
-            key: key.clone(),
-            etag: None,
-            version_id: None,
-            size: None,
-        };
+        let object = ObjectRef::new(LOCAL_BUCKET, key.clone());
         let report = tokio::select! {
             report = ingestor.ingest(&object) => report?,
             _ = tokio::signal::ctrl_c() => {

@@ -356,29 +356,8 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
         .spawn()
         .expect("start localenv ingest");
 
-    // Wait until the load is under way: its COPY is running in our database.
     let client = db.pool.get().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let copying: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND query LIKE 'COPY staging%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if copying > 0 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the ingest finished before it could be killed"
-        );
-        assert!(Instant::now() < deadline, "the load never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_copy(&db, &mut child).await;
     child.kill().await.unwrap();
 
     // The server notices the dead connection and rolls its transaction back.
@@ -387,7 +366,8 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
         let others: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND state <> 'idle'",
                 &[],
             )
             .await
@@ -413,13 +393,10 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
     // Redelivery completes it.
     let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
     let report = ingestor
-        .ingest(&order_pipeline::storage::ObjectRef {
-            bucket: bucket.name.clone(),
-            key: "incoming/big-barcodes.csv".into(),
-            etag: None,
-            version_id: None,
-            size: None,
-        })
+        .ingest(&order_pipeline::storage::ObjectRef::new(
+            &bucket.name,
+            "incoming/big-barcodes.csv",
+        ))
         .await
         .unwrap();
     assert_eq!(report.status, order_pipeline::ingest::IngestStatus::Loaded);
@@ -499,29 +476,13 @@ async fn ctrl_c_stops_the_local_command_cleanly_with_nothing_partial_saved() {
         body.push_str(&format!("{i},{}\n", i % 1000 + 1));
     }
     std::fs::write(&big, body).unwrap();
-    let child = localenv_process(&db, out.path(), &[&big])
+    let mut child = localenv_process(&db, out.path(), &[&big])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let client = db.pool.get().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let copying: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND query LIKE 'COPY staging%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if copying > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the load never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_copy(&db, &mut child).await;
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -539,4 +500,27 @@ async fn ctrl_c_stops_the_local_command_cleanly_with_nothing_partial_saved() {
         .get(0);
     assert_eq!(orders, 0);
     assert!(!out.path().join("processed_orders.csv").exists());
+}
+
+/// Waits until a load is under way in `db` (its COPY is running), while the
+/// child that runs it is still alive.
+async fn wait_for_copy(db: &TestDatabase, child: &mut tokio::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copying = db
+            .scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'COPY staging%'",
+            )
+            .await;
+        if copying > 0 {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the load finished before it could be interrupted"
+        );
+        assert!(Instant::now() < deadline, "the load never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
