@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down test services redrive build lint fmt logs bench
+.PHONY: help up down reset test services redrive build lint fmt logs bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ down: ## Stop everything `make up` started
 
 test: ## Run unit and end-to-end tests (starts PostgreSQL and LocalStack if they are not running)
 	@$(LOCAL_SH) test
+
+reset: ## Stop everything and delete the local database (its data is lost)
+	@$(LOCAL_SH) reset
 
 services: ## Start only PostgreSQL and LocalStack
 	@$(LOCAL_SH) services

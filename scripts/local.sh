@@ -235,11 +235,21 @@ cmd_test() {
 
 cmd_services() { start_postgres_unless_external; start_localstack; }
 
+# Stops everything and deletes the private PostgreSQL cluster (all its data).
+cmd_reset() {
+  cmd_down
+  if [ -d "$PG_DATA" ]; then
+    rm -rf "$PG_DATA"
+    say "deleted the private PostgreSQL cluster in $PG_DATA"
+  fi
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   test) shift; cmd_test "$@" ;;
   services) cmd_services ;;
+  reset) cmd_reset ;;
   install) install_localstack; install_cargo_lambda ;;
-  *) echo "usage: $0 up|down|test|services|install" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|test|services|reset|install" >&2; exit 2 ;;
 esac
