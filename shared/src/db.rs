@@ -6,7 +6,8 @@ use std::pin::{pin, Pin};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type, NoTls};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{binary_copy::BinaryCopyInWriter, NoTls};
 
 use crate::config::DatabaseSettings;
 use crate::csv_input::RejectedRow;
@@ -901,6 +902,27 @@ impl PublishSession {
     }
 }
 
+/// A NULL for a column of any type: a rejected row has no typed values, and
+/// a valid row has no reject details.
+#[derive(Debug)]
+struct Null;
+
+impl ToSql for Null {
+    fn to_sql(
+        &self,
+        _: &Type,
+        _: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(IsNull::Yes)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
 /// A row kind that can be bulk-loaded through the staging table.
 trait StagedRow: Send + 'static {
     /// Typed columns of the staging table (the reject columns are added).
@@ -912,13 +934,27 @@ trait StagedRow: Send + 'static {
         &self,
         writer: Pin<&mut BinaryCopyInWriter>,
     ) -> Result<(), tokio_postgres::Error>;
+
+    /// A rejected line: its number, NULL typed columns, and why.
     async fn write_rejected(
         rejected: &RejectedRow,
         writer: Pin<&mut BinaryCopyInWriter>,
-    ) -> Result<(), tokio_postgres::Error>;
+    ) -> Result<(), tokio_postgres::Error> {
+        let line = rejected.line as i64;
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![&line];
+        values.extend(std::iter::repeat_n(
+            &Null as &(dyn ToSql + Sync),
+            Self::COLUMN_TYPES.len() - 1,
+        ));
+        values.extend([
+            &rejected.field as &(dyn ToSql + Sync),
+            &rejected.value,
+            &rejected.reason,
+            &rejected.raw,
+        ]);
+        writer.write(&values).await
+    }
 }
-
-const NO_TEXT: Option<&str> = None;
 
 impl StagedRow for OrderRow {
     const STAGING_COLUMNS: &'static str = "line bigint, order_id bigint, customer_id bigint";
@@ -930,34 +966,16 @@ impl StagedRow for OrderRow {
         writer: Pin<&mut BinaryCopyInWriter>,
     ) -> Result<(), tokio_postgres::Error> {
         let line = self.line as i64;
+        // The reject columns (field, value, reason, raw) are NULL.
         writer
             .write(&[
                 &line,
                 &self.order_id.get(),
                 &self.customer_id.get(),
-                &NO_TEXT,
-                &NO_TEXT,
-                &NO_TEXT,
-                &NO_TEXT,
-            ])
-            .await
-    }
-
-    async fn write_rejected(
-        rejected: &RejectedRow,
-        writer: Pin<&mut BinaryCopyInWriter>,
-    ) -> Result<(), tokio_postgres::Error> {
-        let line = rejected.line as i64;
-        let none: Option<i64> = None;
-        writer
-            .write(&[
-                &line,
-                &none,
-                &none,
-                &rejected.field,
-                &rejected.value,
-                &rejected.reason,
-                &rejected.raw,
+                &Null,
+                &Null,
+                &Null,
+                &Null,
             ])
             .await
     }
@@ -980,29 +998,10 @@ impl StagedRow for BarcodeRow {
                 &line,
                 &self.barcode.as_str(),
                 &order_id,
-                &NO_TEXT,
-                &NO_TEXT,
-                &NO_TEXT,
-                &NO_TEXT,
-            ])
-            .await
-    }
-
-    async fn write_rejected(
-        rejected: &RejectedRow,
-        writer: Pin<&mut BinaryCopyInWriter>,
-    ) -> Result<(), tokio_postgres::Error> {
-        let line = rejected.line as i64;
-        let none: Option<i64> = None;
-        writer
-            .write(&[
-                &line,
-                &NO_TEXT,
-                &none,
-                &rejected.field,
-                &rejected.value,
-                &rejected.reason,
-                &rejected.raw,
+                &Null,
+                &Null,
+                &Null,
+                &Null,
             ])
             .await
     }

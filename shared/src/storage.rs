@@ -40,6 +40,32 @@ pub struct StorageError {
     pub not_found: bool,
 }
 
+impl StorageError {
+    pub fn new(bucket: &str, key: &str, message: impl std::fmt::Display, not_found: bool) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: message.to_string(),
+            not_found,
+        }
+    }
+
+    /// A local file that could not be read for an upload.
+    fn local_file(
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        err: impl std::fmt::Display,
+    ) -> Self {
+        Self::new(
+            bucket,
+            key,
+            format!("reading {}: {err}", path.display()),
+            false,
+        )
+    }
+}
+
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
 /// An opened object: its bytes, and which version of it they are.
@@ -125,12 +151,7 @@ fn storage_error<E>(
 where
     E: std::error::Error + 'static,
 {
-    StorageError {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        message: DisplayErrorContext(err).to_string(),
-        not_found,
-    }
+    StorageError::new(bucket, key, DisplayErrorContext(err), not_found)
 }
 
 impl S3Store {
@@ -143,12 +164,7 @@ impl S3Store {
     ) -> Result<(), StorageError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         use tokio::io::AsyncReadExt;
-        let io_error = |e: std::io::Error| StorageError {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            message: format!("reading {}: {e}", path.display()),
-            not_found: false,
-        };
+        let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
         let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
         let mut parts = Vec::new();
         let part_size = self.part_size;
@@ -240,22 +256,12 @@ impl ObjectStore for S3Store {
         path: &std::path::Path,
         content_type: &str,
     ) -> Result<(), StorageError> {
-        let io_error = |e: std::io::Error| StorageError {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            message: format!("reading {}: {e}", path.display()),
-            not_found: false,
-        };
+        let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
         let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
         if size < self.multipart_threshold {
             let body = ByteStream::from_path(path)
                 .await
-                .map_err(|e| StorageError {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    message: e.to_string(),
-                    not_found: false,
-                })?;
+                .map_err(|e| StorageError::local_file(bucket, key, path, e))?;
             self.client
                 .put_object()
                 .bucket(bucket)

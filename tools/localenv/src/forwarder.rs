@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{json, Value};
 
@@ -126,7 +125,7 @@ pub async fn poll_once<I: Invoke>(
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .context("receiving from the ingest queue")?;
     let messages = received.messages.unwrap_or_default();
     if messages.is_empty() {
@@ -176,7 +175,7 @@ pub async fn poll_once<I: Invoke>(
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .map_err(crate::sdk_error)
             .context("deleting processed messages")?;
     }
     let outcome = PollOutcome {

@@ -8,6 +8,12 @@ pub mod resources;
 
 use aws_sdk_s3::config::Credentials;
 
+/// An AWS SDK error with its whole context (the SDK's own `Display` says
+/// only "service error").
+pub fn sdk_error(err: impl std::error::Error + 'static) -> anyhow::Error {
+    anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(err))
+}
+
 /// SDK configuration for LocalStack: the given endpoint, a default region,
 /// and LocalStack's dummy credentials unless real ones are in the environment.
 pub async fn sdk_config(endpoint_url: &str) -> aws_config::SdkConfig {
@@ -32,7 +38,6 @@ pub async fn redrive(
     queue_url: &str,
 ) -> anyhow::Result<usize> {
     use anyhow::Context;
-    use aws_sdk_s3::error::DisplayErrorContext;
     let mut moved = 0;
     loop {
         let received = sqs
@@ -42,7 +47,7 @@ pub async fn redrive(
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .map_err(crate::sdk_error)
             .context("reading the dead-letter queue")?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
@@ -54,14 +59,14 @@ pub async fn redrive(
                 .set_message_body(message.body)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+                .map_err(crate::sdk_error)
                 .context("sending back to the ingest queue")?;
             sqs.delete_message()
                 .queue_url(dead_letter_queue_url)
                 .set_receipt_handle(message.receipt_handle)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+                .map_err(crate::sdk_error)
                 .context("removing from the dead-letter queue")?;
             moved += 1;
         }

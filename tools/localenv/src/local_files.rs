@@ -53,23 +53,9 @@ impl LocalFiles {
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
-                .map_err(|e| Self::error(bucket, key, e, false))?;
+                .map_err(|e| StorageError::new(bucket, key, e, false))?;
         }
         Ok(target)
-    }
-
-    fn error(
-        bucket: &str,
-        key: &str,
-        err: impl std::fmt::Display,
-        not_found: bool,
-    ) -> StorageError {
-        StorageError {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            message: err.to_string(),
-            not_found,
-        }
     }
 }
 
@@ -78,14 +64,14 @@ impl ObjectStore for LocalFiles {
         let path = self
             .inputs
             .get(key)
-            .ok_or_else(|| Self::error(bucket, key, "no such input", true))?;
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| Self::error(bucket, key, format!("{}: {e}", path.display()), true))?;
+            .ok_or_else(|| StorageError::new(bucket, key, "no such input", true))?;
+        let file = tokio::fs::File::open(path).await.map_err(|e| {
+            StorageError::new(bucket, key, format!("{}: {e}", path.display()), true)
+        })?;
         let meta = file
             .metadata()
             .await
-            .map_err(|e| Self::error(bucket, key, e, false))?;
+            .map_err(|e| StorageError::new(bucket, key, e, false))?;
         let modified = meta
             .modified()
             .ok()
@@ -115,9 +101,9 @@ impl ObjectStore for LocalFiles {
         _content_type: &str,
     ) -> Result<(), StorageError> {
         let target = self.prepare_output(bucket, key).await?;
-        tokio::fs::copy(path, &target)
-            .await
-            .map_err(|e| Self::error(bucket, key, format!("{}: {e}", target.display()), false))?;
+        tokio::fs::copy(path, &target).await.map_err(|e| {
+            StorageError::new(bucket, key, format!("{}: {e}", target.display()), false)
+        })?;
         Ok(())
     }
 
@@ -129,9 +115,9 @@ impl ObjectStore for LocalFiles {
         _content_type: &str,
     ) -> Result<(), StorageError> {
         let target = self.prepare_output(bucket, key).await?;
-        tokio::fs::write(&target, body)
-            .await
-            .map_err(|e| Self::error(bucket, key, format!("{}: {e}", target.display()), false))
+        tokio::fs::write(&target, body).await.map_err(|e| {
+            StorageError::new(bucket, key, format!("{}: {e}", target.display()), false)
+        })
     }
 }
 

@@ -174,7 +174,7 @@ async fn main() -> Result<()> {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
+                    .map_err(localenv::sdk_error)
                     .with_context(|| format!("uploading {}", file.display()))?;
                 println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket);
             }

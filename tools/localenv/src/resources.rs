@@ -4,7 +4,6 @@
 //! same code, so the local world and the tests cannot drift apart.
 
 use anyhow::{Context, Result};
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
     QueueConfiguration, S3KeyFilter,
@@ -81,7 +80,7 @@ pub async fn ensure(
         )
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .context("configuring the dead-letter queue")?;
     let dead_letter_queue_arn = queue_arn(sqs, &dead_letter_queue_url).await?;
 
@@ -112,7 +111,7 @@ pub async fn ensure(
         .attributes(QueueAttributeName::Policy, policy.to_string())
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .context("configuring the ingest queue")?;
 
     let filter = S3KeyFilter::builder()
@@ -149,7 +148,7 @@ pub async fn ensure(
         )
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .context("configuring the bucket notification")?;
 
     Ok(Provisioned {
@@ -171,8 +170,7 @@ async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
         {
             Ok(())
         }
-        Err(err) => Err(anyhow::anyhow!("{}", DisplayErrorContext(err)))
-            .with_context(|| format!("creating bucket {bucket}")),
+        Err(err) => Err(crate::sdk_error(err)).with_context(|| format!("creating bucket {bucket}")),
     }
 }
 
@@ -182,7 +180,7 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .with_context(|| format!("creating queue {name}"))?;
     created
         .queue_url
@@ -196,7 +194,7 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<String>
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .with_context(|| format!("reading the ARN of {queue_url}"))?;
     attributes
         .attributes
@@ -210,7 +208,7 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> 
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(crate::sdk_error)
         .with_context(|| format!("queue {name} not found; run `make up` first"))?
         .queue_url
         .with_context(|| format!("queue {name} has no URL"))
@@ -225,7 +223,7 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?
+        .map_err(crate::sdk_error)?
         .attributes
         .unwrap_or_default();
     Ok(attributes
