@@ -14,6 +14,7 @@ use crate::csv_input::RejectedRow;
 use crate::domain::{
     Barcode, BarcodeRow, CustomerId, CustomerTickets, OrderId, OrderRow, ProcessedOrder,
 };
+use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -63,6 +64,59 @@ pub async fn migrate(pool: &Pool) -> Result<usize, DbError> {
     let report = embedded::migrations::runner().run_async(client).await?;
     Ok(report.applied_migrations().len())
 }
+
+/// The secondary structures of a big table. Bulk loads drop them and build
+/// them once afterwards: one sort beats maintaining a B-tree row by row.
+struct TableIndexes {
+    table: &'static str,
+    drop: &'static str,
+    build: &'static str,
+}
+
+const ORDERS_INDEXES: TableIndexes = TableIndexes {
+    table: "orders",
+    drop: "ALTER TABLE orders DROP CONSTRAINT orders_pkey;
+           DROP INDEX orders_customer_id_idx;",
+    build: "ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (order_id);
+            CREATE INDEX orders_customer_id_idx ON orders (customer_id, order_id);",
+};
+
+const BARCODES_INDEXES: TableIndexes = TableIndexes {
+    table: "barcodes",
+    drop: "ALTER TABLE barcodes DROP CONSTRAINT barcodes_pkey;
+           DROP INDEX barcodes_order_id_idx;",
+    build: "ALTER TABLE barcodes ADD CONSTRAINT barcodes_pkey PRIMARY KEY (barcode);
+            CREATE INDEX barcodes_order_id_idx ON barcodes (order_id);",
+};
+
+/// Reports the later rows of a repeated order_id, from a temporary `ranked`
+/// table of (line, order_id, customer_id, first_line, first_customer).
+const ORDER_REPEATS_TO_PROBLEMS: &str = "
+    INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+    SELECT line,
+           CASE WHEN customer_id = first_customer THEN 'ignored' ELSE 'rejected' END,
+           true, 'customer_id', customer_id::text,
+           CASE WHEN customer_id = first_customer
+                THEN format('order %s repeats line %s with the same customer; ignored', order_id, first_line)
+                ELSE format('order %s already belongs to customer %s (line %s); a conflicting customer is rejected', order_id, first_customer, first_line)
+           END,
+           order_id || ',' || customer_id
+    FROM ranked WHERE line <> first_line;";
+
+/// Reports the later copies of a repeated barcode, from a temporary `ranked`
+/// table of (line, barcode, order_id, first_line).
+const BARCODE_REPEATS_TO_PROBLEMS: &str = "
+    INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+    SELECT line, 'rejected', true, 'barcode', barcode,
+           format('duplicate barcode: first seen on line %s; the first occurrence wins', first_line),
+           barcode || ',' || coalesce(order_id::text, '')
+    FROM ranked WHERE line <> first_line;";
+
+/// Rows the direct load holds back for the staging table (flagged repeats
+/// and rejected lines) before it pauses the COPY to write them: bounds memory
+/// on files full of bad rows.
+const SIDE_ROWS_MAX: usize = 16 * 1024;
+const SIDE_BYTES_MAX: usize = 8 << 20;
 
 /// What the file reader sends to the loader: valid rows and rejected ones go
 /// down the same stream (rejections are staged too, for the rejects file).
@@ -151,11 +205,22 @@ pub struct Totals {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    repeat_filter_bytes: usize,
 }
 
 impl PgStore {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            repeat_filter_bytes: DEFAULT_FILTER_BYTES,
+        }
+    }
+
+    /// Sizes the filter that spots repeated keys during a first load. A tiny
+    /// one flags nearly every row, which tests use to drive the exact check.
+    pub fn with_repeat_filter_bytes(mut self, bytes: usize) -> Self {
+        self.repeat_filter_bytes = bytes;
+        self
     }
 
     pub fn pool(&self) -> &Pool {
@@ -185,6 +250,7 @@ impl PgStore {
             client: Some(client),
             ingestion_id: 0,
             deltas: Deltas::default(),
+            repeat_filter_bytes: self.repeat_filter_bytes,
         };
         let client = session.client();
         let claimed = client
@@ -371,6 +437,7 @@ pub struct LoadSession {
     client: Option<Object>,
     ingestion_id: i64,
     deltas: Deltas,
+    repeat_filter_bytes: usize,
 }
 
 impl Drop for LoadSession {
@@ -395,28 +462,22 @@ impl LoadSession {
         &mut self,
         batches: mpsc::Receiver<Batch<OrderRow>>,
     ) -> Result<LoadCounts, DbError> {
+        if self.begin_direct(&ORDERS_INDEXES).await? {
+            return self.load_orders_direct(batches).await;
+        }
         let rows_read = self.stage(batches).await?;
         let client = self.client();
         // One sort finds both the first row of each order and its repeats.
         client
-            .batch_execute(
+            .batch_execute(&format!(
                 "CREATE TEMP TABLE ranked ON COMMIT DROP AS
                      SELECT line, order_id, customer_id,
                             first_value(line) OVER w AS first_line,
                             first_value(customer_id) OVER w AS first_customer
                      FROM staging WHERE reason IS NULL
                      WINDOW w AS (PARTITION BY order_id ORDER BY line);
-                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT line,
-                        CASE WHEN customer_id = first_customer THEN 'ignored' ELSE 'rejected' END,
-                        true, 'customer_id', customer_id::text,
-                        CASE WHEN customer_id = first_customer
-                             THEN format('order %s repeats line %s with the same customer; ignored', order_id, first_line)
-                             ELSE format('order %s already belongs to customer %s (line %s); a conflicting customer is rejected', order_id, first_customer, first_line)
-                        END,
-                        order_id || ',' || customer_id
-                 FROM ranked WHERE line <> first_line;",
-            )
+                 {ORDER_REPEATS_TO_PROBLEMS}"
+            ))
             .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
@@ -447,12 +508,7 @@ impl LoadSession {
             .await?;
         let bulk = self.bulk_mode("orders", "new_orders").await?;
         if bulk {
-            client
-                .batch_execute(
-                    "ALTER TABLE orders DROP CONSTRAINT orders_pkey;
-                     DROP INDEX orders_customer_id_idx;",
-                )
-                .await?;
+            client.batch_execute(ORDERS_INDEXES.drop).await?;
         }
         client
             .execute(
@@ -462,16 +518,57 @@ impl LoadSession {
             )
             .await?;
         if bulk {
-            client
-                .batch_execute(
-                    "ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (order_id);
-                     CREATE INDEX orders_customer_id_idx ON orders (customer_id, order_id);",
-                )
-                .await?;
+            client.batch_execute(ORDERS_INDEXES.build).await?;
         }
-        let merged = client
+        self.merge_order_aggregates(rows_read, "").await
+    }
+
+    /// Direct mode for orders: every valid row went straight into the empty
+    /// table; the few rows the filter flagged are checked exactly here, and
+    /// the later copies of a repeated order_id are taken out again.
+    async fn load_orders_direct(
+        &mut self,
+        batches: mpsc::Receiver<Batch<OrderRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        let rows_read = self.stage_direct(batches).await?;
+        self.client()
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT o.ctid AS row_id, o.source_line AS line, o.order_id, o.customer_id,
+                            first_value(o.source_line) OVER w AS first_line,
+                            first_value(o.customer_id) OVER w AS first_customer
+                     FROM orders o
+                     WHERE o.order_id IN (SELECT order_id FROM staging WHERE reason IS NULL)
+                     WINDOW w AS (PARTITION BY o.order_id ORDER BY o.source_line);
+                 {ORDER_REPEATS_TO_PROBLEMS}
+                 DELETE FROM orders
+                 WHERE ctid = ANY (ARRAY(SELECT row_id FROM ranked WHERE line <> first_line));
+                 {build}
+                 ANALYZE orders;",
+                build = ORDERS_INDEXES.build
+            ))
+            .await?;
+        self.merge_order_aggregates(
+            rows_read,
+            "new_orders AS NOT MATERIALIZED (
+                 SELECT order_id, customer_id, source_line AS line FROM orders),",
+        )
+        .await
+    }
+
+    /// Tickets of the new orders (from barcodes that arrived first), the
+    /// orders-without-barcodes warnings, and the counts. `new_orders_cte`
+    /// defines `new_orders` when it is not a table of this transaction.
+    async fn merge_order_aggregates(
+        &mut self,
+        rows_read: u64,
+        new_orders_cte: &str,
+    ) -> Result<LoadCounts, DbError> {
+        let merged = self
+            .client()
             .query_one(
-                "WITH held AS (
+                &format!(
+                "WITH {new_orders_cte} held AS (
                      SELECT b.order_id, count(*) AS tickets
                      FROM barcodes b JOIN new_orders n USING (order_id)
                      GROUP BY b.order_id
@@ -492,7 +589,8 @@ impl LoadSession {
                      FROM per_order WHERE tickets = 0 ORDER BY line LIMIT 100
                  )
                  SELECT count(*), count(*) FILTER (WHERE tickets = 0), coalesce(sum(tickets), 0)::bigint
-                 FROM per_order",
+                 FROM per_order"
+                ),
                 &[],
             )
             .await?;
@@ -511,20 +609,19 @@ impl LoadSession {
         &mut self,
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
     ) -> Result<LoadCounts, DbError> {
+        if self.begin_direct(&BARCODES_INDEXES).await? {
+            return self.load_barcodes_direct(batches).await;
+        }
         let rows_read = self.stage(batches).await?;
         let client = self.client();
         client
-            .batch_execute(
+            .batch_execute(&format!(
                 "CREATE TEMP TABLE ranked ON COMMIT DROP AS
                      SELECT line, barcode, order_id, first_value(line) OVER w AS first_line
                      FROM staging WHERE reason IS NULL
                      WINDOW w AS (PARTITION BY barcode ORDER BY line);
-                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT line, 'rejected', true, 'barcode', barcode,
-                        format('duplicate barcode: first seen on line %s; the first occurrence wins', first_line),
-                        barcode || ',' || coalesce(order_id::text, '')
-                 FROM ranked WHERE line <> first_line;",
-            )
+                 {BARCODE_REPEATS_TO_PROBLEMS}"
+            ))
             .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
@@ -556,12 +653,7 @@ impl LoadSession {
             .bulk_mode("barcodes", "accepted WHERE NOT sold_later")
             .await?;
         if bulk {
-            client
-                .batch_execute(
-                    "ALTER TABLE barcodes DROP CONSTRAINT barcodes_pkey;
-                     DROP INDEX barcodes_order_id_idx;",
-                )
-                .await?;
+            client.batch_execute(BARCODES_INDEXES.drop).await?;
         }
         // In key order, so the primary key grows at its right edge.
         client
@@ -573,12 +665,7 @@ impl LoadSession {
             )
             .await?;
         if bulk {
-            client
-                .batch_execute(
-                    "ALTER TABLE barcodes ADD CONSTRAINT barcodes_pkey PRIMARY KEY (barcode);
-                     CREATE INDEX barcodes_order_id_idx ON barcodes (order_id);",
-                )
-                .await?;
+            client.batch_execute(BARCODES_INDEXES.build).await?;
         }
         client
             .execute(
@@ -587,9 +674,54 @@ impl LoadSession {
                 &[&self.ingestion_id],
             )
             .await?;
-        let merged = client
+        self.merge_barcode_aggregates(rows_read, "").await
+    }
+
+    /// Direct mode for barcodes: every valid row went straight into the
+    /// empty table; the few rows the filter flagged are checked exactly
+    /// here, and the later copies of a repeated barcode are taken out again.
+    async fn load_barcodes_direct(
+        &mut self,
+        batches: mpsc::Receiver<Batch<BarcodeRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        let rows_read = self.stage_direct(batches).await?;
+        self.client()
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT b.ctid AS row_id, b.source_line AS line, b.barcode, b.order_id,
+                            first_value(b.source_line) OVER w AS first_line
+                     FROM barcodes b
+                     WHERE b.barcode IN (SELECT barcode FROM staging WHERE reason IS NULL)
+                     WINDOW w AS (PARTITION BY b.barcode ORDER BY b.source_line);
+                 {BARCODE_REPEATS_TO_PROBLEMS}
+                 DELETE FROM barcodes
+                 WHERE ctid = ANY (ARRAY(SELECT row_id FROM ranked WHERE line <> first_line));
+                 {build}
+                 ANALYZE barcodes;",
+                build = BARCODES_INDEXES.build
+            ))
+            .await?;
+        self.merge_barcode_aggregates(
+            rows_read,
+            "accepted AS NOT MATERIALIZED (
+                 SELECT barcode, order_id, source_line AS line, false AS sold_later FROM barcodes),",
+        )
+        .await
+    }
+
+    /// Tickets of the accepted barcodes whose orders are known, the
+    /// unknown-order warnings, and the counts. `accepted_cte` defines
+    /// `accepted` when it is not a table of this transaction.
+    async fn merge_barcode_aggregates(
+        &mut self,
+        rows_read: u64,
+        accepted_cte: &str,
+    ) -> Result<LoadCounts, DbError> {
+        let merged = self
+            .client()
             .query_one(
-                "WITH joined AS MATERIALIZED (
+                &format!(
+                "WITH {accepted_cte} joined AS MATERIALIZED (
                      SELECT a.line, a.barcode, a.order_id, o.customer_id
                      FROM accepted a LEFT JOIN orders o USING (order_id)
                      WHERE a.order_id IS NOT NULL
@@ -610,12 +742,17 @@ impl LoadSession {
                             format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
                             barcode || ',' || order_id
                      FROM orphans ORDER BY line LIMIT 100
+                 ), tally AS (
+                     SELECT count(*) FILTER (WHERE NOT sold_later) AS inserted,
+                            count(*) FILTER (WHERE NOT sold_later AND order_id IS NULL) AS unused,
+                            count(*) FILTER (WHERE sold_later) AS sold
+                     FROM accepted
                  )
-                 SELECT (SELECT count(*) FROM accepted WHERE NOT sold_later),
-                        (SELECT count(*) FROM accepted WHERE NOT sold_later AND order_id IS NULL),
-                        (SELECT count(*) FROM accepted WHERE sold_later),
+                 SELECT tally.inserted, tally.unused, tally.sold,
                         (SELECT count(*) FROM orphans),
-                        (SELECT coalesce(sum(tickets), 0)::bigint FROM known)",
+                        (SELECT coalesce(sum(tickets), 0)::bigint FROM known)
+                 FROM tally"
+                ),
                 &[],
             )
             .await?;
@@ -627,6 +764,89 @@ impl LoadSession {
         self.deltas.unused += inserted_unused - sold;
         self.deltas.tickets += merged.get::<_, i64>(4);
         self.counts(rows_read, inserted + sold, orphans).await
+    }
+
+    /// Direct mode: when the table is empty (a first load), rows go
+    /// straight into it with COPY, without indexes, instead of through the
+    /// staging table. Takes the merge lock first, so nothing else can fill
+    /// the table meanwhile; returns false, changing nothing but perhaps
+    /// holding the lock, when the table has rows.
+    async fn begin_direct(&self, indexes: &TableIndexes) -> Result<bool, DbError> {
+        let client = self.client();
+        let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", indexes.table);
+        if !client.query_one(&is_empty, &[]).await?.get::<_, bool>(0) {
+            return Ok(false);
+        }
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
+            .await?;
+        if !client.query_one(&is_empty, &[]).await?.get::<_, bool>(0) {
+            return Ok(false);
+        }
+        client.batch_execute(indexes.drop).await?;
+        Ok(true)
+    }
+
+    /// Streams valid rows straight into their table with binary COPY. A
+    /// fixed-size filter flags the rows whose key may repeat an earlier line;
+    /// those, and the rejected lines, also go to the staging table, where
+    /// the caller checks them exactly. Returns the data lines read.
+    async fn stage_direct<R: DirectRow>(
+        &mut self,
+        mut batches: mpsc::Receiver<Batch<R>>,
+    ) -> Result<u64, DbError> {
+        self.create_staging::<R>().await?;
+        let client = self.client();
+        let mut seen = SeenFilter::with_bytes(self.repeat_filter_bytes);
+        let mut side: Vec<Result<R, RejectedRow>> = Vec::new();
+        let mut side_bytes = 0;
+        let mut rows = 0u64;
+        let mut complete = false;
+        while !complete {
+            let sink = client.copy_in(R::DIRECT_COPY).await?;
+            let mut writer = pin!(BinaryCopyInWriter::new(sink, R::DIRECT_TYPES));
+            loop {
+                match batches.recv().await {
+                    Some(Batch::Rows(batch)) => {
+                        rows += batch.len() as u64;
+                        for row in batch {
+                            match row {
+                                Ok(row) => {
+                                    row.write_direct(self.ingestion_id, writer.as_mut()).await?;
+                                    if row.seen_before(&mut seen) {
+                                        side.push(Ok(row));
+                                    }
+                                }
+                                Err(rejected) => {
+                                    side_bytes += rejected.raw.len() + rejected.value.len();
+                                    side.push(Err(rejected));
+                                }
+                            }
+                        }
+                        if side.len() >= SIDE_ROWS_MAX || side_bytes >= SIDE_BYTES_MAX {
+                            break;
+                        }
+                    }
+                    Some(Batch::Complete) => {
+                        complete = true;
+                        break;
+                    }
+                    None => return Err(DbError::InputIncomplete),
+                }
+            }
+            writer.finish().await?;
+            if !side.is_empty() {
+                let sink = client.copy_in(&R::staging_copy()).await?;
+                let mut writer = pin!(BinaryCopyInWriter::new(sink, &R::staging_types()));
+                for row in side.drain(..) {
+                    write_staged(&row, writer.as_mut()).await?;
+                }
+                writer.finish().await?;
+                side_bytes = 0;
+            }
+        }
+        client.batch_execute(STAGED_REJECTS_TO_PROBLEMS).await?;
+        Ok(rows)
     }
 
     /// Bulk mode: when a load at least doubles a table, inserting without its
@@ -679,34 +899,16 @@ impl LoadSession {
         &mut self,
         mut batches: mpsc::Receiver<Batch<R>>,
     ) -> Result<u64, DbError> {
+        self.create_staging::<R>().await?;
         let client = self.client();
-        client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE staging ({}, field text, value text, reason text, raw text) ON COMMIT DROP;
-                 CREATE TEMP TABLE problems (
-                     line bigint, severity text, duplicate boolean NOT NULL DEFAULT false,
-                     field text, value text, reason text, raw text) ON COMMIT DROP;",
-                R::STAGING_COLUMNS
-            ))
-            .await?;
-        let sink = client
-            .copy_in(&format!(
-                "COPY staging ({}, field, value, reason, raw) FROM STDIN BINARY",
-                R::COPY_COLUMNS
-            ))
-            .await?;
-        let mut types = R::COLUMN_TYPES.to_vec();
-        types.extend([Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]);
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        let sink = client.copy_in(&R::staging_copy()).await?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &R::staging_types()));
         let mut rows = 0u64;
         loop {
             match batches.recv().await {
                 Some(Batch::Rows(batch)) => {
                     for row in &batch {
-                        match row {
-                            Ok(row) => row.write(writer.as_mut()).await?,
-                            Err(rejected) => R::write_rejected(rejected, writer.as_mut()).await?,
-                        }
+                        write_staged(row, writer.as_mut()).await?;
                     }
                     rows += batch.len() as u64;
                 }
@@ -717,14 +919,23 @@ impl LoadSession {
             }
         }
         writer.finish().await?;
-        client
-            .batch_execute(
-                "INSERT INTO problems (line, severity, field, value, reason, raw)
-                 SELECT line, 'rejected', field, value, reason, raw FROM staging WHERE reason IS NOT NULL;
-                 ANALYZE staging;",
-            )
-            .await?;
+        client.batch_execute(STAGED_REJECTS_TO_PROBLEMS).await?;
         Ok(rows)
+    }
+
+    /// The temporary staging table (typed columns, then the reject columns)
+    /// and the problems table of this load.
+    async fn create_staging<R: StagedRow>(&self) -> Result<(), DbError> {
+        self.client()
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE staging ({}, field text, value text, reason text, raw text) ON COMMIT DROP;
+                 CREATE TEMP TABLE problems (
+                     line bigint, severity text, duplicate boolean NOT NULL DEFAULT false,
+                     field text, value text, reason text, raw text) ON COMMIT DROP;",
+                R::STAGING_COLUMNS
+            ))
+            .await?;
+        Ok(())
     }
 
     /// The first `limit` problems by line, for the report.
@@ -923,6 +1134,23 @@ impl ToSql for Null {
     to_sql_checked!();
 }
 
+/// Moves the staged rejected lines to the problems table.
+const STAGED_REJECTS_TO_PROBLEMS: &str = "
+    INSERT INTO problems (line, severity, field, value, reason, raw)
+    SELECT line, 'rejected', field, value, reason, raw FROM staging WHERE reason IS NOT NULL;
+    ANALYZE staging;";
+
+/// Writes one line, valid or rejected, to the staging COPY.
+async fn write_staged<R: StagedRow>(
+    row: &Result<R, RejectedRow>,
+    writer: Pin<&mut BinaryCopyInWriter>,
+) -> Result<(), tokio_postgres::Error> {
+    match row {
+        Ok(row) => row.write(writer).await,
+        Err(rejected) => R::write_rejected(rejected, writer).await,
+    }
+}
+
 /// A row kind that can be bulk-loaded through the staging table.
 trait StagedRow: Send + 'static {
     /// Typed columns of the staging table (the reject columns are added).
@@ -930,6 +1158,20 @@ trait StagedRow: Send + 'static {
     const COPY_COLUMNS: &'static str;
     const COLUMN_TYPES: &'static [Type];
 
+    fn staging_copy() -> String {
+        format!(
+            "COPY staging ({}, field, value, reason, raw) FROM STDIN BINARY",
+            Self::COPY_COLUMNS
+        )
+    }
+
+    fn staging_types() -> Vec<Type> {
+        let mut types = Self::COLUMN_TYPES.to_vec();
+        types.extend([Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]);
+        types
+    }
+
+    /// A valid line: its typed columns, NULL reject columns.
     async fn write(
         &self,
         writer: Pin<&mut BinaryCopyInWriter>,
@@ -954,6 +1196,21 @@ trait StagedRow: Send + 'static {
         ]);
         writer.write(&values).await
     }
+}
+
+/// A row kind that can also be copied straight into its final table.
+trait DirectRow: StagedRow {
+    const DIRECT_COPY: &'static str;
+    const DIRECT_TYPES: &'static [Type];
+
+    async fn write_direct(
+        &self,
+        ingestion_id: i64,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error>;
+
+    /// Records the row's key; true when an earlier row may have had it.
+    fn seen_before(&self, filter: &mut SeenFilter) -> bool;
 }
 
 impl StagedRow for OrderRow {
@@ -981,6 +1238,32 @@ impl StagedRow for OrderRow {
     }
 }
 
+impl DirectRow for OrderRow {
+    const DIRECT_COPY: &'static str =
+        "COPY orders (order_id, customer_id, ingestion_id, source_line) FROM STDIN BINARY";
+    const DIRECT_TYPES: &'static [Type] = &[Type::INT8, Type::INT8, Type::INT8, Type::INT8];
+
+    async fn write_direct(
+        &self,
+        ingestion_id: i64,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let line = self.line as i64;
+        writer
+            .write(&[
+                &self.order_id.get(),
+                &self.customer_id.get(),
+                &ingestion_id,
+                &line,
+            ])
+            .await
+    }
+
+    fn seen_before(&self, filter: &mut SeenFilter) -> bool {
+        filter.check_and_insert(&self.order_id.get())
+    }
+}
+
 impl StagedRow for BarcodeRow {
     const STAGING_COLUMNS: &'static str =
         "line bigint, barcode text COLLATE \"C\", order_id bigint";
@@ -1004,5 +1287,27 @@ impl StagedRow for BarcodeRow {
                 &Null,
             ])
             .await
+    }
+}
+
+impl DirectRow for BarcodeRow {
+    const DIRECT_COPY: &'static str =
+        "COPY barcodes (barcode, order_id, ingestion_id, source_line) FROM STDIN BINARY";
+    const DIRECT_TYPES: &'static [Type] = &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8];
+
+    async fn write_direct(
+        &self,
+        ingestion_id: i64,
+        writer: Pin<&mut BinaryCopyInWriter>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let line = self.line as i64;
+        let order_id = self.order_id.map(OrderId::get);
+        writer
+            .write(&[&self.barcode.as_str(), &order_id, &ingestion_id, &line])
+            .await
+    }
+
+    fn seen_before(&self, filter: &mut SeenFilter) -> bool {
+        filter.check_and_insert(self.barcode.as_str())
     }
 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ingest;
 pub mod processed;
 pub mod s3_events;
+pub mod seen;
 pub mod storage;
 pub mod telemetry;
 

@@ -86,9 +86,14 @@ pub struct TestPipeline {
 
 impl TestPipeline {
     pub async fn create() -> Self {
+        Self::create_with_store(|store| store).await
+    }
+
+    /// Like [`TestPipeline::create`], with the store adjusted by `configure`.
+    pub async fn create_with_store(configure: impl FnOnce(PgStore) -> PgStore) -> Self {
         let bucket = TestBucket::create().await;
         let db = TestDatabase::create().await;
-        let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), db.store());
+        let ingestor = Ingestor::new(S3Store::new(bucket.client.clone()), configure(db.store()));
         Self {
             bucket,
             db,

@@ -486,3 +486,57 @@ async fn concurrent_deliveries_of_one_object_load_it_once() {
     );
     assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
 }
+
+/// A first load copies rows straight into the empty tables and checks only
+/// the rows a filter flags as possible repeats. With a filter so small that
+/// it flags nearly every row (and more rows than the loader holds back at
+/// once), the result must be exactly the same as with the real one.
+#[tokio::test]
+async fn first_loads_give_the_same_result_whatever_the_repeat_filter_flags() {
+    let mut orders = String::from("order_id,customer_id\n");
+    let mut barcodes = String::from("barcode,order_id\n");
+    for i in 1..=20_000u64 {
+        orders.push_str(&format!("{i},{}\n", i % 97 + 1));
+        if i % 1000 == 0 {
+            // A same-customer repeat, a conflict, and a bad row.
+            orders.push_str(&format!("{i},{}\n{i},999999\nx{i},1\n", i % 97 + 1));
+        }
+        barcodes.push_str(&format!("B{i:07},{i}\nU{i:07},\n"));
+        if i % 500 == 0 {
+            barcodes.push_str(&format!("B{:07},{}\nbad barcode!,{i}\n", i / 2, i));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for filter_bytes in [order_pipeline::seen::DEFAULT_FILTER_BYTES, 8] {
+        let f = TestPipeline::create_with_store(|s| s.with_repeat_filter_bytes(filter_bytes)).await;
+        let o = f.ingest("incoming/orders.csv", orders.clone()).await;
+        let b = f.ingest("incoming/barcodes.csv", barcodes.clone()).await;
+        let tables = f
+            .text(
+                "SELECT md5(string_agg(x, ';' ORDER BY x)) FROM (
+                     SELECT format('o %s %s %s', order_id, customer_id, source_line) x FROM orders
+                     UNION ALL
+                     SELECT format('b %s %s %s', barcode, order_id, source_line) FROM barcodes) t",
+            )
+            .await;
+        let rejects = f
+            .bucket
+            .get_text("reports/incoming/barcodes.csv.rejected.csv")
+            .await
+            .unwrap();
+        outcomes.push((
+            o.counts,
+            o.problems,
+            b.counts,
+            b.problems,
+            tables,
+            rejects,
+            f.processed().await,
+        ));
+    }
+    let (real, tiny) = (&outcomes[0], &outcomes[1]);
+    assert_eq!(real.0.rejected, 40, "{:?}", real.0);
+    assert_eq!(real.2.duplicates, 40, "{:?}", real.2);
+    assert_eq!(real.2.accepted, 40_000, "{:?}", real.2);
+    assert_eq!(real, tiny);
+}

@@ -510,7 +510,7 @@ async fn wait_for_copy(db: &TestDatabase, child: &mut tokio::process::Child) {
         let copying = db
             .scalar(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND query LIKE 'COPY staging%'",
+                 WHERE datname = current_database() AND state = 'active' AND query LIKE 'COPY %'",
             )
             .await;
         if copying > 0 {
