@@ -388,11 +388,13 @@ impl PgStore {
     pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
         let client = self.pool.get().await?;
         // The export reads every order and barcode: sequential scans and one
-        // sort beat walking the order_id index into a heap in barcode order.
+        // sort beat walking the order_id index into a heap in barcode order,
+        // and worker processes sharing the join and sort beat one process.
         client
             .batch_execute(
                 "BEGIN; SET LOCAL work_mem = '256MB';
-                 SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
+                 SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
+                 SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0.001",
             )
             .await?;
         client
@@ -520,7 +522,7 @@ impl LoadSession {
         if bulk {
             client.batch_execute(ORDERS_INDEXES.build).await?;
         }
-        self.merge_order_aggregates(rows_read, "").await
+        self.merge_order_aggregates(rows_read, "new_orders").await
     }
 
     /// Direct mode for orders: every valid row went straight into the empty
@@ -550,55 +552,56 @@ impl LoadSession {
             .await?;
         self.merge_order_aggregates(
             rows_read,
-            "new_orders AS NOT MATERIALIZED (
-                 SELECT order_id, customer_id, source_line AS line FROM orders),",
+            "(SELECT order_id, customer_id, source_line AS line FROM orders)",
         )
         .await
     }
 
     /// Tickets of the new orders (from barcodes that arrived first), the
-    /// orders-without-barcodes warnings, and the counts. `new_orders_cte`
-    /// defines `new_orders` when it is not a table of this transaction.
+    /// orders-without-barcodes warnings, and the counts. `new_orders` is the
+    /// relation of new orders (order_id, customer_id, line); the join is a
+    /// plain query into a temporary table, so it may run in parallel.
     async fn merge_order_aggregates(
         &mut self,
         rows_read: u64,
-        new_orders_cte: &str,
+        new_orders: &str,
     ) -> Result<LoadCounts, DbError> {
-        let merged = self
-            .client()
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE held ON COMMIT DROP AS
+                     SELECT n.order_id, n.customer_id, count(*) AS tickets
+                     FROM barcodes b JOIN {new_orders} n USING (order_id)
+                     GROUP BY n.order_id, n.customer_id;
+                 INSERT INTO customer_tickets (customer_id, tickets)
+                 SELECT customer_id, sum(tickets) FROM held GROUP BY customer_id
+                 ON CONFLICT (customer_id) DO UPDATE
+                     SET tickets = customer_tickets.tickets + EXCLUDED.tickets;
+                 INSERT INTO problems (line, severity, field, value, reason, raw)
+                 SELECT n.line, 'warning', 'order_id', n.order_id::text,
+                        'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
+                        n.order_id || ',' || n.customer_id
+                 FROM {new_orders} n
+                 WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
+                 ORDER BY n.line LIMIT 100;"
+            ))
+            .await?;
+        let merged = client
             .query_one(
                 &format!(
-                "WITH {new_orders_cte} held AS (
-                     SELECT b.order_id, count(*) AS tickets
-                     FROM barcodes b JOIN new_orders n USING (order_id)
-                     GROUP BY b.order_id
-                 ), per_order AS (
-                     SELECT n.order_id, n.customer_id, n.line, coalesce(h.tickets, 0) AS tickets
-                     FROM new_orders n LEFT JOIN held h USING (order_id)
-                 ), tickets AS (
-                     INSERT INTO customer_tickets (customer_id, tickets)
-                     SELECT customer_id, sum(tickets) FROM per_order
-                     GROUP BY customer_id HAVING sum(tickets) > 0
-                     ON CONFLICT (customer_id) DO UPDATE
-                         SET tickets = customer_tickets.tickets + EXCLUDED.tickets
-                 ), warned AS (
-                     INSERT INTO problems (line, severity, field, value, reason, raw)
-                     SELECT line, 'warning', 'order_id', order_id::text,
-                            'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
-                            order_id || ',' || customer_id
-                     FROM per_order WHERE tickets = 0 ORDER BY line LIMIT 100
-                 )
-                 SELECT count(*), count(*) FILTER (WHERE tickets = 0), coalesce(sum(tickets), 0)::bigint
-                 FROM per_order"
+                    "SELECT (SELECT count(*) FROM {new_orders} n), count(*),
+                            coalesce(sum(tickets), 0)::bigint
+                     FROM held"
                 ),
                 &[],
             )
             .await?;
         let inserted: i64 = merged.get(0);
-        let without_barcodes: i64 = merged.get(1);
+        let with_barcodes: i64 = merged.get(1);
         self.deltas.orders += inserted;
         self.deltas.tickets += merged.get::<_, i64>(2);
-        self.counts(rows_read, inserted, without_barcodes).await
+        self.counts(rows_read, inserted, inserted - with_barcodes)
+            .await
     }
 
     /// Stages and merges a barcodes file. The first occurrence of a barcode
@@ -674,7 +677,7 @@ impl LoadSession {
                 &[&self.ingestion_id],
             )
             .await?;
-        self.merge_barcode_aggregates(rows_read, "").await
+        self.merge_barcode_aggregates(rows_read, "accepted").await
     }
 
     /// Direct mode for barcodes: every valid row went straight into the
@@ -703,55 +706,52 @@ impl LoadSession {
             .await?;
         self.merge_barcode_aggregates(
             rows_read,
-            "accepted AS NOT MATERIALIZED (
-                 SELECT barcode, order_id, source_line AS line, false AS sold_later FROM barcodes),",
+            "(SELECT barcode, order_id, source_line AS line, false AS sold_later FROM barcodes)",
         )
         .await
     }
 
     /// Tickets of the accepted barcodes whose orders are known, the
-    /// unknown-order warnings, and the counts. `accepted_cte` defines
-    /// `accepted` when it is not a table of this transaction.
+    /// unknown-order warnings, and the counts. `accepted` is the relation of
+    /// accepted rows (barcode, order_id, line, sold_later). The big joins are
+    /// plain queries into temporary tables, so PostgreSQL may run them in
+    /// parallel (a statement that writes a shared table never is).
     async fn merge_barcode_aggregates(
         &mut self,
         rows_read: u64,
-        accepted_cte: &str,
+        accepted: &str,
     ) -> Result<LoadCounts, DbError> {
-        let merged = self
-            .client()
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE known ON COMMIT DROP AS
+                     SELECT o.customer_id, count(*) AS tickets
+                     FROM {accepted} a JOIN orders o USING (order_id)
+                     GROUP BY o.customer_id;
+                 CREATE TEMP TABLE orphans ON COMMIT DROP AS
+                     SELECT a.line, a.barcode, a.order_id FROM {accepted} a
+                     WHERE a.order_id IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id);
+                 INSERT INTO customer_tickets (customer_id, tickets)
+                 SELECT customer_id, tickets FROM known
+                 ON CONFLICT (customer_id) DO UPDATE
+                     SET tickets = customer_tickets.tickets + EXCLUDED.tickets;
+                 INSERT INTO problems (line, severity, field, value, reason, raw)
+                 SELECT line, 'warning', 'order_id', order_id::text,
+                        format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
+                        barcode || ',' || order_id
+                 FROM orphans ORDER BY line LIMIT 100;"
+            ))
+            .await?;
+        let merged = client
             .query_one(
                 &format!(
-                "WITH {accepted_cte} joined AS MATERIALIZED (
-                     SELECT a.line, a.barcode, a.order_id, o.customer_id
-                     FROM accepted a LEFT JOIN orders o USING (order_id)
-                     WHERE a.order_id IS NOT NULL
-                 ), known AS (
-                     SELECT customer_id, count(*) AS tickets
-                     FROM joined WHERE customer_id IS NOT NULL
-                     GROUP BY customer_id
-                 ), tickets AS (
-                     INSERT INTO customer_tickets (customer_id, tickets)
-                     SELECT customer_id, tickets FROM known
-                     ON CONFLICT (customer_id) DO UPDATE
-                         SET tickets = customer_tickets.tickets + EXCLUDED.tickets
-                 ), orphans AS (
-                     SELECT line, barcode, order_id FROM joined WHERE customer_id IS NULL
-                 ), warned AS (
-                     INSERT INTO problems (line, severity, field, value, reason, raw)
-                     SELECT line, 'warning', 'order_id', order_id::text,
-                            format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
-                            barcode || ',' || order_id
-                     FROM orphans ORDER BY line LIMIT 100
-                 ), tally AS (
-                     SELECT count(*) FILTER (WHERE NOT sold_later) AS inserted,
-                            count(*) FILTER (WHERE NOT sold_later AND order_id IS NULL) AS unused,
-                            count(*) FILTER (WHERE sold_later) AS sold
-                     FROM accepted
-                 )
-                 SELECT tally.inserted, tally.unused, tally.sold,
-                        (SELECT count(*) FROM orphans),
-                        (SELECT coalesce(sum(tickets), 0)::bigint FROM known)
-                 FROM tally"
+                    "SELECT count(*) FILTER (WHERE NOT sold_later),
+                            count(*) FILTER (WHERE NOT sold_later AND order_id IS NULL),
+                            count(*) FILTER (WHERE sold_later),
+                            (SELECT count(*) FROM orphans),
+                            (SELECT coalesce(sum(tickets), 0)::bigint FROM known)
+                     FROM {accepted} a"
                 ),
                 &[],
             )
@@ -1066,6 +1066,8 @@ impl PublishSession {
 
     /// Streams every order that has barcodes, ordered by customer then order,
     /// to `sink` one at a time so memory stays flat whatever the table size.
+    /// PostgreSQL joins and sorts (in parallel where it can); the barcodes of
+    /// an order arrive together, in file order, and are grouped here.
     pub async fn for_each_processed_order<F, E>(&self, mut sink: F) -> Result<u64, E>
     where
         F: FnMut(ProcessedOrder) -> Result<(), E>,
@@ -1074,23 +1076,35 @@ impl PublishSession {
         let client = self.client.as_ref().expect("session is open");
         let stream = client
             .query_raw(
-                "SELECT o.customer_id, o.order_id, array_agg(b.barcode ORDER BY b.ingestion_id, b.source_line)
+                "SELECT o.customer_id, o.order_id, b.barcode
                  FROM orders o JOIN barcodes b ON b.order_id = o.order_id
-                 GROUP BY o.customer_id, o.order_id
-                 ORDER BY o.customer_id, o.order_id",
+                 ORDER BY o.customer_id, o.order_id, b.ingestion_id, b.source_line",
                 std::iter::empty::<i64>(),
             )
             .await
             .map_err(DbError::from)?;
         let mut stream = pin!(stream);
         let mut written = 0;
+        let mut current: Option<ProcessedOrder> = None;
         while let Some(row) = stream.try_next().await.map_err(DbError::from)? {
-            let barcodes: Vec<String> = row.get(2);
-            sink(ProcessedOrder {
-                customer_id: CustomerId::from_trusted(row.get(0)),
-                order_id: OrderId::from_trusted(row.get(1)),
-                barcodes: barcodes.into_iter().map(Barcode::from_trusted).collect(),
-            })?;
+            let (customer_id, order_id): (i64, i64) = (row.get(0), row.get(1));
+            let barcode = Barcode::from_trusted(row.get::<_, String>(2));
+            match current.as_mut() {
+                Some(order) if order.order_id.get() == order_id => order.barcodes.push(barcode),
+                _ => {
+                    if let Some(done) = current.replace(ProcessedOrder {
+                        customer_id: CustomerId::from_trusted(customer_id),
+                        order_id: OrderId::from_trusted(order_id),
+                        barcodes: vec![barcode],
+                    }) {
+                        sink(done)?;
+                        written += 1;
+                    }
+                }
+            }
+        }
+        if let Some(done) = current {
+            sink(done)?;
             written += 1;
         }
         Ok(written)
