@@ -8,6 +8,8 @@
 #   BENCH_INCREMENT  orders in the incremental file     (default 100000)
 #   BENCH_SMALL      orders in the small run, to show that memory stays flat
 #                    (default 100000; BENCH_ORDERS/10 when that is not smaller)
+#   BENCH_LARGE      orders in the large run, the other end of the memory check
+#                    (default 3000000; 0, or not above BENCH_ORDERS, skips it)
 #
 # Uses the private PostgreSQL (127.0.0.1:54329) and LocalStack (127.0.0.1:4566)
 # of scripts/local.sh, starting them if they are not running and stopping only
@@ -32,9 +34,12 @@ export RUST_LOG="${RUST_LOG:-warn}"
 BENCH_ORDERS="${BENCH_ORDERS:-1000000}"
 BENCH_INCREMENT="${BENCH_INCREMENT:-100000}"
 BENCH_SMALL="${BENCH_SMALL:-100000}"
+BENCH_LARGE="${BENCH_LARGE:-3000000}"
 if [ "$BENCH_SMALL" -ge "$BENCH_ORDERS" ]; then
   BENCH_SMALL=$((BENCH_ORDERS / 10 > 0 ? BENCH_ORDERS / 10 : 1))
 fi
+SIZES=("$BENCH_SMALL" "$BENCH_ORDERS")
+if [ "$BENCH_LARGE" -gt "$BENCH_ORDERS" ]; then SIZES+=("$BENCH_LARGE"); fi
 
 STAMP="$(date +%Y%m%d%H%M%S)_$$"
 BENCH_BUCKET="bench-${STAMP//_/-}"
@@ -199,11 +204,8 @@ generate() { # generate DIR ORDERS SEED FIRST_ORDER_ID
 }
 mkdir -p "$OUT"
 say "generating data into $OUT"
-SMALL_DIR="$OUT/orders-$BENCH_SMALL"
-FULL_DIR="$OUT/orders-$BENCH_ORDERS"
 INCR_DIR="$OUT/increment-$BENCH_INCREMENT"
-generate "$SMALL_DIR" "$BENCH_SMALL" 1 1
-generate "$FULL_DIR" "$BENCH_ORDERS" 1 1
+for n in "${SIZES[@]}"; do generate "$OUT/orders-$n" "$n" 1 1; done
 generate "$INCR_DIR" "$BENCH_INCREMENT" 2 $((BENCH_ORDERS + 1))
 
 data_rows() { # data rows of both files in DIR
@@ -280,7 +282,7 @@ floor() {
 }
 
 declare -A ROWS SECS RSS PUBLISH FLOOR FLOOR_COPY FLOOR_KEYS
-for n in "$BENCH_SMALL" "$BENCH_ORDERS"; do
+for n in "${SIZES[@]}"; do
   dir="$OUT/orders-$n"
   db="bench_${STAMP}_n$n"
   new_database "$db"
@@ -294,6 +296,9 @@ for n in "$BENCH_SMALL" "$BENCH_ORDERS"; do
   say "orders-$n: floor (\\copy into bare tables, then keys) in $floor_db"
   floor "$dir" "$floor_db"
   FLOOR[$n]=$F_SECS FLOOR_COPY[$n]=$F_COPY_SECS FLOOR_KEYS[$n]=$F_KEYS_SECS
+  if [ "$n" != "$BENCH_ORDERS" ]; then # only the main run's databases are used again
+    for d in "$db" "$floor_db"; do psql_admin -c "DROP DATABASE \"$d\" WITH (FORCE)"; done
+  fi
 done
 
 # The incremental file, into the database the main file was ingested into.
@@ -306,6 +311,7 @@ INCR_FLOOR=$F_SECS
 # ------------------------------------------------------------------ report
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 rate() { awk -v r="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", r / s; else print "-" }'; }
 
 report() {
@@ -315,18 +321,21 @@ report() {
   echo "  localenv ingest incoming/orders.csv incoming/barcodes.csv (S3 GET, parse, COPY + merge, processed_orders.csv PUT)"
   echo "publish = the part of ingest spent regenerating processed_orders.csv (timings.publish_ms of the reports)"
   echo "floor = psql \\copy of both files into bare tables + keys built afterwards (copy + keys seconds)"
+  echo "ratio = ingest / floor; load ratio = (ingest - publish) / floor, the load alone against the same floor"
   echo
-  printf '%-22s %10s %10s %10s %18s %8s %10s %12s\n' \
-    "run" "rows" "ingest s" "publish s" "floor s (c+k)" "ratio" "rows/s" "peak RSS MB"
-  for n in "$BENCH_SMALL" "$BENCH_ORDERS"; do
-    printf '%-22s %10s %10s %10s %18s %8s %10s %12s\n' \
+  printf '%-22s %10s %10s %10s %18s %8s %10s %10s %12s\n' \
+    "run" "rows" "ingest s" "publish s" "floor s (c+k)" "ratio" "load ratio" "rows/s" "peak RSS MB"
+  for n in "${SIZES[@]}"; do
+    printf '%-22s %10s %10s %10s %18s %8s %10s %10s %12s\n' \
       "orders $n" "${ROWS[$n]}" "${SECS[$n]}" "${PUBLISH[$n]}" \
       "${FLOOR[$n]} (${FLOOR_COPY[$n]}+${FLOOR_KEYS[$n]})" \
-      "$(ratio "${SECS[$n]}" "${FLOOR[$n]}")" "$(rate "${ROWS[$n]}" "${SECS[$n]}")" "${RSS[$n]}"
+      "$(ratio "${SECS[$n]}" "${FLOOR[$n]}")" "$(ratio "$(minus "${SECS[$n]}" "${PUBLISH[$n]}")" "${FLOOR[$n]}")" \
+      "$(rate "${ROWS[$n]}" "${SECS[$n]}")" "${RSS[$n]}"
   done
-  printf '%-22s %10s %10s %10s %18s %8s %10s %12s\n' \
+  printf '%-22s %10s %10s %10s %18s %8s %10s %10s %12s\n' \
     "+increment $BENCH_INCREMENT" "$INCR_ROWS" "$INCR_SECS" "$INCR_PUBLISH" "$INCR_FLOOR (copy)" \
-    "$(ratio "$INCR_SECS" "$INCR_FLOOR")" "$(rate "$INCR_ROWS" "$INCR_SECS")" "$INCR_RSS"
+    "$(ratio "$INCR_SECS" "$INCR_FLOOR")" "$(ratio "$(minus "$INCR_SECS" "$INCR_PUBLISH")" "$INCR_FLOOR")" \
+    "$(rate "$INCR_ROWS" "$INCR_SECS")" "$INCR_RSS"
   echo
   echo "Floor keys: orders PRIMARY KEY (order_id), index orders (customer_id, order_id), index barcodes (order_id),"
   echo "  and a plain, NOT unique, index on barcodes (barcode): the files hold deliberate duplicate barcodes,"
