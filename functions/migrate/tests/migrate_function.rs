@@ -19,8 +19,7 @@ async fn concurrent_invocations_apply_each_migration_once() {
     let pools: Vec<_> = (0..4)
         .map(|_| migrate::pool(&settings(&db, 1)).expect("pool"))
         .collect();
-    let answers =
-        futures_util::future::join_all(pools.iter().map(|pool| migrate::handle(pool))).await;
+    let answers = futures_util::future::join_all(pools.iter().map(migrate::handle)).await;
     let applied: Vec<u64> = answers
         .into_iter()
         .map(|answer| {
