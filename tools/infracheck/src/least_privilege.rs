@@ -28,7 +28,7 @@ pub struct Promise {
 
 /// The project's promises (issue 5): ingest reads `incoming/*` and writes
 /// `processed/*` and `reports/*`; the HTTP functions write nothing to S3, and
-/// only orders reads (to presign downloads of reports and the export).
+/// only analytics reads (to presign downloads of reports and the export).
 pub const PROMISES: &[Promise] = &[
     Promise {
         function: "IngestFunction",
@@ -37,13 +37,13 @@ pub const PROMISES: &[Promise] = &[
         consumes_queue: Some("IngestQueue"),
     },
     Promise {
-        function: "OrdersFunction",
+        function: "AnalyticsFunction",
         s3_read: &["processed/", "reports/"],
         s3_write: &[],
         consumes_queue: None,
     },
     Promise {
-        function: "AnalyticsFunction",
+        function: "OrdersFunction",
         s3_read: &[],
         s3_write: &[],
         consumes_queue: None,
