@@ -163,3 +163,104 @@ fn the_ingest_function_consumes_that_queue_within_its_visibility_timeout() {
         "the handler answers batchItemFailures, as the local forwarder expects"
     );
 }
+
+/// A route pattern's segments: `{name}` matches one segment, `{*rest}` (axum)
+/// and `{name+}` (API Gateway) one or more.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    One,
+    Rest,
+}
+
+fn segments(pattern: &str) -> Vec<Segment> {
+    pattern
+        .trim_matches('/')
+        .split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if name.starts_with('*') || name.ends_with('+') => Segment::Rest,
+                Some(_) => Segment::One,
+                None => Segment::Literal(s.to_owned()),
+            },
+        )
+        .collect()
+}
+
+/// Whether some path matches both patterns.
+fn overlap(a: &[Segment], b: &[Segment]) -> bool {
+    match (a.first(), b.first()) {
+        (None, None) => true,
+        (Some(Segment::Rest), Some(_)) | (Some(_), Some(Segment::Rest)) => true,
+        (None, _) | (_, None) => false,
+        (Some(Segment::Literal(x)), Some(Segment::Literal(y))) if x != y => false,
+        _ => overlap(&a[1..], &b[1..]),
+    }
+}
+
+#[test]
+fn http_routes_go_to_the_same_function_as_locally() {
+    let template = template();
+    let routes: Vec<(String, String)> = template
+        .resources_of_kind("AWS::Serverless::Function")
+        .flat_map(|function| {
+            let binary = template.root["Resources"][function.logical_id]["Metadata"]
+                ["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{} has no BuildProperties.Binary", function.logical_id))
+                .to_owned();
+            function.properties["Events"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, e)| e["Type"] == "HttpApi")
+                .map(|(_, e)| {
+                    (
+                        e["Properties"]["Path"].as_str().unwrap().to_owned(),
+                        binary.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+            .expect("the workspace Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("Cargo.toml parses");
+    let local = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("[workspace.metadata.lambda.watch.router]");
+    assert!(!local.is_empty());
+    for (local_path, local_function) in local {
+        let local_function = local_function.as_str().unwrap();
+        let matching: Vec<_> = routes
+            .iter()
+            .filter(|(path, _)| overlap(&segments(local_path), &segments(path)))
+            .collect();
+        assert!(
+            !matching.is_empty(),
+            "{local_path} is served locally by {local_function} but has no route in infra/template.yaml"
+        );
+        for (path, function) in matching {
+            assert_eq!(
+                function, local_function,
+                "{path} goes to {function} in AWS but {local_path} to {local_function} locally"
+            );
+        }
+    }
+}
+
+#[test]
+fn route_patterns_overlap_as_routers_match_them() {
+    let s = segments;
+    assert!(overlap(&s("/analytics/{*rest}"), &s("/analytics/{proxy+}")));
+    assert!(overlap(&s("/ingestions/{*rest}"), &s("/ingestions/{id}")));
+    assert!(overlap(&s("/orders"), &s("/orders")));
+    assert!(!overlap(&s("/orders"), &s("/orders/{order_id}")));
+    assert!(!overlap(&s("/orders/{*rest}"), &s("/orders")));
+    assert!(!overlap(&s("/health"), &s("/analytics/{proxy+}")));
+    assert!(!overlap(
+        &s("/customers/{id}"),
+        &s("/customers/{id}/orders")
+    ));
+}
