@@ -68,7 +68,7 @@ cmd_build() {
   esac
   say "sam build for $arch (a release build of the workspace: minutes the first time)"
   (cd "$INFRA" && PATH="$CARGO_LAMBDA_VENV/bin:$PATH" \
-    "$VENV/bin/sam" build --beta-features --parameter-overrides "Architecture=$arch" "$@")
+    "$VENV/bin/sam" build --beta-features "$@" --parameter-overrides "Architecture=$arch")
   echo "$arch" >"$INFRA/.aws-sam/architecture"
 }
 

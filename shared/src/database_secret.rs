@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, DatabaseSettings};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum SecretError {
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -25,6 +25,14 @@ pub enum SecretError {
     NotText { arn: String },
     #[error("the database secret {arn} is unusable: {reason}")]
     Unusable { arn: String, reason: String },
+}
+
+/// A cold start that fails prints its error with `Debug` (a `main` returning
+/// `Result`): show the message, which says what to do, not the structure.
+impl std::fmt::Debug for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The settings for this function: from the secret when
