@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,15 +31,22 @@ redrive: ## Send dead-lettered ingest messages back to the queue (after fixing t
 build: ## Build every crate
 	cargo build --workspace
 
-lint: ## Format check and clippy
+lint: ## Format check, clippy, and the SAM template (cfn-lint, sam validate --lint, least privilege; offline)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@scripts/infra.sh lint
 
 fmt: ## Format the code
 	cargo fmt --all
 
 logs: ## Follow the local logs
 	tail -F .local/logs/*.log
+
+deploy: ## Build and deploy to AWS (sam, guided the first time; ARCH=x86_64 for Intel), then migrate (infra/README.md)
+	@scripts/infra.sh deploy
+
+migrate-aws: ## Apply the database migrations in the deployed stack (invokes its migrate function)
+	@scripts/infra.sh migrate
 
 bench: ## Time ingest vs a plain COPY floor on generated data (BENCH_ORDERS=1000000 BENCH_INCREMENT=100000)
 	@scripts/bench.sh

@@ -256,5 +256,6 @@ case "${1:-}" in
   services) cmd_services ;;
   reset) cmd_reset ;;
   install) install_localstack; install_cargo_lambda ;;
-  *) echo "usage: $0 up|down|test|services|reset|install" >&2; exit 2 ;;
+  install-cargo-lambda) install_cargo_lambda ;;
+  *) echo "usage: $0 up|down|test|services|reset|install|install-cargo-lambda" >&2; exit 2 ;;
 esac

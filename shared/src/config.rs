@@ -5,6 +5,8 @@ use std::time::Duration;
 /// Where inputs arrive and outputs go inside the bucket. Outputs live outside
 /// the input prefix so the function never triggers itself.
 pub const INCOMING_PREFIX: &str = "incoming/";
+/// The bucket notification's suffix filter (S3 matches it case-sensitively).
+pub const INCOMING_SUFFIX: &str = ".csv";
 pub const PROCESSED_ORDERS_KEY: &str = "processed/processed_orders.csv";
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,11 @@ impl DatabaseSettings {
             name: "DATABASE_URL",
             hint: "set it to postgres://user@host:port/db (`make up` writes it to .local/functions.env)",
         })?;
+        Self::with_url(url)
+    }
+
+    /// The settings for `url`, with the pool size from `DATABASE_POOL_SIZE`.
+    pub fn with_url(url: String) -> Result<Self, ConfigError> {
         let pool_size = match std::env::var("DATABASE_POOL_SIZE") {
             Ok(value) => {
                 value

@@ -3,11 +3,11 @@
 
 use std::pin::{pin, Pin};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use tokio_postgres::{binary_copy::BinaryCopyInWriter, NoTls};
 
 use crate::config::DatabaseSettings;
 use crate::csv_input::RejectedRow;
@@ -34,6 +34,8 @@ pub enum DbError {
     InputIncomplete,
     #[error("building the database pool: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
+    #[error(transparent)]
+    Tls(#[from] crate::postgres_tls::TlsError),
 }
 
 /// Builds the pool. Connections open lazily, so a cold start does not wait on
@@ -44,13 +46,12 @@ pub fn connect_pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
     if config.get_application_name().is_none() {
         config.application_name("order-pipeline");
     }
-    let manager = Manager::from_config(
+    let manager = crate::postgres_tls::manager(
         config,
-        NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
-    );
+    )?;
     Ok(Pool::builder(manager)
         .max_size(settings.pool_size.max(1))
         .runtime(Runtime::Tokio1)

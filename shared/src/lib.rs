@@ -4,10 +4,13 @@
 
 pub mod config;
 pub mod csv_input;
+pub mod database_secret;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod migrations;
+pub mod postgres_tls;
 pub mod processed;
 pub mod s3_events;
 pub mod seen;

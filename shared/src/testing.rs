@@ -31,7 +31,17 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A fresh database with every migration applied.
     pub async fn create() -> Self {
+        let db = Self::create_empty().await;
+        db::migrate(&db.pool)
+            .await
+            .expect("migrations apply to a fresh database");
+        db
+    }
+
+    /// A fresh database with no schema at all (for testing migrations).
+    pub async fn create_empty() -> Self {
         let admin_url = std::env::var("TEST_DATABASE_ADMIN_URL")
             .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
         let name = unique_name("test").replace('-', "_");
@@ -55,9 +65,6 @@ impl TestDatabase {
             connect_timeout: std::time::Duration::from_secs(10),
         })
         .expect("pool");
-        db::migrate(&pool)
-            .await
-            .expect("migrations apply to a fresh database");
         Self {
             name,
             url,

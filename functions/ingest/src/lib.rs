@@ -1,7 +1,6 @@
 //! The ingest function's event handling: which objects an event names, and
 //! which SQS messages failed (so that only those are retried).
 
-use order_pipeline::config::DatabaseSettings;
 use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestError, IngestReport, Ingestor};
 use order_pipeline::s3_events::{self, Decision};
@@ -10,10 +9,11 @@ use serde_json::{json, Value};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Builds the ingestor from the environment (`DATABASE_URL`, the usual AWS
-/// variables; `AWS_ENDPOINT_URL` for LocalStack).
+/// Builds the ingestor from the environment (`DATABASE_URL`, or in AWS
+/// `DATABASE_SECRET_ARN`; the usual AWS variables; `AWS_ENDPOINT_URL` for
+/// LocalStack).
 pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
-    let settings = DatabaseSettings::from_env()?;
+    let settings = order_pipeline::database_secret::database_settings().await?;
     let pool = db::connect_pool(&settings)?;
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(Ingestor::new(

@@ -106,10 +106,12 @@ async fn main() -> Result<()> {
         Command::Migrate => {
             let settings = DatabaseSettings::from_env()?;
             let pool = order_pipeline::db::connect_pool(&settings)?;
-            let applied = order_pipeline::db::migrate(&pool).await.context(
-                "applying migrations/ (a local database made by an older checkout whose \
+            let applied = order_pipeline::migrations::migrate_exclusively(&pool)
+                .await
+                .context(
+                    "applying migrations/ (a local database made by an older checkout whose \
                  migrations changed can be deleted with `make reset`)",
-            )?;
+                )?;
             println!("migrations: {applied} applied");
         }
         Command::Bootstrap {

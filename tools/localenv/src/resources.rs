@@ -9,7 +9,7 @@ use aws_sdk_s3::types::{
     QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use order_pipeline::config::INCOMING_PREFIX;
+use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
 
 /// Names of one set of pipeline resources.
 #[derive(Debug, Clone)]
@@ -30,12 +30,14 @@ impl ResourceNames {
     }
 }
 
-/// Queue behaviour. The defaults mirror production: a message is retried
-/// until it has been received `max_receive_count` times, then dead-lettered.
+/// Queue behaviour. The defaults are production's (infra/template.yaml; a
+/// test keeps them equal): a message is retried until it has been received
+/// `max_receive_count` times, then dead-lettered.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueSettings {
-    /// Seconds a received message stays hidden before it is retried. In AWS at
-    /// least 6x the ingest function's timeout.
+    /// Seconds a received message stays hidden before it is retried: 6x the
+    /// ingest function's timeout in AWS (300 s), so a message being processed
+    /// is never handed out twice.
     pub visibility_timeout_secs: u32,
     pub max_receive_count: u32,
     /// Seconds the dead-letter queue keeps a message (14 days, the maximum).
@@ -45,7 +47,7 @@ pub struct QueueSettings {
 impl Default for QueueSettings {
     fn default() -> Self {
         Self {
-            visibility_timeout_secs: 60,
+            visibility_timeout_secs: 1800,
             max_receive_count: 3,
             dead_letter_retention_secs: 14 * 24 * 3600,
         }
@@ -124,7 +126,7 @@ pub async fn ensure(
         .filter_rules(
             FilterRule::builder()
                 .name(FilterRuleName::Suffix)
-                .value(".csv")
+                .value(INCOMING_SUFFIX)
                 .build(),
         )
         .build();

@@ -1,0 +1,18 @@
+//! The `migrate` Lambda function: `make deploy` invokes it after each deploy
+//! to bring the PostgreSQL schema up to date (any event; idempotent).
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    order_pipeline::telemetry::init();
+    let settings = order_pipeline::database_secret::database_settings().await?;
+    let pool = migrate::pool(&settings)?;
+    let pool = &pool;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
+        // Lambda reports the error's message (what failed and what to do).
+        migrate::handle(pool).await.map_err(Error::from)
+    }))
+    .await
+}

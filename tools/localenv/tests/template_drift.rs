@@ -1,0 +1,266 @@
+//! The local world (`make up`, tools/localenv/src/resources.rs) and the AWS
+//! one (infra/template.yaml) have the same shape: the notification's prefix,
+//! suffix and event, the queue and dead-letter queue names, the visibility
+//! timeout, the maximum receives and the dead-letter retention. Change one
+//! side and this test says which value to change on the other.
+
+use aws_sdk_s3::types::Event;
+use infracheck::template::{get_att_target, sub_template, Template};
+use localenv::resources::{QueueSettings, ResourceNames};
+use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
+use serde_json::Value;
+
+fn template() -> Template {
+    Template::load_project(env!("CARGO_MANIFEST_DIR")).expect("infra/template.yaml")
+}
+
+/// The one resource of `kind`, by logical id.
+fn only(template: &Template, kind: &str) -> (String, Value) {
+    let resource = template.only_resource_of_kind(kind).unwrap();
+    (resource.logical_id.to_owned(), resource.properties.clone())
+}
+
+fn number(value: &Value, what: &str) -> u64 {
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"))
+}
+
+/// The ingest queue: the one the bucket notifies.
+fn notified_queue(template: &Template) -> (String, Value) {
+    let (_, bucket) = only(template, "AWS::S3::Bucket");
+    let configurations = bucket["NotificationConfiguration"]["QueueConfigurations"]
+        .as_array()
+        .expect("the bucket notifies a queue");
+    assert_eq!(
+        configurations.len(),
+        1,
+        "one queue notification, as locally"
+    );
+    let (queue_id, _) =
+        get_att_target(&configurations[0]["Queue"]).expect("Queue: !GetAtt <queue>.Arn");
+    let queue = template
+        .resource(queue_id)
+        .expect("the notified queue is in the template");
+    (queue_id.to_owned(), queue.properties.clone())
+}
+
+#[test]
+fn the_notification_filter_matches_the_local_one() {
+    let template = template();
+    let (_, bucket) = only(&template, "AWS::S3::Bucket");
+    let notification = &bucket["NotificationConfiguration"]["QueueConfigurations"][0];
+    assert_eq!(notification["Event"], Event::S3ObjectCreated.as_str());
+    let rules = notification["Filter"]["S3Key"]["Rules"]
+        .as_array()
+        .expect("S3Key rules");
+    let rule = |name: &str| {
+        rules
+            .iter()
+            .find(|r| r["Name"].as_str().map(str::to_ascii_lowercase).as_deref() == Some(name))
+            .map(|r| r["Value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        rule("prefix").as_deref(),
+        Some(INCOMING_PREFIX),
+        "the prefix filter"
+    );
+    assert_eq!(
+        rule("suffix").as_deref(),
+        Some(INCOMING_SUFFIX),
+        "the suffix filter"
+    );
+}
+
+#[test]
+fn queues_are_named_after_the_bucket_as_locally() {
+    let template = template();
+    let (_, bucket) = only(&template, "AWS::S3::Bucket");
+    let bucket_name = sub_template(&bucket["BucketName"]).expect("BucketName: !Sub ...");
+    let local = ResourceNames::for_bucket(bucket_name);
+    let (_, queue) = notified_queue(&template);
+    assert_eq!(
+        sub_template(&queue["QueueName"]),
+        Some(local.queue.as_str())
+    );
+    let (dlq_id, _) =
+        get_att_target(&queue["RedrivePolicy"]["deadLetterTargetArn"]).expect("a DLQ");
+    let dlq = template.resource(dlq_id).unwrap().properties;
+    assert_eq!(
+        sub_template(&dlq["QueueName"]),
+        Some(local.dead_letter_queue.as_str())
+    );
+}
+
+#[test]
+fn queue_settings_match_the_local_ones() {
+    let template = template();
+    let local = QueueSettings::default();
+    let (_, queue) = notified_queue(&template);
+    assert_eq!(
+        number(&queue["VisibilityTimeout"], "VisibilityTimeout"),
+        u64::from(local.visibility_timeout_secs),
+        "the visibility timeout (QueueSettings::default in tools/localenv/src/resources.rs)"
+    );
+    assert_eq!(
+        number(
+            &queue["RedrivePolicy"]["maxReceiveCount"],
+            "maxReceiveCount"
+        ),
+        u64::from(local.max_receive_count),
+        "the maximum receives before dead-lettering"
+    );
+    let (dlq_id, _) = get_att_target(&queue["RedrivePolicy"]["deadLetterTargetArn"]).unwrap();
+    let dlq = template.resource(dlq_id).unwrap().properties;
+    assert_eq!(
+        number(&dlq["MessageRetentionPeriod"], "MessageRetentionPeriod"),
+        u64::from(local.dead_letter_retention_secs),
+        "the dead-letter queue's retention"
+    );
+    assert!(
+        number(&queue["MaximumMessageSize"], "MaximumMessageSize") >= 64 * 1024,
+        "S3 notifications need messages of at least 64 KB"
+    );
+}
+
+#[test]
+fn the_ingest_function_consumes_that_queue_within_its_visibility_timeout() {
+    let template = template();
+    let (queue_id, queue) = notified_queue(&template);
+    let consumers: Vec<_> = template
+        .resources_of_kind("AWS::Serverless::Function")
+        .filter_map(|function| {
+            let events = function.properties["Events"].as_object()?;
+            let event = events.values().find(|e| {
+                e["Type"] == "SQS"
+                    && get_att_target(&e["Properties"]["Queue"]).map(|(id, _)| id)
+                        == Some(queue_id.as_str())
+            })?;
+            Some((function, event.clone()))
+        })
+        .collect();
+    assert_eq!(
+        consumers.len(),
+        1,
+        "exactly one function consumes {queue_id}"
+    );
+    let (function, event) = &consumers[0];
+    let timeout = number(
+        template
+            .function_property(function, "Timeout")
+            .expect("a Timeout"),
+        "Timeout",
+    );
+    let visibility = number(&queue["VisibilityTimeout"], "VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility timeout {visibility} s must be at least 6x the function's {timeout} s"
+    );
+    assert_eq!(
+        event["Properties"]["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"]),
+        "the handler answers batchItemFailures, as the local forwarder expects"
+    );
+}
+
+/// A route pattern's segments: `{name}` matches one segment, `{*rest}` (axum)
+/// and `{name+}` (API Gateway) one or more.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    One,
+    Rest,
+}
+
+fn segments(pattern: &str) -> Vec<Segment> {
+    pattern
+        .trim_matches('/')
+        .split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if name.starts_with('*') || name.ends_with('+') => Segment::Rest,
+                Some(_) => Segment::One,
+                None => Segment::Literal(s.to_owned()),
+            },
+        )
+        .collect()
+}
+
+/// Whether some path matches both patterns.
+fn overlap(a: &[Segment], b: &[Segment]) -> bool {
+    match (a.first(), b.first()) {
+        (None, None) => true,
+        (Some(Segment::Rest), Some(_)) | (Some(_), Some(Segment::Rest)) => true,
+        (None, _) | (_, None) => false,
+        (Some(Segment::Literal(x)), Some(Segment::Literal(y))) if x != y => false,
+        _ => overlap(&a[1..], &b[1..]),
+    }
+}
+
+#[test]
+fn http_routes_go_to_the_same_function_as_locally() {
+    let template = template();
+    let routes: Vec<(String, String)> = template
+        .resources_of_kind("AWS::Serverless::Function")
+        .flat_map(|function| {
+            let binary = template.root["Resources"][function.logical_id]["Metadata"]
+                ["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{} has no BuildProperties.Binary", function.logical_id))
+                .to_owned();
+            function.properties["Events"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, e)| e["Type"] == "HttpApi")
+                .map(|(_, e)| {
+                    (
+                        e["Properties"]["Path"].as_str().unwrap().to_owned(),
+                        binary.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+            .expect("the workspace Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("Cargo.toml parses");
+    let local = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("[workspace.metadata.lambda.watch.router]");
+    assert!(!local.is_empty());
+    for (local_path, local_function) in local {
+        let local_function = local_function.as_str().unwrap();
+        let matching: Vec<_> = routes
+            .iter()
+            .filter(|(path, _)| overlap(&segments(local_path), &segments(path)))
+            .collect();
+        assert!(
+            !matching.is_empty(),
+            "{local_path} is served locally by {local_function} but has no route in infra/template.yaml"
+        );
+        for (path, function) in matching {
+            assert_eq!(
+                function, local_function,
+                "{path} goes to {function} in AWS but {local_path} to {local_function} locally"
+            );
+        }
+    }
+}
+
+#[test]
+fn route_patterns_overlap_as_routers_match_them() {
+    let s = segments;
+    assert!(overlap(&s("/analytics/{*rest}"), &s("/analytics/{proxy+}")));
+    assert!(overlap(&s("/ingestions/{*rest}"), &s("/ingestions/{id}")));
+    assert!(overlap(&s("/orders"), &s("/orders")));
+    assert!(!overlap(&s("/orders"), &s("/orders/{order_id}")));
+    assert!(!overlap(&s("/orders/{*rest}"), &s("/orders")));
+    assert!(!overlap(&s("/health"), &s("/analytics/{proxy+}")));
+    assert!(!overlap(
+        &s("/customers/{id}"),
+        &s("/customers/{id}/orders")
+    ));
+}
