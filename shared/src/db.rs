@@ -77,7 +77,7 @@ pub enum Batch<R> {
 /// Serialises merges into the shared tables, so that two files ingested at
 /// once give the same result as one after the other. Staging (the bulk of
 /// the work) still runs in parallel.
-const MERGE_LOCK: i64 = 0x6f72_6465_7273; // "orders"
+pub const MERGE_LOCK: i64 = 0x6f72_6465_7273; // "orders"
 /// Serialises publishers of processed_orders.csv, so an older snapshot never
 /// overwrites a newer one.
 const PUBLISH_LOCK: i64 = 0x7075_626c_6973; // "publis"

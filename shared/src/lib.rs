@@ -4,10 +4,12 @@
 
 pub mod config;
 pub mod csv_input;
+pub mod api_store;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod presign;
 pub mod processed;
 pub mod s3_events;
 pub mod storage;
