@@ -302,7 +302,9 @@ impl ApiStore {
             .iter()
             .filter_map(|row| {
                 Some(crate::domain::CustomerTickets {
-                    customer_id: crate::domain::CustomerId::from_trusted(row.get::<_, Option<i64>>(1)?),
+                    customer_id: crate::domain::CustomerId::from_trusted(
+                        row.get::<_, Option<i64>>(1)?,
+                    ),
                     tickets: row.get(2),
                 })
             })

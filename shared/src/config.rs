@@ -66,6 +66,7 @@ pub fn bucket_from_env() -> Result<String, ConfigError> {
         .filter(|b| !b.is_empty())
         .ok_or(ConfigError::Missing {
             name: "BUCKET",
-            hint: "set it to the pipeline's bucket (`make up` writes BUCKET to .local/functions.env)",
+            hint:
+                "set it to the pipeline's bucket (`make up` writes BUCKET to .local/functions.env)",
         })
 }

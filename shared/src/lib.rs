@@ -2,9 +2,9 @@
 //! and adapters (S3, PostgreSQL), configuration and telemetry. Each Lambda
 //! function's `main` only wires these together.
 
+pub mod api_store;
 pub mod config;
 pub mod csv_input;
-pub mod api_store;
 pub mod db;
 pub mod domain;
 pub mod http;

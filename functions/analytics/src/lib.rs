@@ -131,16 +131,20 @@ async fn top_customers(
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_TOP_LIMIT, MAX_TOP_LIMIT)?;
     let (version, top) = state.api.top_customers(limit).await?;
-    Ok(etag::conditional(&headers, &etag::for_version("data", version), || {
-        Json(
-            top.into_iter()
-                .map(|t| TopCustomer {
-                    customer_id: t.customer_id.get(),
-                    tickets: t.tickets,
-                })
-                .collect::<Vec<_>>(),
-        )
-    }))
+    Ok(etag::conditional(
+        &headers,
+        &etag::for_version("data", version),
+        || {
+            Json(
+                top.into_iter()
+                    .map(|t| TopCustomer {
+                        customer_id: t.customer_id.get(),
+                        tickets: t.tickets,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        },
+    ))
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
@@ -181,15 +185,19 @@ async fn unused_barcodes(
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor::decode(Listing::UnusedBarcodes, query.cursor.as_deref())?;
     let (count, version, mut barcodes) = state.api.unused_barcodes(after.as_deref(), limit).await?;
-    let next_cursor = next_page(&mut barcodes, limit)
-        .map(|last| cursor::encode(Listing::UnusedBarcodes, last));
-    Ok(etag::conditional(&headers, &etag::for_version("data", version), || {
-        Json(UnusedBarcodes {
-            count,
-            barcodes,
-            next_cursor,
-        })
-    }))
+    let next_cursor =
+        next_page(&mut barcodes, limit).map(|last| cursor::encode(Listing::UnusedBarcodes, last));
+    Ok(etag::conditional(
+        &headers,
+        &etag::for_version("data", version),
+        || {
+            Json(UnusedBarcodes {
+                count,
+                barcodes,
+                next_cursor,
+            })
+        },
+    ))
 }
 
 /// Trims the extra row a page query fetched; returns the last key's item
@@ -263,7 +271,9 @@ async fn with_links(files: &Files, row: IngestionRow) -> Result<Ingestion, ApiEr
                     .map(Some)
                     .map_err(|e| {
                         tracing::error!(error = %e, "presigning failed");
-                        ApiError::unavailable("download links cannot be signed right now; try again")
+                        ApiError::unavailable(
+                            "download links cannot be signed right now; try again",
+                        )
                     }),
                 None => Ok(None),
             }
@@ -298,15 +308,18 @@ async fn list_ingestions(
         Some(s) => {
             return Err(ApiError::bad_parameter(
                 "status",
-                format!("must be one of {}, got {s:?}", INGESTION_STATUSES.join(", ")),
+                format!(
+                    "must be one of {}, got {s:?}",
+                    INGESTION_STATUSES.join(", ")
+                ),
             ))
         }
     };
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;
     let mut rows = state.api.ingestions(status, before, limit).await?;
-    let next_cursor =
-        next_page(&mut rows, limit).map(|last| cursor::encode(Listing::Ingestions, &last.id.to_string()));
+    let next_cursor = next_page(&mut rows, limit)
+        .map(|last| cursor::encode(Listing::Ingestions, &last.id.to_string()));
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         items.push(with_links(&state.files, row).await?);
@@ -356,7 +369,9 @@ async fn export_processed_orders(
     let (_, output_version) = state.api.versions().await?;
     let tag = etag::for_version("output", output_version);
     if etag::matches(&headers, &tag) {
-        return Ok(etag::conditional(&headers, &tag, || StatusCode::NOT_MODIFIED));
+        return Ok(etag::conditional(&headers, &tag, || {
+            StatusCode::NOT_MODIFIED
+        }));
     }
     let files = &state.files;
     files

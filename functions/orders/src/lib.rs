@@ -7,7 +7,9 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use order_pipeline::api_store::{ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome};
+use order_pipeline::api_store::{
+    ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome,
+};
 use order_pipeline::db::PgStore;
 use order_pipeline::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
 use order_pipeline::http::cursor::{self, Listing};
@@ -76,11 +78,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The function's router, including `/openapi.json` and `/docs`.
 pub fn router(state: OrdersState) -> Router {
     let (routes, _) = api().split_for_parts();
-    order_pipeline::http::finish(
-        routes
-            .merge(docs::routes(openapi()))
-            .with_state(state),
-    )
+    order_pipeline::http::finish(routes.merge(docs::routes(openapi())).with_state(state))
 }
 
 /// Health: 200 when the database answers.
@@ -202,7 +200,9 @@ async fn create_order(
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => match value.to_str() {
-            Ok(key) if !key.trim().is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Some(key.trim()),
+            Ok(key) if !key.trim().is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
+                Some(key.trim())
+            }
             _ => {
                 return Err(ApiError::bad_parameter(
                     "Idempotency-Key",

@@ -174,12 +174,20 @@ impl Authenticator {
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
                 let why = match e.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired; get a new one".to_owned(),
-                    ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
+                    ErrorKind::ExpiredSignature => {
+                        "the token has expired; get a new one".to_owned()
+                    }
+                    ErrorKind::InvalidSignature => {
+                        "the token's signature does not verify".to_owned()
+                    }
                     ErrorKind::InvalidIssuer => "the token's issuer is not accepted".to_owned(),
                     ErrorKind::InvalidAudience => "the token's audience is not accepted".to_owned(),
-                    ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted".to_owned(),
-                    ErrorKind::MissingRequiredClaim(claim) => format!("the token lacks the {claim} claim"),
+                    ErrorKind::InvalidAlgorithm => {
+                        "the token's algorithm is not accepted".to_owned()
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        format!("the token lacks the {claim} claim")
+                    }
                     _ => "the token is not a valid JWT".to_owned(),
                 };
                 tracing::info!(reason = %why, "rejected bearer token");

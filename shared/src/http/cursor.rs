@@ -56,7 +56,10 @@ pub fn decode_id(listing: Listing, cursor: Option<&str>) -> Result<Option<i64>, 
     match decode(listing, cursor)? {
         None => Ok(None),
         Some(key) => key.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad_parameter("cursor", "not a cursor of this listing; pass back next_cursor unchanged")
+            ApiError::bad_parameter(
+                "cursor",
+                "not a cursor of this listing; pass back next_cursor unchanged",
+            )
         }),
     }
 }

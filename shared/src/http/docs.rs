@@ -89,10 +89,9 @@ pub fn render(openapi: &OpenApi) -> String {
          .m{{font-weight:bold;text-transform:uppercase;display:inline-block;width:4rem}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}}</style>\
          </head><body><h1>{title} <small>{}</small></h1><p>{}</p>\
-         <p>Machine-readable: <a href=\"openapi.json\">openapi.json</a> (OpenAPI {}).</p>",
+         <p>Machine-readable: <a href=\"openapi.json\">openapi.json</a> (OpenAPI 3.1).</p>",
         escape(&openapi.info.version),
         escape(openapi.info.description.as_deref().unwrap_or("")),
-        "3.1",
     );
     for (path, item) in openapi.paths.paths.iter() {
         let operations: [(&str, &Option<Operation>); 5] = [

@@ -62,11 +62,21 @@ async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The Lambda request id when there is one, else the caller's
-/// `x-request-id`, else a fresh one.
+/// The Lambda request id when there is one, else API Gateway's, else the
+/// caller's `x-request-id`, else a fresh one.
 fn request_id(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
     if let Some(context) = request.extensions().get::<lambda_http::Context>() {
         return context.request_id.clone();
+    }
+    let gateway_id = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        _ => None,
+    };
+    if let Some(id) = gateway_id {
+        return id;
     }
     request
         .headers()

@@ -45,7 +45,11 @@ impl ApiError {
     }
 
     pub fn unprocessable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable Content", detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Unprocessable Content",
+            detail,
+        )
     }
 
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
@@ -99,7 +103,9 @@ impl From<JsonRejection> for ApiError {
                 "Invalid body",
                 // serde_path_to_error names the field: "tickets: invalid type..."
                 e.body_text()
-                    .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+                    .trim_start_matches(
+                        "Failed to deserialize the JSON body into the target type: ",
+                    )
                     .to_owned(),
             ),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -192,17 +198,12 @@ pub(crate) async fn problem_for_bare_error(response: Response) -> Response {
             .unwrap_or("request failed")
             .to_owned(),
     };
-    let problem = ApiError::new(
-        status,
-        status.canonical_reason().unwrap_or("Error"),
-        detail,
-    )
-    .into_response();
+    let problem =
+        ApiError::new(status, status.canonical_reason().unwrap_or("Error"), detail).into_response();
     let (problem_parts, body) = problem.into_parts();
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROBLEM_JSON),
-    );
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     drop(problem_parts);
     Response::from_parts(parts, body)
