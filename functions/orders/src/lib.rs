@@ -177,7 +177,7 @@ pub struct SaleRequest {
         (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn create_order(
-    _auth: Authorized<OrdersWrite>,
+    auth: Authorized<OrdersWrite>,
     State(state): State<OrdersState>,
     headers: HeaderMap,
     ApiJson(sale): ApiJson<SaleRequest>,
@@ -211,7 +211,13 @@ async fn create_order(
             }
         },
     };
-    match state.api.sell(sale.customer_id, sale.tickets, key).await? {
+    // Keys are the client's: scoped by the token's subject, so two clients
+    // choosing the same key never see each other's sale.
+    let key = key.map(|key| {
+        let subject = auth.claims.sub.as_deref().unwrap_or("");
+        format!("{}:{subject}:{key}", subject.len())
+    });
+    match state.api.sell(sale.customer_id, sale.tickets, key.as_deref()).await? {
         SaleOutcome::Sold(order) => {
             tracing::info!(order_id = order.order_id, tickets = order.tickets, "sold tickets");
             let location = format!("/orders/{}", order.order_id);

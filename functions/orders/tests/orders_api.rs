@@ -587,3 +587,39 @@ async fn bad_requests_get_problems_never_a_500() {
         );
     }
 }
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_the_token_subject() {
+    use order_pipeline::http::auth::issue_hs256;
+    use order_pipeline::testing::TEST_JWT_SECRET;
+    let pipeline = TestPipeline::with_sample_data(10).await;
+    let app = router(&pipeline);
+    let as_subject = |sub: &str| {
+        issue_hs256(
+            TEST_JWT_SECRET.as_bytes(),
+            sub,
+            &["orders:write"],
+            std::time::Duration::from_secs(60),
+            None,
+            None,
+        )
+    };
+    let body = json!({"customer_id": 11, "tickets": 1});
+    let alice = send(
+        &app,
+        post_json("/orders", &as_subject("alice"), &body, Some("k1")),
+    )
+    .await;
+    let bob = send(
+        &app,
+        post_json("/orders", &as_subject("bob"), &body, Some("k1")),
+    )
+    .await;
+    assert_eq!(alice.status, StatusCode::CREATED);
+    assert_eq!(
+        bob.status,
+        StatusCode::CREATED,
+        "bob's k1 is not alice's k1"
+    );
+    assert_ne!(alice.json()["order_id"], bob.json()["order_id"]);
+}
