@@ -7,7 +7,7 @@
 #
 #   BENCH_API_ORDERS    orders to load                   (default 1000000)
 #   BENCH_API_DURATION  seconds of load per endpoint     (default 10)
-#   BENCH_API_CONNS     concurrent connections           (default 32)
+#   BENCH_API_CONNS     concurrent connections           (default 8)
 #   BENCH_API_POOL      database connections per server  (default 8)
 #
 # Uses the private PostgreSQL (127.0.0.1:54329) and LocalStack (127.0.0.1:4566)
@@ -28,7 +28,7 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
 ORDERS="${BENCH_API_ORDERS:-1000000}"
 DURATION="${BENCH_API_DURATION:-10}"
-CONNS="${BENCH_API_CONNS:-32}"
+CONNS="${BENCH_API_CONNS:-8}"
 POOL="${BENCH_API_POOL:-8}"
 ORDERS_PORT="${BENCH_API_ORDERS_PORT:-9181}"
 ANALYTICS_PORT="${BENCH_API_ANALYTICS_PORT:-9182}"

@@ -227,27 +227,25 @@ impl ApiStore {
         let rows = match customer_id {
             // orders (customer_id, order_id) index: one range scan.
             Some(customer_id) => {
+                let statement = client
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_SUMMARY_COLUMNS} FROM orders o
+                         WHERE o.customer_id = $1 AND o.order_id > $2
+                         ORDER BY o.order_id LIMIT $3"
+                    ))
+                    .await?;
                 client
-                    .query(
-                        &format!(
-                            "SELECT {ORDER_SUMMARY_COLUMNS} FROM orders o
-                             WHERE o.customer_id = $1 AND o.order_id > $2
-                             ORDER BY o.order_id LIMIT $3"
-                        ),
-                        &[&customer_id, &after, &(limit + 1)],
-                    )
+                    .query(&statement, &[&customer_id, &after, &(limit + 1)])
                     .await?
             }
             None => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {ORDER_SUMMARY_COLUMNS} FROM orders o
-                             WHERE o.order_id > $1 ORDER BY o.order_id LIMIT $2"
-                        ),
-                        &[&after, &(limit + 1)],
-                    )
-                    .await?
+                let statement = client
+                    .prepare_cached(&format!(
+                        "SELECT {ORDER_SUMMARY_COLUMNS} FROM orders o
+                         WHERE o.order_id > $1 ORDER BY o.order_id LIMIT $2"
+                    ))
+                    .await?;
+                client.query(&statement, &[&after, &(limit + 1)]).await?
             }
         };
         Ok(rows.iter().map(order_summary).collect())
@@ -262,13 +260,13 @@ impl ApiStore {
     /// neither orders nor tickets.
     pub async fn customer(&self, customer_id: i64) -> Result<Option<CustomerSummary>, DbError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_one(
+        let statement = client
+            .prepare_cached(
                 "SELECT (SELECT count(*) FROM orders WHERE customer_id = $1),
                         (SELECT tickets FROM customer_tickets WHERE customer_id = $1)",
-                &[&customer_id],
             )
             .await?;
+        let row = client.query_one(&statement, &[&customer_id]).await?;
         let orders: i64 = row.get(0);
         let tickets: Option<i64> = row.get(1);
         if orders == 0 && tickets.is_none() {
@@ -602,32 +600,30 @@ async fn order_detail<C: GenericClient>(
     client: &C,
     order_id: i64,
 ) -> Result<Option<OrderDetail>, tokio_postgres::Error> {
-    let Some(order) = client
-        .query_opt(
-            concat!(
-                "SELECT o.order_id, o.customer_id, ",
-                ts!("o.created_at"),
-                ", o.ingestion_id, i.key, o.source_line, s.id
-                 FROM orders o
-                 LEFT JOIN ingestions i ON i.id = o.ingestion_id
-                 LEFT JOIN sales s ON s.order_id = o.order_id
-                 WHERE o.order_id = $1"
-            ),
-            &[&order_id],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
+    // Prepared once per connection: these run on every order lookup.
+    let order = client
+        .prepare_cached(concat!(
+            "SELECT o.order_id, o.customer_id, ",
+            ts!("o.created_at"),
+            ", o.ingestion_id, i.key, o.source_line, s.id
+             FROM orders o
+             LEFT JOIN ingestions i ON i.id = o.ingestion_id
+             LEFT JOIN sales s ON s.order_id = o.order_id
+             WHERE o.order_id = $1"
+        ))
+        .await?;
     let barcodes = client
-        .query(
+        .prepare_cached(
             "SELECT b.barcode::text, b.ingestion_id, i.key, b.source_line, b.sale_id
              FROM barcodes b LEFT JOIN ingestions i ON i.id = b.ingestion_id
              WHERE b.order_id = $1
              ORDER BY b.ingestion_id NULLS LAST, b.source_line, b.barcode",
-            &[&order_id],
         )
         .await?;
+    let Some(order) = client.query_opt(&order, &[&order_id]).await? else {
+        return Ok(None);
+    };
+    let barcodes = client.query(&barcodes, &[&order_id]).await?;
     let barcodes: Vec<OrderBarcode> = barcodes
         .iter()
         .map(|row| OrderBarcode {
