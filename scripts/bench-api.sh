@@ -83,6 +83,11 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v jq >/dev/null || die "jq is missing: apt-get install jq"
 
+# The load needs a few GB (PostgreSQL's WAL and tables, the release build):
+# a full disk would crash the shared PostgreSQL, so refuse early.
+FREE_GB=$(df -Pk "$ROOT" /tmp | awk 'NR > 1 { gb = int($4 / 1048576); if (min == "" || gb < min) min = gb } END { print min }')
+[ "$FREE_GB" -ge 6 ] || die "only ${FREE_GB} GB free on disk; the benchmark needs about 6 GB (cargo clean frees target/)"
+
 env -u DATABASE_URL "$ROOT/scripts/local.sh" services
 
 say "building the workspace (release)"
@@ -161,6 +166,7 @@ run() { # run LABEL PORT PATH [lua]
 run "GET /health" "$ORDERS_PORT" "/health"
 run "GET /analytics/top-customers?limit=5" "$ANALYTICS_PORT" "/analytics/top-customers?limit=5"
 run "GET /analytics/summary" "$ANALYTICS_PORT" "/analytics/summary"
+run "GET /analytics/unused-barcodes?limit=0" "$ANALYTICS_PORT" "/analytics/unused-barcodes?limit=0"
 run "GET /analytics/unused-barcodes?limit=100" "$ANALYTICS_PORT" "/analytics/unused-barcodes?limit=100"
 run "GET /customers/{random}/orders" "$ORDERS_PORT" "/" "$(random_path "/customers/{}/orders" "$CUSTOMERS")"
 run "GET /customers/{random}" "$ORDERS_PORT" "/" "$(random_path "/customers/{}" "$CUSTOMERS")"

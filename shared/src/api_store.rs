@@ -321,13 +321,22 @@ impl ApiStore {
     }
 
     /// The number of unused barcodes (aggregate), the data version, and up
-    /// to `limit + 1` unused codes after `after`, in code order.
+    /// to `limit + 1` unused codes after `after`, in code order (none for
+    /// `limit` 0).
     pub async fn unused_barcodes(
         &self,
         after: Option<&str>,
         limit: i64,
     ) -> Result<(i64, i64, Vec<String>), DbError> {
         let client = self.pool.get().await?;
+        if limit == 0 {
+            // The count alone: no index scan at all.
+            let statement = client
+                .prepare_cached("SELECT unused_barcodes, data_version FROM pipeline_stats")
+                .await?;
+            let row = client.query_one(&statement, &[]).await?;
+            return Ok((row.get(0), row.get(1), Vec::new()));
+        }
         let statement = client
             .prepare_cached(
                 "SELECT s.unused_barcodes, s.data_version,

@@ -13,7 +13,7 @@ use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::db::PgStore;
 use order_pipeline::http::auth::{AnalyticsRead, Authenticator, Authorized};
 use order_pipeline::http::cursor::{self, Listing};
-use order_pipeline::http::extract::{parse_id, parse_limit, ApiPath, ApiQuery};
+use order_pipeline::http::extract::{parse_id, parse_limit, parse_limit_from, ApiPath, ApiQuery};
 use order_pipeline::http::problem::Problem;
 use order_pipeline::http::{etag, ApiError, Health};
 use order_pipeline::ingest::Ingestor;
@@ -150,7 +150,7 @@ async fn top_customers(
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size, 0 to 1000 (default 100); 0 gives the count alone.
     limit: Option<String>,
     /// `next_cursor` of the previous page; absent for the first page.
     cursor: Option<String>,
@@ -182,7 +182,8 @@ async fn unused_barcodes(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    // limit=0: the count alone, straight from the aggregate.
+    let limit = parse_limit_from(query.limit.as_deref(), 0, DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor::decode(Listing::UnusedBarcodes, query.cursor.as_deref())?;
     let (count, version, mut barcodes) = state.api.unused_barcodes(after.as_deref(), limit).await?;
     let next_cursor =

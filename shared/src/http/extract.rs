@@ -59,13 +59,23 @@ pub fn parse_id(name: &str, raw: &str) -> Result<i64, ApiError> {
 
 /// `limit`: absent or empty means `default`; otherwise an integer in 1..=max.
 pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    parse_limit_from(raw, 1, default, max)
+}
+
+/// `limit` in min..=max (absent or empty: `default`).
+pub fn parse_limit_from(
+    raw: Option<&str>,
+    min: i64,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
     match raw {
         None | Some("") => Ok(default),
         Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_parameter(
                 "limit",
-                format!("must be an integer from 1 to {max}, got {raw:?}"),
+                format!("must be an integer from {min} to {max}, got {raw:?}"),
             )),
         },
     }
