@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,3 +50,9 @@ migrate-aws: ## Apply the database migrations in the deployed stack (invokes its
 
 bench: ## Time ingest vs a plain COPY floor on generated data (BENCH_ORDERS=1000000 BENCH_INCREMENT=100000)
 	@scripts/bench.sh
+
+token: ## Print a local API token with every scope: TOKEN=$$(make -s token)
+	@$(LOCAL_SH) token
+
+bench-api: ## Load generated data through ingest, serve the API locally, drive it with wrk (BENCH_API_ORDERS=1000000)
+	@scripts/bench-api.sh

@@ -132,15 +132,38 @@ ensure_database() {
   fi
 }
 
+# The HS256 secret the local API functions verify tokens with (`make token`
+# signs with it). Made once, kept in .local/ (git-ignored), never printed.
+jwt_secret() {
+  local file="$LOCAL/jwt-secret"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$LOCAL"
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
 write_env_file() {
-  cat >"$ENV_FILE" <<EOF
+  mkdir -p "$LOCAL"
+  (umask 077; cat >"$ENV_FILE" <<EOF
 DATABASE_URL=$(database_url)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
 AWS_REGION=$AWS_REGION
+BUCKET=$BUCKET
+JWT_SECRET=$(jwt_secret)
 RUST_LOG=${RUST_LOG:-info}
 EOF
+  )
+}
+
+# Prints a development token with every scope, signed with the secret the
+# functions read from $ENV_FILE.
+cmd_token() {
+  { [ -f "$ENV_FILE" ] && grep -q '^JWT_SECRET=' "$ENV_FILE"; } || write_env_file
+  (cd "$ROOT" && cargo build --workspace --quiet) >&2
+  "$ROOT/target/debug/localenv" token --env-file "$ENV_FILE"
 }
 
 localenv() { "$ROOT/target/debug/localenv" --bucket "$BUCKET" "$@"; }
@@ -257,5 +280,6 @@ case "${1:-}" in
   reset) cmd_reset ;;
   install) install_localstack; install_cargo_lambda ;;
   install-cargo-lambda) install_cargo_lambda ;;
-  *) echo "usage: $0 up|down|test|services|reset|install|install-cargo-lambda" >&2; exit 2 ;;
+  token) cmd_token ;;
+  *) echo "usage: $0 up|down|test|services|reset|install|install-cargo-lambda|token" >&2; exit 2 ;;
 esac

@@ -65,3 +65,15 @@ impl DatabaseSettings {
         })
     }
 }
+
+/// The bucket the API reads files from and publishes the export to.
+pub fn bucket_from_env() -> Result<String, ConfigError> {
+    std::env::var("BUCKET")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .ok_or(ConfigError::Missing {
+            name: "BUCKET",
+            hint:
+                "set it to the pipeline's bucket (`make up` writes BUCKET to .local/functions.env)",
+        })
+}

@@ -24,7 +24,7 @@ mod embedded {
 pub enum DbError {
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database: {0}")]
+    #[error("database: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("database migrations: {0}")]
     Migration(#[from] refinery::Error),
@@ -36,6 +36,15 @@ pub enum DbError {
     Build(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
     Tls(#[from] crate::postgres_tls::TlsError),
+}
+
+/// The server's own message (severity, text, detail, hint) when there is
+/// one: tokio-postgres alone says only "db error".
+fn postgres_detail(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.to_string(),
+        None => err.to_string(),
+    }
 }
 
 /// Builds the pool. Connections open lazily, so a cold start does not wait on
@@ -132,7 +141,7 @@ pub enum Batch<R> {
 /// Serialises merges into the shared tables, so that two files ingested at
 /// once give the same result as one after the other. Staging (the bulk of
 /// the work) still runs in parallel.
-const MERGE_LOCK: i64 = 0x6f72_6465_7273; // "orders"
+pub const MERGE_LOCK: i64 = 0x6f72_6465_7273; // "orders"
 /// Serialises publishers of processed_orders.csv, so an older snapshot never
 /// overwrites a newer one.
 const PUBLISH_LOCK: i64 = 0x7075_626c_6973; // "publis"
@@ -774,13 +783,24 @@ impl LoadSession {
     /// holding the lock, when the table has rows.
     async fn begin_direct(&self, indexes: &TableIndexes) -> Result<bool, DbError> {
         let client = self.client();
-        let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", indexes.table);
-        if !client.query_one(&is_empty, &[]).await?.get::<_, bool>(0) {
+        // First a look at the counters, not the table: a lock taken on the
+        // table now would be held while waiting for the merge lock, and
+        // deadlock with a holder of the merge lock that wants to drop its
+        // indexes.
+        let counted_empty = format!("SELECT {} = 0 FROM pipeline_stats", indexes.table);
+        if !client
+            .query_one(&counted_empty, &[])
+            .await?
+            .get::<_, bool>(0)
+        {
             return Ok(false);
         }
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK])
             .await?;
+        // Under the lock every writer has committed or not started: the
+        // table itself has the last word.
+        let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", indexes.table);
         if !client.query_one(&is_empty, &[]).await?.get::<_, bool>(0) {
             return Ok(false);
         }

@@ -2,6 +2,7 @@
 //! and adapters (S3, PostgreSQL), configuration and telemetry. Each Lambda
 //! function's `main` only wires these together.
 
+pub mod api_store;
 pub mod config;
 pub mod csv_input;
 pub mod database_secret;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod migrations;
 pub mod postgres_tls;
+pub mod presign;
 pub mod processed;
 pub mod s3_events;
 pub mod seen;

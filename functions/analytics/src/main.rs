@@ -1,13 +1,22 @@
 //! The `analytics` HTTP Lambda function (API Gateway REST or HTTP API,
-//! function URLs): an axum router served by `lambda_http`.
+//! function URLs; or a local server with LOCAL_HTTP_ADDR): an axum router
+//! served by `lambda_http`.
 
+use analytics::AnalyticsState;
+use order_pipeline::config;
 use order_pipeline::db::{self, PgStore};
+use order_pipeline::http::auth::Authenticator;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
-    // Configuration and the pool: once per cold start.
+    // Configuration, the pool and the S3 client: once per cold start.
     let settings = order_pipeline::database_secret::database_settings().await?;
     let store = PgStore::new(db::connect_pool(&settings)?);
-    lambda_http::run(analytics::router(store)).await
+    let auth = Authenticator::from_env()?;
+    let bucket = config::bucket_from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3 = order_pipeline::storage::s3_client(&sdk);
+    let state = AnalyticsState::new(store, auth, s3, bucket);
+    order_pipeline::http::serve::run(analytics::router(state)).await
 }

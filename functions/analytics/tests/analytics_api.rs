@@ -1,56 +1,36 @@
 //! The analytics routes against PostgreSQL holding the sample data, loaded
 //! through the real ingest path (LocalStack S3 -> ingest -> PostgreSQL).
 
+use analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use order_pipeline::testing::{TestDatabase, TestPipeline};
+use axum::Router;
+use order_pipeline::testing::{get, send, test_authenticator, test_token, TestPipeline};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-async fn loaded_database() -> TestPipeline {
-    let pipeline = TestPipeline::create().await;
-    for (key, body) in [
-        (
-            "incoming/orders.csv",
-            include_str!("../../../data/orders.csv"),
-        ),
-        (
-            "incoming/barcodes.csv",
-            include_str!("../../../data/barcodes.csv"),
-        ),
-    ] {
-        pipeline.bucket.put(key, body).await;
-        pipeline.ingest_key(key).await;
-    }
-    pipeline
+fn router(pipeline: &TestPipeline) -> Router {
+    analytics::router(AnalyticsState::new(
+        pipeline.db.store(),
+        test_authenticator(),
+        pipeline.bucket.client.clone(),
+        pipeline.bucket.name.clone(),
+    ))
 }
 
-async fn get(db: &TestDatabase, uri: &str) -> (StatusCode, String, Value) {
-    let response = analytics::router(db.store())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, serde_json::from_slice(&body).unwrap())
+fn token() -> String {
+    test_token("analytics:read")
 }
 
 #[tokio::test]
 async fn top_customers_match_the_sample_data() {
-    let pipeline = loaded_database().await;
-    let db = &pipeline.db;
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
     // data/: customer 11 and 12 hold 4 tickets each (tie: lower id first),
     // 10 holds 3 and 13 holds 1; duplicates and unsold barcodes do not count.
-    let (status, _, body) = get(db, "/analytics/top-customers").await;
-    assert_eq!(status, StatusCode::OK);
+    let response = send(&app, get("/analytics/top-customers", Some(&token()))).await;
+    assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
-        body,
+        response.json(),
         json!([
             {"customer_id": 11, "tickets": 4},
             {"customer_id": 12, "tickets": 4},
@@ -58,34 +38,271 @@ async fn top_customers_match_the_sample_data() {
             {"customer_id": 13, "tickets": 1}
         ])
     );
-    let (_, _, body) = get(db, "/analytics/top-customers?limit=2").await;
-    assert_eq!(body.as_array().unwrap().len(), 2);
+    let response = send(
+        &app,
+        get("/analytics/top-customers?limit=2", Some(&token())),
+    )
+    .await;
+    assert_eq!(response.json().as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn a_bad_limit_is_a_problem_naming_the_parameter() {
-    let db = TestDatabase::create().await;
-    for bad in ["0", "101", "ten", "-1"] {
-        let (status, content_type, body) =
-            get(&db, &format!("/analytics/top-customers?limit={bad}")).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
-        assert_eq!(content_type, "application/problem+json");
-        assert!(
-            body["detail"].as_str().unwrap().starts_with("limit:"),
-            "{body}"
-        );
+    let pipeline = TestPipeline::create().await;
+    let app = router(&pipeline);
+    for uri in [
+        "/analytics/top-customers",
+        "/analytics/unused-barcodes",
+        "/ingestions",
+    ] {
+        // limit=0 asks /analytics/unused-barcodes for the count alone.
+        let zero_ok = uri == "/analytics/unused-barcodes";
+        for bad in ["0", "1001", "ten", "-1"]
+            .into_iter()
+            .filter(|b| !(zero_ok && *b == "0"))
+        {
+            let response = send(&app, get(&format!("{uri}?limit={bad}"), Some(&token()))).await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{uri} {bad}");
+            assert_eq!(response.content_type(), "application/problem+json");
+            assert!(
+                response.json()["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("limit:"),
+                "{}",
+                response.json()
+            );
+        }
     }
+    let response = send(&app, get("/ingestions?status=done", Some(&token()))).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(response.json()["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("status:"));
+    let response = send(&app, get("/ingestions/abc", Some(&token()))).await;
+    assert!(response.json()["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("id:"));
+    let response = send(&app, get("/ingestions/424242", Some(&token()))).await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_summary_comes_from_the_aggregates() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    let response = send(&app, get("/analytics/summary", Some(&token()))).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let body = response.json();
+    // data/: 8 orders; customers 10-13 hold tickets (14 and 15 none: their
+    // barcodes are duplicates or missing); 12 tickets; 3 unused barcodes.
+    assert_eq!(body["orders"], 8);
+    assert_eq!(body["customers"], 4);
+    assert_eq!(body["tickets"], 12);
+    assert_eq!(body["unused_barcodes"], 3);
+    assert_eq!(
+        body["barcodes"],
+        pipeline.scalar("SELECT count(*) FROM barcodes").await
+    );
+    assert_eq!(
+        body["rejected_rows"],
+        pipeline
+            .scalar("SELECT rejected_rows FROM pipeline_stats")
+            .await
+    );
+    assert_eq!(body["last_ingestion"]["key"], "incoming/barcodes.csv");
+    assert_eq!(body["last_ingestion"]["status"], "loaded");
+    assert!(body["last_ingestion"]["finished_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+}
+
+#[tokio::test]
+async fn unused_barcodes_page_through_every_code_once() {
+    let pipeline = TestPipeline::with_sample_data(25).await;
+    let app = router(&pipeline);
+    let mut seen = Vec::new();
+    let mut uri = "/analytics/unused-barcodes?limit=10".to_owned();
+    loop {
+        let body = send(&app, get(&uri, Some(&token()))).await.json();
+        assert_eq!(body["count"], 28);
+        seen.extend(
+            body["barcodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_str().unwrap().to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/analytics/unused-barcodes?limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 28);
+    let count_only = send(
+        &app,
+        get("/analytics/unused-barcodes?limit=0", Some(&token())),
+    )
+    .await
+    .json();
+    assert_eq!(
+        count_only,
+        json!({"count": 28, "barcodes": [], "next_cursor": null})
+    );
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "in code order, no repeats");
+    assert_eq!(seen[..3], ["77777777777", "77777777784", "77777777791"]);
+}
+
+#[tokio::test]
+async fn an_unchanged_etag_gets_304_until_the_data_changes() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    for uri in [
+        "/analytics/summary",
+        "/analytics/top-customers",
+        "/analytics/unused-barcodes",
+    ] {
+        let first = send(&app, get(uri, Some(&token()))).await;
+        assert_eq!(first.status, StatusCode::OK);
+        let etag = first.header("etag").expect("an ETag").to_owned();
+        assert_eq!(first.header("cache-control"), Some("private, no-cache"));
+        let conditional = |etag: &str| {
+            Request::get(uri)
+                .header("authorization", format!("Bearer {}", token()))
+                .header("if-none-match", etag)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let again = send(&app, conditional(&etag)).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri}");
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), Some(etag.as_str()));
+        let other = send(&app, conditional("\"data-999999\"")).await;
+        assert_eq!(other.status, StatusCode::OK);
+    }
+    // A committed ingest moves the data version: the old tag no longer matches.
+    let before = send(&app, get("/analytics/summary", Some(&token()))).await;
+    pipeline
+        .bucket
+        .put("incoming/o2.csv", "order_id,customer_id\n50,77\n")
+        .await;
+    pipeline.ingest_key("incoming/o2.csv").await;
+    let response = send(
+        &app,
+        Request::get("/analytics/summary")
+            .header("authorization", format!("Bearer {}", token()))
+            .header("if-none-match", before.header("etag").unwrap())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_ne!(response.header("etag"), before.header("etag"));
+    assert_eq!(response.json()["orders"], 9);
+}
+
+async fn download(url: &str) -> (u16, String) {
+    assert!(
+        url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"),
+        "{url}"
+    );
+    let response = reqwest::get(url).await.expect("download");
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_ledger_links_to_each_report_and_rejects_file() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    let body = send(&app, get("/ingestions", Some(&token()))).await.json();
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    // Newest first.
+    assert_eq!(items[0]["key"], "incoming/barcodes.csv");
+    assert_eq!(items[1]["key"], "incoming/orders.csv");
+    let barcodes = &items[0];
+    assert_eq!(barcodes["status"], "loaded");
+    let (status, report) = download(barcodes["report_url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let report: Value = serde_json::from_str(&report).expect("the report is JSON");
+    assert!(report.is_object());
+    let (status, rejects) = download(
+        barcodes["rejects_url"]
+            .as_str()
+            .expect("data/barcodes.csv has rejected rows"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(rejects.contains("22222222222"), "{rejects}");
+
+    // Paging and filtering.
+    let first = send(&app, get("/ingestions?limit=1", Some(&token())))
+        .await
+        .json();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = send(
+        &app,
+        get(
+            &format!("/ingestions?limit=1&cursor={cursor}"),
+            Some(&token()),
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(second["items"][0]["key"], "incoming/orders.csv");
+    assert_eq!(second["next_cursor"], Value::Null);
+    let rejected = send(&app, get("/ingestions?status=rejected", Some(&token())))
+        .await
+        .json();
+    assert_eq!(rejected["items"], json!([]));
+
+    let id = barcodes["id"].as_i64().unwrap();
+    let one = send(&app, get(&format!("/ingestions/{id}"), Some(&token())))
+        .await
+        .json();
+    assert_eq!(one["key"], "incoming/barcodes.csv");
+    assert!(one["report_url"].is_string());
+}
+
+#[tokio::test]
+async fn the_export_redirects_to_the_current_processed_orders() {
+    let pipeline = TestPipeline::with_sample_data(3).await;
+    let app = router(&pipeline);
+    let response = send(&app, get("/exports/processed-orders.csv", Some(&token()))).await;
+    assert_eq!(response.status, StatusCode::FOUND);
+    let etag = response.header("etag").unwrap().to_owned();
+    let (status, csv) = download(response.header("location").unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(csv.lines().any(|l| l.starts_with("10,1,")), "{csv}");
+
+    let unchanged = send(
+        &app,
+        Request::get("/exports/processed-orders.csv")
+            .header("authorization", format!("Bearer {}", token()))
+            .header("if-none-match", &etag)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
 }
 
 #[tokio::test]
 async fn health_checks_the_database() {
-    let db = TestDatabase::create().await;
-    let (status, _, body) = get(&db, "/health").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["database"], "ok");
+    let pipeline = TestPipeline::create().await;
+    let app = router(&pipeline);
+    let response = send(&app, get("/health", None)).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json()["database"], "ok");
 
-    db.pool.close();
-    let (status, content_type, _) = get(&db, "/health").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(content_type, "application/problem+json");
+    pipeline.db.pool.close();
+    let response = send(&app, get("/health", None)).await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.content_type(), "application/problem+json");
 }

@@ -20,15 +20,17 @@ pub struct Promise {
     pub function: &'static str,
     /// Key prefixes it may read (`s3:GetObject`, `s3:GetObjectVersion`).
     pub s3_read: &'static [&'static str],
-    /// Key prefixes it may write (`s3:PutObject`, `s3:AbortMultipartUpload`).
+    /// Key prefixes (ending in `/`) or exact keys it may write (`s3:PutObject`,
+    /// `s3:AbortMultipartUpload`).
     pub s3_write: &'static [&'static str],
     /// The queue (logical id) it consumes through its SQS event source.
     pub consumes_queue: Option<&'static str>,
 }
 
 /// The project's promises (issue 5): ingest reads `incoming/*` and writes
-/// `processed/*` and `reports/*`; the HTTP functions write nothing to S3, and
-/// only analytics reads (to presign downloads of reports and the export).
+/// `processed/*` and `reports/*`; analytics reads `processed/*` and
+/// `reports/*` (to presign downloads) and writes exactly one key, the export
+/// it republishes when a sale made it stale; orders and migrate touch no S3.
 pub const PROMISES: &[Promise] = &[
     Promise {
         function: "IngestFunction",
@@ -39,7 +41,7 @@ pub const PROMISES: &[Promise] = &[
     Promise {
         function: "AnalyticsFunction",
         s3_read: &["processed/", "reports/"],
-        s3_write: &[],
+        s3_write: &["processed/processed_orders.csv"],
         consumes_queue: None,
     },
     Promise {
@@ -343,10 +345,21 @@ impl Context<'_> {
         } else if S3_READ_ACTIONS.contains(&lower) {
             self.check_s3(action, resources, self.promise.s3_read, found);
         } else if S3_WRITE_ACTIONS.contains(&lower) {
-            if self.is_http {
+            // HTTP functions may write only exact keys their promise names,
+            // never a whole prefix.
+            let exact_keys: Vec<&str> = self
+                .promise
+                .s3_write
+                .iter()
+                .copied()
+                .filter(|entry| !entry.ends_with('/'))
+                .collect();
+            if !self.is_http {
+                self.check_s3(action, resources, self.promise.s3_write, found);
+            } else if exact_keys.is_empty() {
                 found.add(name, format!("is an HTTP function and allows {action}: HTTP functions must not write to S3"));
             } else {
-                self.check_s3(action, resources, self.promise.s3_write, found);
+                self.check_s3(action, resources, &exact_keys, found);
             }
         } else if lower.starts_with("s3:") {
             let why = if self.is_http {
@@ -434,9 +447,15 @@ impl Context<'_> {
                 );
                 continue;
             }
-            let in_promise = key_pattern
-                .strip_suffix('*')
-                .is_some_and(|prefix| allowed.contains(&prefix));
+            // An entry ending in `/` is a prefix (granted as `<prefix>*`);
+            // any other entry is one exact key.
+            let in_promise = allowed.iter().any(|entry| {
+                if entry.ends_with('/') {
+                    key_pattern.strip_suffix('*') == Some(*entry)
+                } else {
+                    key_pattern == *entry
+                }
+            });
             if !in_promise {
                 found.add(
                     name,

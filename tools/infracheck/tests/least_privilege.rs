@@ -309,3 +309,35 @@ fn unpromised_services_and_negations_are_caught() {
         "name the secret",
     );
 }
+
+#[test]
+fn an_exact_key_promise_allows_that_key_and_nothing_wider() {
+    let promises: Vec<Promise> = PROMISES_UNDER_TEST
+        .iter()
+        .map(|p| match p.function {
+            "Api" => Promise {
+                s3_write: &["processed/export.csv"],
+                ..*p
+            },
+            _ => *p,
+        })
+        .collect();
+    let api_read = "Action: s3:GetObject\n                Resource: !Sub \"arn:${AWS::Partition}:s3:::${AWS::StackName}-data/processed/*\"";
+    assert!(GOOD.contains(api_read));
+    let api_writes = |key: &str| {
+        let yaml = GOOD.replacen(
+            api_read,
+            &format!("Action: s3:PutObject\n                Resource: !Sub \"arn:${{AWS::Partition}}:s3:::${{AWS::StackName}}-data/{key}\""),
+            1,
+        );
+        check(&Template::from_yaml(&yaml).unwrap(), &promises)
+    };
+    assert_eq!(api_writes("processed/export.csv"), vec![]);
+    let wider = api_writes("processed/*");
+    assert!(
+        wider
+            .iter()
+            .any(|v| v.subject == "Api" && v.message.contains("its promise is")),
+        "{wider:#?}"
+    );
+}

@@ -11,6 +11,7 @@ use localenv::resources::{self, QueueSettings, ResourceNames};
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
 
 mod process;
+mod token;
 
 #[derive(Parser)]
 #[command(version, about = "Runs the order pipeline's AWS world on LocalStack")]
@@ -86,6 +87,19 @@ enum Command {
         /// Object keys, e.g. incoming/orders.csv.
         #[arg(required = true)]
         keys: Vec<String>,
+    },
+    /// Prints a development bearer token for the HTTP API, signed with the
+    /// JWT_SECRET (and JWT_ISSUER/JWT_AUDIENCE) of --env-file, the file the
+    /// local functions read (`make up` writes it).
+    Token {
+        #[arg(long, default_value = ".local/functions.env")]
+        env_file: PathBuf,
+        /// Space-separated scopes; every scope by default.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Hours until the token expires.
+        #[arg(long, default_value_t = 12)]
+        hours: u64,
     },
 }
 
@@ -189,6 +203,11 @@ async fn main() -> Result<()> {
             out_dir,
             top,
         } => process::run(files, out_dir, top).await?,
+        Command::Token {
+            env_file,
+            scopes,
+            hours,
+        } => println!("{}", token::issue(&env_file, scopes.as_deref(), hours)?),
         Command::Ingest { keys } => {
             let settings = DatabaseSettings::from_env()?;
             let pool = order_pipeline::db::connect_pool(&settings)?;

@@ -165,9 +165,17 @@ async fn a_file_dropped_into_the_bucket_reaches_postgres_the_bucket_and_the_api(
         0
     );
 
-    let response = analytics::router(db.store())
+    let state = analytics::AnalyticsState::new(
+        db.store(),
+        order_pipeline::testing::test_authenticator(),
+        world.bucket.client.clone(),
+        world.bucket.name.clone(),
+    );
+    let token = order_pipeline::testing::test_token("analytics:read");
+    let response = analytics::router(state)
         .oneshot(
             Request::get("/analytics/top-customers?limit=3")
+                .header("authorization", format!("Bearer {token}"))
                 .body(Body::empty())
                 .unwrap(),
         )

@@ -1,0 +1,335 @@
+//! Routes of the orders function: orders, customers, ticket sales, and the
+//! whole API's OpenAPI document and docs page.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use order_pipeline::api_store::{
+    ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome,
+};
+use order_pipeline::db::PgStore;
+use order_pipeline::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
+use order_pipeline::http::cursor::{self, Listing};
+use order_pipeline::http::extract::{parse_id, parse_limit, ApiJson, ApiPath, ApiQuery};
+use order_pipeline::http::problem::Problem;
+use order_pipeline::http::{docs, ApiError, Health};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Default and bound of `limit` on order listings.
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 1000;
+/// The most tickets one sale may sell.
+pub const MAX_TICKETS_PER_SALE: i64 = 100;
+/// Longest accepted Idempotency-Key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Everything the handlers share; built once per cold start.
+#[derive(Clone)]
+pub struct OrdersState {
+    pub db: PgStore,
+    pub api: ApiStore,
+    pub auth: Arc<Authenticator>,
+}
+
+impl OrdersState {
+    pub fn new(db: PgStore, auth: Authenticator) -> Self {
+        Self {
+            api: ApiStore::new(db.pool().clone()),
+            auth: Arc::new(auth),
+            db,
+        }
+    }
+}
+
+impl FromRef<OrdersState> for Arc<Authenticator> {
+    fn from_ref(state: &OrdersState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// The routes with their OpenAPI descriptions (one source for both).
+pub fn api() -> OpenApiRouter<OrdersState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(list_orders, create_order))
+        .routes(routes!(get_order))
+        .routes(routes!(get_customer))
+        .routes(routes!(customer_orders))
+}
+
+/// The whole API's OpenAPI 3.1 document: this function's routes and the
+/// analytics function's, as served under one base URL.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api().split_for_parts().1;
+    doc.merge(analytics::openapi());
+    docs::complete(
+        doc,
+        "Order pipeline API",
+        "Orders, customers, ticket sales, analytics, the ingest ledger and exports. \
+         JSON, snake_case; errors are application/problem+json (RFC 9457).",
+    )
+}
+
+/// The function's router, including `/openapi.json` and `/docs`.
+pub fn router(state: OrdersState) -> Router {
+    let (routes, _) = api().split_for_parts();
+    order_pipeline::http::finish(routes.merge(docs::routes(openapi())).with_state(state))
+}
+
+/// Health: 200 when the database answers.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn health(State(state): State<OrdersState>) -> Result<Json<Health>, ApiError> {
+    order_pipeline::http::health(State(state.db)).await
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrdersQuery {
+    /// Only this customer's orders.
+    customer_id: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page; absent for the first page.
+    cursor: Option<String>,
+}
+
+/// A page of orders, by order_id.
+#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+async fn order_page(
+    state: &OrdersState,
+    customer_id: Option<i64>,
+    query: &OrdersQuery,
+) -> Result<OrderPage, ApiError> {
+    let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let after = cursor::decode_id(Listing::Orders, query.cursor.as_deref())?;
+    let mut items = state.api.list_orders(customer_id, after, limit).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|last| cursor::encode(Listing::Orders, &last.order_id.to_string()))
+    } else {
+        None
+    };
+    Ok(OrderPage { items, next_cursor })
+}
+
+/// Orders by order_id, keyset-paginated: walking every page lists each
+/// order that existed when the walk began exactly once, even while files
+/// are ingested (new orders appear at most once).
+#[utoipa::path(get, path = "/orders", tag = "orders",
+    params(OrdersQuery),
+    security(("bearer" = ["orders:read"])),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list_orders(
+    _auth: Authorized<OrdersRead>,
+    State(state): State<OrdersState>,
+    ApiQuery(query): ApiQuery<OrdersQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let customer_id = match query.customer_id.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(parse_id("customer_id", raw)?),
+    };
+    Ok(Json(order_page(&state, customer_id, &query).await?))
+}
+
+/// A sale request.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleRequest {
+    /// The buying customer (positive).
+    pub customer_id: i64,
+    /// How many tickets, 1 to 100.
+    pub tickets: i64,
+}
+
+/// Sells `tickets` unused barcodes to a new order, all or nothing. With an
+/// `Idempotency-Key` header a retried request returns the first answer
+/// instead of selling twice (the same key with another body: 422).
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body(content = SaleRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first sale (at most 255 characters)")),
+    security(("bearer" = ["orders:write"])),
+    responses(
+        (status = 201, body = OrderDetail, description = "Sold; Location names the order"),
+        (status = 200, body = OrderDetail, description = "A retry: the sale made for this Idempotency-Key"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "Not enough unused barcodes"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_order(
+    auth: Authorized<OrdersWrite>,
+    State(state): State<OrdersState>,
+    headers: HeaderMap,
+    ApiJson(sale): ApiJson<SaleRequest>,
+) -> Result<Response, ApiError> {
+    if sale.customer_id <= 0 {
+        return Err(ApiError::bad_parameter(
+            "customer_id",
+            format!("must be a positive integer, got {}", sale.customer_id),
+        ));
+    }
+    if !(1..=MAX_TICKETS_PER_SALE).contains(&sale.tickets) {
+        return Err(ApiError::bad_parameter(
+            "tickets",
+            format!(
+                "must be from 1 to {MAX_TICKETS_PER_SALE}, got {}",
+                sale.tickets
+            ),
+        ));
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => match value.to_str() {
+            Ok(key) if !key.trim().is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
+                Some(key.trim())
+            }
+            _ => {
+                return Err(ApiError::bad_parameter(
+                    "Idempotency-Key",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                ))
+            }
+        },
+    };
+    // Keys are the client's: scoped by the token's subject, so two clients
+    // choosing the same key never see each other's sale.
+    let key = key.map(|key| {
+        let subject = auth.claims.sub.as_deref().unwrap_or("");
+        format!("{}:{subject}:{key}", subject.len())
+    });
+    match state.api.sell(sale.customer_id, sale.tickets, key.as_deref()).await? {
+        SaleOutcome::Sold(order) => {
+            tracing::info!(order_id = order.order_id, tickets = order.tickets, "sold tickets");
+            let location = format!("/orders/{}", order.order_id);
+            Ok((
+                StatusCode::CREATED,
+                [(axum::http::header::LOCATION, location)],
+                Json(order),
+            )
+                .into_response())
+        }
+        SaleOutcome::Replayed(order) => Ok((
+            StatusCode::OK,
+            [("idempotent-replayed", "true")],
+            Json(order),
+        )
+            .into_response()),
+        SaleOutcome::NotEnough { wanted, available } => Err(ApiError::conflict(format!(
+            "only {available} unused barcodes are free, {wanted} were asked for; nothing was sold"
+        ))),
+        SaleOutcome::KeyReused => Err(ApiError::unprocessable(
+            "this Idempotency-Key was already used for a different request; use a new key for a new sale",
+        )),
+    }
+}
+
+/// One order with its barcodes and where each came from (file and line, or
+/// sale).
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
+    params(("order_id" = i64, Path, description = "The order")),
+    security(("bearer" = ["orders:read"])),
+    responses(
+        (status = 200, body = OrderDetail),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_order(
+    _auth: Authorized<OrdersRead>,
+    State(state): State<OrdersState>,
+    ApiPath(order_id): ApiPath<String>,
+) -> Result<Json<OrderDetail>, ApiError> {
+    let order_id = parse_id("order_id", &order_id)?;
+    state
+        .api
+        .order(order_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no order with order_id {order_id}")))
+}
+
+/// A customer's order and ticket counts.
+#[utoipa::path(get, path = "/customers/{customer_id}", tag = "customers",
+    params(("customer_id" = i64, Path, description = "The customer")),
+    security(("bearer" = ["orders:read"])),
+    responses(
+        (status = 200, body = CustomerSummary),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_customer(
+    _auth: Authorized<OrdersRead>,
+    State(state): State<OrdersState>,
+    ApiPath(customer_id): ApiPath<String>,
+) -> Result<Json<CustomerSummary>, ApiError> {
+    let customer_id = parse_id("customer_id", &customer_id)?;
+    state
+        .api
+        .customer(customer_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| unknown_customer(customer_id))
+}
+
+fn unknown_customer(customer_id: i64) -> ApiError {
+    ApiError::not_found(format!("no customer {customer_id}: no orders or tickets"))
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerOrdersQuery {
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A customer's orders, by order_id, keyset-paginated.
+#[utoipa::path(get, path = "/customers/{customer_id}/orders", tag = "customers",
+    params(("customer_id" = i64, Path, description = "The customer"), CustomerOrdersQuery),
+    security(("bearer" = ["orders:read"])),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn customer_orders(
+    _auth: Authorized<OrdersRead>,
+    State(state): State<OrdersState>,
+    ApiPath(customer_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<CustomerOrdersQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let customer_id = parse_id("customer_id", &customer_id)?;
+    let query = OrdersQuery {
+        customer_id: None,
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let page = order_page(&state, Some(customer_id), &query).await?;
+    if page.items.is_empty() && query.cursor.is_none() {
+        return Err(unknown_customer(customer_id));
+    }
+    Ok(Json(page))
+}

@@ -1,0 +1,17 @@
+//! The `orders` HTTP Lambda function (API Gateway REST or HTTP API,
+//! function URLs; or a local server with LOCAL_HTTP_ADDR): an axum router
+//! served by `lambda_http`.
+
+use order_pipeline::db::{self, PgStore};
+use order_pipeline::http::auth::Authenticator;
+use orders::OrdersState;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    order_pipeline::telemetry::init();
+    // Configuration and the pool: once per cold start.
+    let settings = order_pipeline::database_secret::database_settings().await?;
+    let store = PgStore::new(db::connect_pool(&settings)?);
+    let state = OrdersState::new(store, Authenticator::from_env()?);
+    order_pipeline::http::serve::run(orders::router(state)).await
+}

@@ -1,0 +1,292 @@
+//! Bearer-token authorization: a JWT whose signature, expiry (and, when
+//! configured, issuer and audience) are verified, carrying OAuth-style
+//! space-separated scopes. Handlers ask for a scope with the [`Authorized`]
+//! extractor, so a route cannot forget its check.
+//!
+//! Verification is the function's own, so it holds behind any front door
+//! (function URL, REST API, HTTP API). Behind an HTTP API JWT authorizer the
+//! same token is checked twice, which costs microseconds.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+use super::problem::ApiError;
+use crate::config::ConfigError;
+
+const REALM: &str = "order-pipeline";
+
+/// A scope a route requires.
+pub trait Scope: Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
+/// Read orders and customers.
+pub struct OrdersRead;
+/// Sell tickets (POST /orders).
+pub struct OrdersWrite;
+/// Read analytics, the ingestion ledger and exports.
+pub struct AnalyticsRead;
+
+impl Scope for OrdersRead {
+    const NAME: &'static str = "orders:read";
+}
+impl Scope for OrdersWrite {
+    const NAME: &'static str = "orders:write";
+}
+impl Scope for AnalyticsRead {
+    const NAME: &'static str = "analytics:read";
+}
+
+/// Every scope, for development tokens.
+pub const ALL_SCOPES: [&str; 3] = [OrdersRead::NAME, OrdersWrite::NAME, AnalyticsRead::NAME];
+
+/// The claims this API reads.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Claims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    pub exp: u64,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Verifies tokens. Built once per cold start.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// HS256 with a shared secret (local development, or a secret kept in
+    /// Secrets Manager).
+    pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Self {
+        Self::with_key(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+            issuer,
+            audience,
+        )
+    }
+
+    /// RS256 with an identity provider's public key (PEM).
+    pub fn rs256_pem(
+        pem: &[u8],
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<Self, jsonwebtoken::errors::Error> {
+        Ok(Self::with_key(
+            DecodingKey::from_rsa_pem(pem)?,
+            Algorithm::RS256,
+            issuer,
+            audience,
+        ))
+    }
+
+    fn with_key(
+        key: DecodingKey,
+        algorithm: Algorithm,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp"]);
+        if let Some(issuer) = issuer {
+            validation.set_issuer(&[issuer]);
+            validation.set_required_spec_claims(&["exp", "iss"]);
+        }
+        match audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        Self { key, validation }
+    }
+
+    /// From the environment: `JWT_SECRET` (HS256) or `JWT_PUBLIC_KEY_PEM`
+    /// (RS256), optionally `JWT_ISSUER` and `JWT_AUDIENCE`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let issuer = non_empty_env("JWT_ISSUER");
+        let audience = non_empty_env("JWT_AUDIENCE");
+        if let Some(pem) = non_empty_env("JWT_PUBLIC_KEY_PEM") {
+            return Self::rs256_pem(pem.as_bytes(), issuer.as_deref(), audience.as_deref())
+                .map_err(|e| ConfigError::Invalid {
+                    name: "JWT_PUBLIC_KEY_PEM",
+                    value: "(the PEM)".into(),
+                    reason: format!("not an RSA public key in PEM form: {e}"),
+                });
+        }
+        let secret = non_empty_env("JWT_SECRET").ok_or(ConfigError::Missing {
+            name: "JWT_SECRET",
+            hint: "set JWT_SECRET (HS256) or JWT_PUBLIC_KEY_PEM (RS256); `make up` writes a local secret to .local/functions.env",
+        })?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                value: "(hidden)".into(),
+                reason: format!("{} bytes; use at least 32 random bytes", secret.len()),
+            });
+        }
+        Ok(Self::hs256(
+            secret.as_bytes(),
+            issuer.as_deref(),
+            audience.as_deref(),
+        ))
+    }
+
+    /// Checks the token and that it grants `scope`: 401 when the token is
+    /// missing, malformed, badly signed or expired; 403 when it is valid but
+    /// lacks the scope.
+    pub fn authorize(&self, authorization: Option<&str>, scope: &str) -> Result<Claims, ApiError> {
+        let Some(value) = authorization else {
+            return Err(unauthorized(
+                None,
+                "send `Authorization: Bearer <token>` (a JWT)",
+            ));
+        };
+        let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        else {
+            return Err(unauthorized(
+                Some("invalid_request"),
+                "the Authorization header must use the Bearer scheme",
+            ));
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.key, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        "the token has expired; get a new one".to_owned()
+                    }
+                    ErrorKind::InvalidSignature => {
+                        "the token's signature does not verify".to_owned()
+                    }
+                    ErrorKind::InvalidIssuer => "the token's issuer is not accepted".to_owned(),
+                    ErrorKind::InvalidAudience => "the token's audience is not accepted".to_owned(),
+                    ErrorKind::InvalidAlgorithm => {
+                        "the token's algorithm is not accepted".to_owned()
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        format!("the token lacks the {claim} claim")
+                    }
+                    _ => "the token is not a valid JWT".to_owned(),
+                };
+                tracing::info!(reason = %why, "rejected bearer token");
+                unauthorized(Some("invalid_token"), &why)
+            })?
+            .claims;
+        if !claims.scope.split_ascii_whitespace().any(|s| s == scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("the token does not grant the {scope} scope this request needs"),
+            )
+            .with_www_authenticate(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+            )));
+        }
+        Ok(claims)
+    }
+}
+
+fn unauthorized(error: Option<&str>, detail: &str) -> ApiError {
+    let challenge = match error {
+        Some(error) => format!(
+            "Bearer realm=\"{REALM}\", error=\"{error}\", error_description=\"{}\"",
+            detail.replace('"', "'")
+        ),
+        None => format!("Bearer realm=\"{REALM}\""),
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail).with_www_authenticate(challenge)
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Proof that the request carries a valid token granting scope `S`.
+/// Put it first among a handler's arguments: it runs before the others, so
+/// an unauthenticated request gets 401 before any parameter is judged.
+pub struct Authorized<S: Scope> {
+    pub claims: Claims,
+    _scope: PhantomData<S>,
+}
+
+impl<St, S> FromRequestParts<St> for Authorized<S>
+where
+    St: Send + Sync,
+    S: Scope,
+    Arc<Authenticator>: FromRef<St>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let authenticator = Arc::<Authenticator>::from_ref(state);
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        let claims = authenticator.authorize(header, S::NAME)?;
+        Ok(Self {
+            claims,
+            _scope: PhantomData,
+        })
+    }
+}
+
+/// Signs an HS256 token, for `make token` and tests.
+pub fn issue_hs256(
+    secret: &[u8],
+    subject: &str,
+    scopes: &[&str],
+    valid_for: std::time::Duration,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let claims = Claims {
+        sub: Some(subject.to_owned()),
+        exp: now + valid_for.as_secs(),
+        scope: scopes.join(" "),
+        iss: issuer.map(str::to_owned),
+        aud: audience.map(str::to_owned),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+/// Signs a token with explicit claims (tests: expired tokens and the like).
+pub fn issue_hs256_claims(secret: &[u8], claims: &Claims) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing cannot fail")
+}

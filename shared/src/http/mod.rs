@@ -1,0 +1,120 @@
+//! HTTP plumbing shared by the API functions: problem+json errors, bearer
+//! auth, pagination cursors, ETags, request ids and logs, the OpenAPI
+//! document and docs page, and serving (Lambda or local).
+
+pub mod auth;
+pub mod cursor;
+pub mod docs;
+pub mod etag;
+pub mod extract;
+pub mod problem;
+pub mod serve;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::{Json, Router};
+use tracing::Instrument;
+
+use crate::db::PgStore;
+pub use problem::ApiError;
+
+/// Health answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: &'static str,
+    /// `ok` when the database answered.
+    pub database: &'static str,
+}
+
+/// `GET /health`: 200 when the database answers, 503 otherwise. Public.
+pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError> {
+    db.ping()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("database check failed: {e}")))?;
+    Ok(Json(Health {
+        status: "ok",
+        database: "ok",
+    }))
+}
+
+/// Adds what every API router needs around its routes: problem+json for
+/// unknown routes, wrong methods and axum's own rejections, the body limit
+/// (413), and a request id on the logs and the response.
+pub fn finish(router: Router) -> Router {
+    router
+        .fallback(unknown_route)
+        .layer(middleware::map_response(problem::problem_for_bare_error))
+        .layer(DefaultBodyLimit::max(problem::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_log))
+}
+
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {method} {}; see /openapi.json for the API",
+        uri.path()
+    ))
+}
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The Lambda request id when there is one, else API Gateway's, else the
+/// caller's `x-request-id`, else a fresh one.
+fn request_id(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    if let Some(context) = request.extensions().get::<lambda_http::Context>() {
+        return context.request_id.clone();
+    }
+    let gateway_id = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        _ => None,
+    };
+    if let Some(id) = gateway_id {
+        return id;
+    }
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// One structured log line per request, in a span carrying the request id.
+/// Only the method, route, status and timing are logged: never headers
+/// (tokens) or bodies.
+async fn request_log(request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id);
+    async move {
+        let started = Instant::now();
+        let mut response = next.run(request).await;
+        let status = response.status();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let route = route.as_deref().unwrap_or(&path);
+        if status.is_server_error() {
+            tracing::error!(%method, route, status = status.as_u16(), elapsed_ms, "request failed");
+        } else {
+            tracing::info!(%method, route, status = status.as_u16(), elapsed_ms, "request");
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
