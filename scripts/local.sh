@@ -211,7 +211,8 @@ cmd_up() {
     say "uploading the sample files from data/"
     localenv upload --wait "$ROOT/data/orders.csv" "$ROOT/data/barcodes.csv"
     echo
-    echo "top customers: $(curl -s "http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5")"
+    echo "top customers: $(curl -s -H "Authorization: Bearer $(cmd_token)" \
+      "http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5")"
   fi
   cat <<EOF
 
@@ -219,7 +220,8 @@ The order pipeline is running locally.
   bucket      s3://$BUCKET  (drop CSV files into s3://$BUCKET/incoming/)
               aws --endpoint-url $AWS_ENDPOINT_URL s3 cp data/orders.csv s3://$BUCKET/incoming/
   output      aws --endpoint-url $AWS_ENDPOINT_URL s3 cp s3://$BUCKET/processed/processed_orders.csv -
-  API         http://127.0.0.1:$WATCH_PORT  (curl http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5)
+  API         http://127.0.0.1:$WATCH_PORT  (docs: /docs; a token: TOKEN=\$(make -s token), then
+              curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5)
   database    $(database_url)
   logs        $LOGS/ (watch.log: the functions; forwarder.log; localstack.log)
   stop        make down
