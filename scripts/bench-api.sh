@@ -50,26 +50,7 @@ cleanup() {
   psql_admin -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" 2>/dev/null
   local py="$ROOT/.local/localstack-venv/bin/python"
   if [ -x "$py" ]; then
-    "$py" - "$BUCKET" <<'PY' 2>/dev/null
-import sys, boto3
-bucket = sys.argv[1]
-kw = dict(endpoint_url="http://127.0.0.1:4566", region_name="us-east-1",
-          aws_access_key_id="test", aws_secret_access_key="test")
-s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
-try:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-    s3.delete_bucket(Bucket=bucket)
-except Exception:
-    pass
-for q in (f"{bucket}-ingest", f"{bucket}-ingest-dlq"):
-    try:
-        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
-    except Exception:
-        pass
-PY
+    "$py" "$ROOT/scripts/delete-bucket.py" "$BUCKET" 2>/dev/null
   fi
   exit "$rc"
 }

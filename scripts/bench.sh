@@ -63,27 +63,7 @@ localstack_up() { curl -sf http://127.0.0.1:4566/_localstack/health >/dev/null; 
 delete_bucket() {
   local py="$LOCAL/localstack-venv/bin/python"
   if [ -x "$py" ]; then
-    "$py" - "$BENCH_BUCKET" <<'EOF'
-import sys, boto3, botocore.exceptions as bx
-bucket = sys.argv[1]
-kw = dict(endpoint_url="http://127.0.0.1:4566", region_name="us-east-1",
-          aws_access_key_id="test", aws_secret_access_key="test")
-s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
-try:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-    s3.delete_bucket(Bucket=bucket)
-except bx.ClientError as e:
-    if e.response["Error"]["Code"] != "NoSuchBucket":
-        raise
-for q in (f"{bucket}-ingest", f"{bucket}-ingest-dlq"):
-    try:
-        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
-    except bx.ClientError:
-        pass
-EOF
+    "$py" "$ROOT/scripts/delete-bucket.py" "$BENCH_BUCKET"
   elif command -v aws >/dev/null; then
     aws --endpoint-url "$AWS_ENDPOINT_URL" s3 rb "s3://$BENCH_BUCKET" --force >/dev/null 2>&1 || true
     for q in "$BENCH_BUCKET-ingest" "$BENCH_BUCKET-ingest-dlq"; do
