@@ -36,6 +36,12 @@ pub enum DbError {
     Build(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
     Tls(#[from] crate::postgres_tls::TlsError),
+    /// Writing the export of a first load (a local temporary file) failed.
+    #[error("writing {what}: {source}")]
+    Export {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// The server's own message (severity, text, detail, hint) when there is
@@ -121,6 +127,50 @@ const BARCODE_REPEATS_TO_PROBLEMS: &str = "
            format('duplicate barcode: first seen on line %s; the first occurrence wins', first_line),
            barcode || ',' || coalesce(order_id::text, '')
     FROM ranked WHERE line <> first_line;";
+
+/// Adds the tickets of a temporary `known` table of (customer_id, tickets)
+/// to the customers' totals.
+const KNOWN_TO_CUSTOMER_TICKETS: &str = "
+    INSERT INTO customer_tickets (customer_id, tickets)
+    SELECT customer_id, tickets FROM known
+    ON CONFLICT (customer_id) DO UPDATE
+        SET tickets = customer_tickets.tickets + EXCLUDED.tickets;";
+
+/// Collects the accepted barcodes of orders not known yet into a temporary
+/// `orphans` table and reports the first of them. `{accepted}` is the
+/// relation of accepted rows (barcode, order_id, line).
+const ORPHANS_TO_PROBLEMS: &str = "
+    CREATE TEMP TABLE orphans ON COMMIT DROP AS
+        SELECT a.line, a.barcode, a.order_id FROM {accepted} a
+        WHERE a.order_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id);
+    INSERT INTO problems (line, severity, field, value, reason, raw)
+    SELECT line, 'warning', 'order_id', order_id::text,
+           format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
+           barcode || ',' || order_id
+    FROM (SELECT line, barcode, order_id FROM orphans ORDER BY line LIMIT 100) first_lines;";
+
+/// The export query behind processed_orders.csv: every barcode of a known
+/// order, the barcodes of an order together and in file order.
+const PROCESSED_ORDERS_QUERY: &str = "
+    SELECT o.customer_id, o.order_id, b.barcode
+    FROM orders o JOIN barcodes b ON b.order_id = o.order_id
+    ORDER BY o.customer_id, o.order_id, b.ingestion_id, b.source_line";
+
+/// Settings for the export: it reads every order and barcode, so
+/// sequential scans and one sort beat walking the order_id index into a heap
+/// in barcode order, and worker processes sharing the join and sort beat one.
+const EXPORT_SETTINGS: &str = "
+    SET LOCAL work_mem = '256MB';
+    SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
+    SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0.001;";
+
+/// The accepted rows of a first barcodes load: the whole table.
+const FIRST_LOAD_ACCEPTED: &str =
+    "(SELECT barcode, order_id, source_line AS line, false AS sold_later FROM barcodes)";
+
+/// Where the export of a first load writes the orders it streams.
+pub type ExportSink<'a> = dyn FnMut(ProcessedOrder) -> std::io::Result<()> + Send + 'a;
 
 /// Rows the direct load holds back for the staging table (flagged repeats
 /// and rejected lines) before it pauses the COPY to write them: bounds memory
@@ -261,6 +311,7 @@ impl PgStore {
             ingestion_id: 0,
             deltas: Deltas::default(),
             repeat_filter_bytes: self.repeat_filter_bytes,
+            exported: None,
         };
         let client = session.client();
         let claimed = client
@@ -397,15 +448,8 @@ impl PgStore {
     /// tells whether the published file is behind the data.
     pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
         let client = self.pool.get().await?;
-        // The export reads every order and barcode: sequential scans and one
-        // sort beat walking the order_id index into a heap in barcode order,
-        // and worker processes sharing the join and sort beat one process.
         client
-            .batch_execute(
-                "BEGIN; SET LOCAL work_mem = '256MB';
-                 SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
-                 SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0.001",
-            )
+            .batch_execute(&format!("BEGIN; {EXPORT_SETTINGS}"))
             .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
@@ -434,6 +478,15 @@ fn discard(client: Option<Object>) {
     }
 }
 
+/// Barcode rows a load accepted: new ones (some unsold), and stored unsold
+/// ones it sold.
+#[derive(Debug, Clone, Copy)]
+struct AcceptedBarcodes {
+    inserted: i64,
+    inserted_unused: i64,
+    sold_later: i64,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Deltas {
     orders: i64,
@@ -450,6 +503,8 @@ pub struct LoadSession {
     ingestion_id: i64,
     deltas: Deltas,
     repeat_filter_bytes: usize,
+    /// Orders a first load exported inside its transaction, if it did.
+    exported: Option<u64>,
 }
 
 impl Drop for LoadSession {
@@ -465,6 +520,13 @@ impl LoadSession {
 
     pub fn ingestion_id(&self) -> i64 {
         self.ingestion_id
+    }
+
+    /// The orders written to the export sink of [`LoadSession::load_barcodes`],
+    /// when this load wrote the export itself (a first load); `None` when
+    /// processed_orders.csv has to be regenerated after the commit.
+    pub fn exported(&self) -> Option<u64> {
+        self.exported
     }
 
     /// Stages and merges an orders file. The first row for an order_id wins;
@@ -535,9 +597,11 @@ impl LoadSession {
         self.merge_order_aggregates(rows_read, "new_orders").await
     }
 
-    /// Direct mode for orders: every valid row went straight into the empty
-    /// table; the few rows the filter flagged are checked exactly here, and
-    /// the later copies of a repeated order_id are taken out again.
+    /// Direct mode for orders: every row the filter did not flag went
+    /// straight into the empty table, so its keys are unique and its indexes
+    /// are built at once. The few flagged rows are then checked exactly
+    /// against each other and the table (by index), and the first line of
+    /// each order_id that only staging holds is added.
     async fn load_orders_direct(
         &mut self,
         batches: mpsc::Receiver<Batch<OrderRow>>,
@@ -545,19 +609,24 @@ impl LoadSession {
         let rows_read = self.stage_direct(batches).await?;
         self.client()
             .batch_execute(&format!(
-                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
-                     SELECT o.ctid AS row_id, o.source_line AS line, o.order_id, o.customer_id,
-                            first_value(o.source_line) OVER w AS first_line,
-                            first_value(o.customer_id) OVER w AS first_customer
-                     FROM orders o
-                     WHERE o.order_id IN (SELECT order_id FROM staging WHERE reason IS NULL)
-                     WINDOW w AS (PARTITION BY o.order_id ORDER BY o.source_line);
+                "{build}
+                 CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, order_id, customer_id, copied,
+                            first_value(line) OVER w AS first_line,
+                            first_value(customer_id) OVER w AS first_customer
+                     FROM (SELECT line, order_id, customer_id, false AS copied
+                           FROM staging WHERE reason IS NULL
+                           UNION ALL
+                           SELECT o.source_line, o.order_id, o.customer_id, true FROM orders o
+                           WHERE o.order_id IN (SELECT order_id FROM staging WHERE reason IS NULL)) c
+                     WINDOW w AS (PARTITION BY order_id ORDER BY line);
                  {ORDER_REPEATS_TO_PROBLEMS}
-                 DELETE FROM orders
-                 WHERE ctid = ANY (ARRAY(SELECT row_id FROM ranked WHERE line <> first_line));
-                 {build}
+                 INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
+                 SELECT order_id, customer_id, {ingestion_id}, line FROM ranked
+                 WHERE line = first_line AND NOT copied;
                  ANALYZE orders;",
-                build = ORDERS_INDEXES.build
+                build = ORDERS_INDEXES.build,
+                ingestion_id = self.ingestion_id,
             ))
             .await?;
         self.merge_order_aggregates(
@@ -588,12 +657,14 @@ impl LoadSession {
                  ON CONFLICT (customer_id) DO UPDATE
                      SET tickets = customer_tickets.tickets + EXCLUDED.tickets;
                  INSERT INTO problems (line, severity, field, value, reason, raw)
-                 SELECT n.line, 'warning', 'order_id', n.order_id::text,
+                 SELECT line, 'warning', 'order_id', order_id::text,
                         'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
-                        n.order_id || ',' || n.customer_id
-                 FROM {new_orders} n
-                 WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
-                 ORDER BY n.line LIMIT 100;"
+                        order_id || ',' || customer_id
+                 -- The first lines are picked before the texts are built:
+                 -- a first load may have a million candidates.
+                 FROM (SELECT n.line, n.order_id, n.customer_id FROM {new_orders} n
+                       WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
+                       ORDER BY n.line LIMIT 100) first_lines;"
             ))
             .await?;
         let merged = client
@@ -618,12 +689,17 @@ impl LoadSession {
     /// wins (by line in the file, then the stored one); a stored unsold
     /// barcode becomes sold when a later file assigns it, a sold one never
     /// moves.
+    ///
+    /// A first load (into an empty table) also streams the export of
+    /// processed_orders.csv to `export` from inside its transaction, and
+    /// sums the tickets from it; see [`LoadSession::exported`].
     pub async fn load_barcodes(
         &mut self,
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
+        export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
         if self.begin_direct(&BARCODES_INDEXES).await? {
-            return self.load_barcodes_direct(batches).await;
+            return self.load_barcodes_direct(batches, export).await;
         }
         let rows_read = self.stage(batches).await?;
         let client = self.client();
@@ -690,35 +766,36 @@ impl LoadSession {
         self.merge_barcode_aggregates(rows_read, "accepted").await
     }
 
-    /// Direct mode for barcodes: every valid row went straight into the
-    /// empty table; the few rows the filter flagged are checked exactly
-    /// here, and the later copies of a repeated barcode are taken out again.
+    /// Direct mode for barcodes: as for orders, unflagged rows went straight
+    /// into the empty table and the flagged ones are checked exactly once its
+    /// indexes are built.
     async fn load_barcodes_direct(
         &mut self,
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
+        export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
         let rows_read = self.stage_direct(batches).await?;
         self.client()
             .batch_execute(&format!(
-                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
-                     SELECT b.ctid AS row_id, b.source_line AS line, b.barcode, b.order_id,
-                            first_value(b.source_line) OVER w AS first_line
-                     FROM barcodes b
-                     WHERE b.barcode IN (SELECT barcode FROM staging WHERE reason IS NULL)
-                     WINDOW w AS (PARTITION BY b.barcode ORDER BY b.source_line);
+                "{build}
+                 CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, barcode, order_id, copied, first_value(line) OVER w AS first_line
+                     FROM (SELECT line, barcode, order_id, false AS copied
+                           FROM staging WHERE reason IS NULL
+                           UNION ALL
+                           SELECT b.source_line, b.barcode, b.order_id, true FROM barcodes b
+                           WHERE b.barcode IN (SELECT barcode FROM staging WHERE reason IS NULL)) c
+                     WINDOW w AS (PARTITION BY barcode ORDER BY line);
                  {BARCODE_REPEATS_TO_PROBLEMS}
-                 DELETE FROM barcodes
-                 WHERE ctid = ANY (ARRAY(SELECT row_id FROM ranked WHERE line <> first_line));
-                 {build}
+                 INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
+                 SELECT barcode, order_id, {ingestion_id}, line FROM ranked
+                 WHERE line = first_line AND NOT copied;
                  ANALYZE barcodes;",
-                build = BARCODES_INDEXES.build
+                build = BARCODES_INDEXES.build,
+                ingestion_id = self.ingestion_id,
             ))
             .await?;
-        self.merge_barcode_aggregates(
-            rows_read,
-            "(SELECT barcode, order_id, source_line AS line, false AS sold_later FROM barcodes)",
-        )
-        .await
+        self.merge_first_barcode_aggregates(rows_read, export).await
     }
 
     /// Tickets of the accepted barcodes whose orders are known, the
@@ -738,42 +815,141 @@ impl LoadSession {
                      SELECT o.customer_id, count(*) AS tickets
                      FROM {accepted} a JOIN orders o USING (order_id)
                      GROUP BY o.customer_id;
-                 CREATE TEMP TABLE orphans ON COMMIT DROP AS
-                     SELECT a.line, a.barcode, a.order_id FROM {accepted} a
-                     WHERE a.order_id IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id);
-                 INSERT INTO customer_tickets (customer_id, tickets)
-                 SELECT customer_id, tickets FROM known
-                 ON CONFLICT (customer_id) DO UPDATE
-                     SET tickets = customer_tickets.tickets + EXCLUDED.tickets;
-                 INSERT INTO problems (line, severity, field, value, reason, raw)
-                 SELECT line, 'warning', 'order_id', order_id::text,
-                        format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
-                        barcode || ',' || order_id
-                 FROM orphans ORDER BY line LIMIT 100;"
+                 {KNOWN_TO_CUSTOMER_TICKETS}
+                 {orphans}",
+                orphans = ORPHANS_TO_PROBLEMS.replace("{accepted}", accepted)
             ))
             .await?;
-        let merged = client
+        let tickets: i64 = client
+            .query_one("SELECT coalesce(sum(tickets), 0)::bigint FROM known", &[])
+            .await?
+            .get(0);
+        let orphans: i64 = client
+            .query_one("SELECT count(*) FROM orphans", &[])
+            .await?
+            .get(0);
+        let accepted = self.accepted_counts(accepted).await?;
+        self.merge_barcode_counts(rows_read, accepted, tickets, orphans)
+            .await
+    }
+
+    /// The aggregates of a first load, from one pass over the export: with
+    /// no barcodes before this file, every ticket of a known order is new,
+    /// so the tickets per customer are summed from the processed orders as
+    /// they stream to `export` (grouped by customer) instead of joining the
+    /// whole table a second time. The orphans are the sold barcodes the
+    /// export did not carry.
+    async fn merge_first_barcode_aggregates(
+        &mut self,
+        rows_read: u64,
+        export: &mut ExportSink<'_>,
+    ) -> Result<LoadCounts, DbError> {
+        let exported_io = |source| DbError::Export {
+            what: "processed_orders.csv",
+            source,
+        };
+        let totals_io = |source| DbError::Export {
+            what: "the tickets per customer",
+            source,
+        };
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "{EXPORT_SETTINGS}
+                 CREATE TEMP TABLE known (customer_id bigint, tickets bigint) ON COMMIT DROP;"
+            ))
+            .await?;
+        let mut totals = CustomerTotals::new().map_err(totals_io)?;
+        let mut exported_barcodes = 0i64;
+        let orders = stream_processed_orders(client, |order| {
+            let tickets = order.barcodes.len() as i64;
+            exported_barcodes += tickets;
+            totals
+                .add(order.customer_id.get(), tickets)
+                .map_err(totals_io)?;
+            export(order).map_err(exported_io)
+        })
+        .await?;
+        let mut totals = totals.finish().map_err(totals_io)?;
+        // Under the merge lock nobody else adds tickets: an empty table (the
+        // usual first load) takes the totals as they are.
+        let no_tickets_yet: bool = client
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM customer_tickets)", &[])
+            .await?
+            .get(0);
+        let target = if no_tickets_yet {
+            "customer_tickets"
+        } else {
+            "known"
+        };
+        let sink = client
+            .copy_in(&format!(
+                "COPY {target} (customer_id, tickets) FROM STDIN BINARY"
+            ))
+            .await?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &[Type::INT8, Type::INT8]));
+        while let Some((customer_id, tickets)) = totals.next().map_err(totals_io)? {
+            writer.as_mut().write(&[&customer_id, &tickets]).await?;
+        }
+        writer.finish().await?;
+        client
+            .batch_execute(&format!(
+                "RESET enable_indexscan; RESET enable_bitmapscan;
+                 RESET parallel_setup_cost; RESET parallel_tuple_cost;
+                 {merge}",
+                merge = if no_tickets_yet {
+                    ""
+                } else {
+                    KNOWN_TO_CUSTOMER_TICKETS
+                }
+            ))
+            .await?;
+        let accepted = self.accepted_counts(FIRST_LOAD_ACCEPTED).await?;
+        let orphans = accepted.inserted - accepted.inserted_unused - exported_barcodes;
+        if orphans > 0 {
+            self.client()
+                .batch_execute(&ORPHANS_TO_PROBLEMS.replace("{accepted}", FIRST_LOAD_ACCEPTED))
+                .await?;
+        }
+        self.exported = Some(orders);
+        self.merge_barcode_counts(rows_read, accepted, exported_barcodes, orphans)
+            .await
+    }
+
+    /// What the relation of accepted barcode rows adds and sells.
+    async fn accepted_counts(&self, accepted: &str) -> Result<AcceptedBarcodes, DbError> {
+        let row = self
+            .client()
             .query_one(
                 &format!(
                     "SELECT count(*) FILTER (WHERE NOT sold_later),
                             count(*) FILTER (WHERE NOT sold_later AND order_id IS NULL),
-                            count(*) FILTER (WHERE sold_later),
-                            (SELECT count(*) FROM orphans),
-                            (SELECT coalesce(sum(tickets), 0)::bigint FROM known)
+                            count(*) FILTER (WHERE sold_later)
                      FROM {accepted} a"
                 ),
                 &[],
             )
             .await?;
-        let inserted: i64 = merged.get(0);
-        let inserted_unused: i64 = merged.get(1);
-        let sold: i64 = merged.get(2);
-        let orphans: i64 = merged.get(3);
-        self.deltas.barcodes += inserted;
-        self.deltas.unused += inserted_unused - sold;
-        self.deltas.tickets += merged.get::<_, i64>(4);
-        self.counts(rows_read, inserted + sold, orphans).await
+        Ok(AcceptedBarcodes {
+            inserted: row.get(0),
+            inserted_unused: row.get(1),
+            sold_later: row.get(2),
+        })
+    }
+
+    /// Moves the deltas of a barcodes load and counts what it did.
+    async fn merge_barcode_counts(
+        &mut self,
+        rows_read: u64,
+        accepted: AcceptedBarcodes,
+        tickets: i64,
+        orphans: i64,
+    ) -> Result<LoadCounts, DbError> {
+        self.deltas.barcodes += accepted.inserted;
+        self.deltas.unused += accepted.inserted_unused - accepted.sold_later;
+        self.deltas.tickets += tickets;
+        self.counts(rows_read, accepted.inserted + accepted.sold_later, orphans)
+            .await
     }
 
     /// Direct mode: when the table is empty (a first load), rows go
@@ -810,7 +986,7 @@ impl LoadSession {
 
     /// Streams valid rows straight into their table with binary COPY. A
     /// fixed-size filter flags the rows whose key may repeat an earlier line;
-    /// those, and the rejected lines, also go to the staging table, where
+    /// those, and the rejected lines, go to the staging table instead, where
     /// the caller checks them exactly. Returns the data lines read.
     async fn stage_direct<R: DirectRow>(
         &mut self,
@@ -832,11 +1008,12 @@ impl LoadSession {
                         rows += batch.len() as u64;
                         for row in batch {
                             match row {
+                                // A possible repeat waits in staging, so the
+                                // table's keys stay unique and its indexes
+                                // can be built before the exact check.
+                                Ok(row) if row.seen_before(&mut seen) => side.push(Ok(row)),
                                 Ok(row) => {
-                                    row.write_direct(self.ingestion_id, writer.as_mut()).await?;
-                                    if row.seen_before(&mut seen) {
-                                        side.push(Ok(row));
-                                    }
+                                    row.write_direct(self.ingestion_id, writer.as_mut()).await?
                                 }
                                 Err(rejected) => {
                                     side_bytes += rejected.raw.len() + rejected.value.len();
@@ -1014,7 +1191,7 @@ impl LoadSession {
 
     /// Completes the ledger row, bumps the totals and the data version, and
     /// commits. Returns the new data version.
-    pub async fn commit(mut self, entry: &LedgerEntry) -> Result<i64, DbError> {
+    pub async fn commit(mut self, entry: &LedgerEntry) -> Result<Committed, DbError> {
         let client = self.client();
         client
             .execute(
@@ -1045,7 +1222,7 @@ impl LoadSession {
                      rejected_rows = rejected_rows + $4,
                      data_version = data_version + CASE WHEN $5 THEN 1 ELSE 0 END,
                      output_version = output_version + CASE WHEN $6 THEN 1 ELSE 0 END
-                 RETURNING data_version",
+                 RETURNING data_version, output_version",
                 &[
                     &self.deltas.orders,
                     &self.deltas.barcodes,
@@ -1059,7 +1236,82 @@ impl LoadSession {
         client.batch_execute("COMMIT").await?;
         // Committed: the connection is clean and can go back to the pool.
         drop(self.client.take());
-        Ok(row.get(0))
+        Ok(Committed {
+            data_version: row.get(0),
+            output_version: row.get(1),
+        })
+    }
+}
+
+/// The versions a load committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Bumped by every load that changed something.
+    pub data_version: i64,
+    /// Bumped by every load that changed processed_orders.csv.
+    pub output_version: i64,
+}
+
+/// Tickets per customer, summed while the export streams (its rows come
+/// grouped by customer) and spilled to a temporary file, so that memory
+/// stays flat however many customers there are.
+struct CustomerTotals {
+    out: std::io::BufWriter<std::fs::File>,
+    current: Option<(i64, i64)>,
+}
+
+impl CustomerTotals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            out: std::io::BufWriter::new(tempfile::tempfile()?),
+            current: None,
+        })
+    }
+
+    fn add(&mut self, customer_id: i64, tickets: i64) -> std::io::Result<()> {
+        match self.current.as_mut() {
+            Some((current, total)) if *current == customer_id => *total += tickets,
+            _ => {
+                if let Some(done) = self.current.replace((customer_id, tickets)) {
+                    self.spill(done)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self, (customer_id, tickets): (i64, i64)) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.write_all(&customer_id.to_le_bytes())?;
+        self.out.write_all(&tickets.to_le_bytes())
+    }
+
+    /// The totals, read back in order.
+    fn finish(mut self) -> std::io::Result<CustomerTotalsReader> {
+        use std::io::Seek;
+        if let Some(done) = self.current.take() {
+            self.spill(done)?;
+        }
+        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        Ok(CustomerTotalsReader(std::io::BufReader::new(file)))
+    }
+}
+
+struct CustomerTotalsReader(std::io::BufReader<std::fs::File>);
+
+impl CustomerTotalsReader {
+    fn next(&mut self) -> std::io::Result<Option<(i64, i64)>> {
+        use std::io::Read;
+        let mut pair = [0u8; 16];
+        match self.0.read_exact(&mut pair) {
+            Ok(()) => Ok(Some((
+                i64::from_le_bytes(pair[..8].try_into().expect("8 bytes")),
+                i64::from_le_bytes(pair[8..].try_into().expect("8 bytes")),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -1087,48 +1339,12 @@ impl PublishSession {
 
     /// Streams every order that has barcodes, ordered by customer then order,
     /// to `sink` one at a time so memory stays flat whatever the table size.
-    /// PostgreSQL joins and sorts (in parallel where it can); the barcodes of
-    /// an order arrive together, in file order, and are grouped here.
-    pub async fn for_each_processed_order<F, E>(&self, mut sink: F) -> Result<u64, E>
+    pub async fn for_each_processed_order<F, E>(&self, sink: F) -> Result<u64, E>
     where
         F: FnMut(ProcessedOrder) -> Result<(), E>,
         E: From<DbError>,
     {
-        let client = self.client.as_ref().expect("session is open");
-        let stream = client
-            .query_raw(
-                "SELECT o.customer_id, o.order_id, b.barcode
-                 FROM orders o JOIN barcodes b ON b.order_id = o.order_id
-                 ORDER BY o.customer_id, o.order_id, b.ingestion_id, b.source_line",
-                std::iter::empty::<i64>(),
-            )
-            .await
-            .map_err(DbError::from)?;
-        let mut stream = pin!(stream);
-        let mut written = 0;
-        let mut current: Option<ProcessedOrder> = None;
-        while let Some(row) = stream.try_next().await.map_err(DbError::from)? {
-            let (customer_id, order_id): (i64, i64) = (row.get(0), row.get(1));
-            let barcode = Barcode::from_trusted(row.get::<_, String>(2));
-            match current.as_mut() {
-                Some(order) if order.order_id.get() == order_id => order.barcodes.push(barcode),
-                _ => {
-                    if let Some(done) = current.replace(ProcessedOrder {
-                        customer_id: CustomerId::from_trusted(customer_id),
-                        order_id: OrderId::from_trusted(order_id),
-                        barcodes: vec![barcode],
-                    }) {
-                        sink(done)?;
-                        written += 1;
-                    }
-                }
-            }
-        }
-        if let Some(done) = current {
-            sink(done)?;
-            written += 1;
-        }
-        Ok(written)
+        stream_processed_orders(self.client.as_ref().expect("session is open"), sink).await
     }
 
     /// Records that the file now shows `data_version`, and releases the lock.
@@ -1146,6 +1362,45 @@ impl PublishSession {
         drop(self.client.take());
         Ok(())
     }
+}
+
+/// Streams every order that has barcodes, ordered by customer then order, to
+/// `sink`. PostgreSQL joins and sorts (in parallel where it can); the
+/// barcodes of an order arrive together, in file order, and are grouped here.
+async fn stream_processed_orders<F, E>(client: &Object, mut sink: F) -> Result<u64, E>
+where
+    F: FnMut(ProcessedOrder) -> Result<(), E>,
+    E: From<DbError>,
+{
+    let stream = client
+        .query_raw(PROCESSED_ORDERS_QUERY, std::iter::empty::<i64>())
+        .await
+        .map_err(DbError::from)?;
+    let mut stream = pin!(stream);
+    let mut written = 0;
+    let mut current: Option<ProcessedOrder> = None;
+    while let Some(row) = stream.try_next().await.map_err(DbError::from)? {
+        let (customer_id, order_id): (i64, i64) = (row.get(0), row.get(1));
+        let barcode = Barcode::from_trusted(row.get::<_, String>(2));
+        match current.as_mut() {
+            Some(order) if order.order_id.get() == order_id => order.barcodes.push(barcode),
+            _ => {
+                if let Some(done) = current.replace(ProcessedOrder {
+                    customer_id: CustomerId::from_trusted(customer_id),
+                    order_id: OrderId::from_trusted(order_id),
+                    barcodes: vec![barcode],
+                }) {
+                    sink(done)?;
+                    written += 1;
+                }
+            }
+        }
+    }
+    if let Some(done) = current {
+        sink(done)?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// A NULL for a column of any type: a rejected row has no typed values, and

@@ -12,10 +12,11 @@ use tokio_util::io::SyncIoBridge;
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, RejectedRow, Row};
 use crate::db::{
-    Batch, Begun, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore, Problem,
+    Batch, Begun, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
+    Problem,
 };
 use crate::domain::{BarcodeRow, OrderRow};
-use crate::processed::ProcessedOrdersWriter;
+use crate::processed::ExportFile;
 use crate::storage::{ObjectRef, ObjectStore, StorageError};
 
 /// Rows per message between the parser thread and the loader.
@@ -199,10 +200,11 @@ impl<S: ObjectStore> Ingestor<S> {
             .load_and_commit(session, &version, opened.reader, started)
             .await
         {
-            Ok(mut report) => {
+            Ok((mut report, prepared)) => {
                 let publish_started = Instant::now();
-                report.processed_orders_written =
-                    self.publish_processed_orders(&version.bucket).await?;
+                report.processed_orders_written = self
+                    .publish_processed_orders_from(&version.bucket, prepared)
+                    .await?;
                 report.timings.publish_ms = publish_started.elapsed().as_millis() as u64;
                 report.timings.total_ms = started.elapsed().as_millis() as u64;
                 log_report(&report);
@@ -248,7 +250,7 @@ impl<S: ObjectStore> Ingestor<S> {
         version: &ObjectVersion,
         reader: crate::storage::ObjectReader,
         started: Instant,
-    ) -> Result<IngestReport, LoadFailure> {
+    ) -> Result<(IngestReport, Option<PreparedExport>), LoadFailure> {
         let (header_tx, header_rx) = oneshot::channel();
         let (orders_tx, orders_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let (barcodes_tx, barcodes_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
@@ -258,9 +260,23 @@ impl<S: ObjectStore> Ingestor<S> {
         });
 
         let header = header_rx.await;
+        // A first barcodes load writes processed_orders.csv from inside its
+        // transaction (see LoadSession::load_barcodes); it lands here.
+        let mut export = None;
         let loaded = match &header {
             Ok(header) if header.kind == FileKind::Orders => session.load_orders(orders_rx).await,
-            Ok(_) => session.load_barcodes(barcodes_rx).await,
+            Ok(_) => match ExportFile::new() {
+                Ok(file) => {
+                    let file = export.insert(file);
+                    session
+                        .load_barcodes(barcodes_rx, &mut |order| file.write(&order))
+                        .await
+                }
+                Err(source) => Err(DbError::Export {
+                    what: "processed_orders.csv",
+                    source,
+                }),
+            },
             // The parser gave up before knowing the kind; its result says why.
             Err(_) => Err(DbError::InputIncomplete),
         };
@@ -291,10 +307,17 @@ impl<S: ObjectStore> Ingestor<S> {
             report.rejects_key = Some(rejects_key);
         }
         report.timings.load_ms = load_ms;
+        let export = match (export, session.exported()) {
+            (Some(file), Some(_)) => Some(
+                file.finish()
+                    .map_err(|e| IngestError::output("processed_orders.csv", e))?,
+            ),
+            _ => None,
+        };
         // The report is written before the commit: if the commit fails the
         // retry overwrites it, and a committed load always has its report.
         self.put_json(&version.bucket, &report_key, &report).await?;
-        session
+        let committed = session
             .commit(&LedgerEntry {
                 kind: header.kind.as_str(),
                 counts: report.counts,
@@ -304,7 +327,12 @@ impl<S: ObjectStore> Ingestor<S> {
             })
             .await?;
         report.timings.commit_ms = commit_started.elapsed().as_millis() as u64;
-        Ok(report)
+        let prepared = export.map(|(file, orders)| PreparedExport {
+            file,
+            orders,
+            committed,
+        });
+        Ok((report, prepared))
     }
 
     /// Streams the rejected rows into a temporary file, then uploads it.
@@ -360,30 +388,33 @@ impl<S: ObjectStore> Ingestor<S> {
     /// flat; large files are uploaded in parts. Returns the orders written,
     /// or `None` when the published file was already current.
     pub async fn publish_processed_orders(&self, bucket: &str) -> Result<Option<u64>, IngestError> {
+        self.publish_processed_orders_from(bucket, None).await
+    }
+
+    /// Publishes `prepared`, the export a load wrote inside its transaction,
+    /// when it shows the current data; otherwise regenerates the file.
+    async fn publish_processed_orders_from(
+        &self,
+        bucket: &str,
+        prepared: Option<PreparedExport>,
+    ) -> Result<Option<u64>, IngestError> {
+        let output = |e| IngestError::output("processed_orders.csv", e);
         let publish = self.db.begin_publish(bucket).await?;
         if publish.is_current() {
             return Ok(None);
         }
-        let file = tempfile::NamedTempFile::new()
-            .map_err(|e| IngestError::output("processed_orders.csv", e))?;
-        let output = std::io::BufWriter::with_capacity(
-            256 * 1024,
-            file.reopen()
-                .map_err(|e| IngestError::output("processed_orders.csv", e))?,
-        );
-        let mut writer = ProcessedOrdersWriter::new(output)
-            .map_err(|e| IngestError::output("processed_orders.csv", e))?;
-        let written = publish
-            .for_each_processed_order(|order| {
-                writer
-                    .write(&order)
-                    .map_err(|e| IngestError::output("processed_orders.csv", e))
-            })
-            .await?;
-        writer
-            .finish()
-            .and_then(|mut w| w.flush())
-            .map_err(|e| IngestError::output("processed_orders.csv", e))?;
+        let (file, written) = match prepared {
+            Some(prepared) if prepared.committed.output_version == publish.data_version => {
+                (prepared.file, prepared.orders)
+            }
+            _ => {
+                let mut export = ExportFile::new().map_err(output)?;
+                publish
+                    .for_each_processed_order(|order| export.write(&order).map_err(output))
+                    .await?;
+                export.finish().map_err(output)?
+            }
+        };
         self.store
             .put_file(
                 bucket,
@@ -395,6 +426,14 @@ impl<S: ObjectStore> Ingestor<S> {
         publish.finish().await?;
         Ok(Some(written))
     }
+}
+
+/// processed_orders.csv as a load's transaction saw it, waiting for the
+/// commit to be published.
+struct PreparedExport {
+    file: tempfile::NamedTempFile,
+    orders: u64,
+    committed: Committed,
 }
 
 enum LoadFailure {

@@ -49,6 +49,38 @@ impl<W: Write> ProcessedOrdersWriter<W> {
     }
 }
 
+/// processed_orders.csv being written to a temporary file, so that memory
+/// stays flat whatever its size; uploaded from there.
+pub struct ExportFile {
+    file: tempfile::NamedTempFile,
+    writer: ProcessedOrdersWriter<std::io::BufWriter<std::fs::File>>,
+    orders: u64,
+}
+
+impl ExportFile {
+    pub fn new() -> std::io::Result<Self> {
+        let file = tempfile::NamedTempFile::new()?;
+        let output = std::io::BufWriter::with_capacity(256 * 1024, file.reopen()?);
+        let writer = ProcessedOrdersWriter::new(output).map_err(std::io::Error::other)?;
+        Ok(Self {
+            file,
+            writer,
+            orders: 0,
+        })
+    }
+
+    pub fn write(&mut self, order: &ProcessedOrder) -> std::io::Result<()> {
+        self.orders += 1;
+        self.writer.write(order).map_err(std::io::Error::other)
+    }
+
+    /// Flushes the file; returns it with the number of orders written.
+    pub fn finish(self) -> std::io::Result<(tempfile::NamedTempFile, u64)> {
+        self.writer.finish()?.flush()?;
+        Ok((self.file, self.orders))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

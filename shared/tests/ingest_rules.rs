@@ -540,3 +540,62 @@ async fn first_loads_give_the_same_result_whatever_the_repeat_filter_flags() {
     assert_eq!(real.2.accepted, 40_000, "{:?}", real.2);
     assert_eq!(real, tiny);
 }
+
+/// A first barcodes load writes processed_orders.csv and the tickets from
+/// inside its transaction; both must be what the committed tables give.
+#[tokio::test]
+async fn a_first_barcodes_load_publishes_what_a_regeneration_writes() {
+    let f = fixture().await;
+    f.ingest(
+        "incoming/o.csv",
+        "order_id,customer_id\n1,10\n2,20\n3,10\n4,30\n",
+    )
+    .await;
+    let client = f.db.pool.get().await.unwrap();
+    // A customer on the tickets table with none: the totals must be merged
+    // into the table, not copied over it.
+    client
+        .execute(
+            "INSERT INTO customer_tickets (customer_id, tickets) VALUES (30, 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let report = f
+        .ingest(
+            "incoming/b.csv",
+            "barcode,order_id\nB9,3\nB1,1\nB5,3\nU1,\nB2,1\nB1,2\nX1,99\nB3,2\n",
+        )
+        .await;
+    assert_eq!(report.counts.accepted, 7, "{:?}", report.counts);
+    assert_eq!(report.counts.duplicates, 1);
+    assert_eq!(report.counts.warnings, 1, "X1 belongs to an unknown order");
+    assert_eq!(problem_lines(&report, "warning"), [8]);
+    assert_eq!(report.processed_orders_written, Some(3));
+    let published = f.processed().await;
+    assert_eq!(
+        published,
+        "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n10,3,\"[B9, B5]\"\n20,2,[B3]\n"
+    );
+    let top = f.ingestor.db().top_customers(10).await.unwrap();
+    assert_eq!(
+        top.iter()
+            .map(|c| (c.customer_id.get(), c.tickets))
+            .collect::<Vec<_>>(),
+        [(10, 4), (20, 1)]
+    );
+
+    // Regenerated from the committed tables, the file is the same.
+    client
+        .execute("DELETE FROM published_outputs", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.ingestor
+            .publish_processed_orders(&f.bucket.name)
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(f.processed().await, published);
+}
