@@ -995,6 +995,7 @@ impl LoadSession {
         self.create_staging::<R>().await?;
         let client = self.client();
         let mut seen = SeenFilter::with_bytes(self.repeat_filter_bytes);
+        let (mut hashes, mut flags) = (Vec::new(), Vec::new());
         let mut side: Vec<Result<R, RejectedRow>> = Vec::new();
         let mut side_bytes = 0;
         let mut rows = 0u64;
@@ -1006,12 +1007,18 @@ impl LoadSession {
                 match batches.recv().await {
                     Some(Batch::Rows(batch)) => {
                         rows += batch.len() as u64;
+                        hashes.clear();
+                        hashes.extend(batch.iter().flatten().map(R::key_hash));
+                        seen.check_and_insert_hashes(&hashes, &mut flags);
+                        let mut flags = flags.iter();
                         for row in batch {
                             match row {
                                 // A possible repeat waits in staging, so the
                                 // table's keys stay unique and its indexes
                                 // can be built before the exact check.
-                                Ok(row) if row.seen_before(&mut seen) => side.push(Ok(row)),
+                                Ok(row) if *flags.next().expect("a flag per valid row") => {
+                                    side.push(Ok(row))
+                                }
                                 Ok(row) => {
                                     row.write_direct(self.ingestion_id, writer.as_mut()).await?
                                 }
@@ -1499,8 +1506,8 @@ trait DirectRow: StagedRow {
         writer: Pin<&mut BinaryCopyInWriter>,
     ) -> Result<(), tokio_postgres::Error>;
 
-    /// Records the row's key; true when an earlier row may have had it.
-    fn seen_before(&self, filter: &mut SeenFilter) -> bool;
+    /// The [`SeenFilter::hash`] of the row's key.
+    fn key_hash(&self) -> u64;
 }
 
 impl StagedRow for OrderRow {
@@ -1549,8 +1556,8 @@ impl DirectRow for OrderRow {
             .await
     }
 
-    fn seen_before(&self, filter: &mut SeenFilter) -> bool {
-        filter.check_and_insert(&self.order_id.get())
+    fn key_hash(&self) -> u64 {
+        SeenFilter::hash(&self.order_id.get())
     }
 }
 
@@ -1597,7 +1604,7 @@ impl DirectRow for BarcodeRow {
             .await
     }
 
-    fn seen_before(&self, filter: &mut SeenFilter) -> bool {
-        filter.check_and_insert(self.barcode.as_str())
+    fn key_hash(&self) -> u64 {
+        SeenFilter::hash(self.barcode.as_str())
     }
 }
