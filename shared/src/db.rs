@@ -4,7 +4,7 @@
 use std::pin::{pin, Pin};
 
 use deadpool_postgres::{ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use futures_util::TryStreamExt;
+use futures_util::{SinkExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -15,6 +15,10 @@ use crate::domain::{
     Barcode, BarcodeRow, CustomerId, CustomerTickets, OrderId, OrderRow, ProcessedOrder,
 };
 use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
+
+mod copy_buffer;
+
+use copy_buffer::CopyBuffer;
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -1001,8 +1005,9 @@ impl LoadSession {
         let mut rows = 0u64;
         let mut complete = false;
         while !complete {
-            let sink = client.copy_in(R::DIRECT_COPY).await?;
-            let mut writer = pin!(BinaryCopyInWriter::new(sink, R::DIRECT_TYPES));
+            let sink = client.copy_in::<_, bytes::Bytes>(R::DIRECT_COPY).await?;
+            let mut sink = pin!(sink);
+            let mut copy = CopyBuffer::new();
             loop {
                 match batches.recv().await {
                     Some(Batch::Rows(batch)) => {
@@ -1019,14 +1024,15 @@ impl LoadSession {
                                 Ok(row) if *flags.next().expect("a flag per valid row") => {
                                     side.push(Ok(row))
                                 }
-                                Ok(row) => {
-                                    row.write_direct(self.ingestion_id, writer.as_mut()).await?
-                                }
+                                Ok(row) => row.encode_direct(self.ingestion_id, &mut copy),
                                 Err(rejected) => {
                                     side_bytes += rejected.raw.len() + rejected.value.len();
                                     side.push(Err(rejected));
                                 }
                             }
+                        }
+                        if let Some(full) = copy.take_if_full() {
+                            sink.send(full).await?;
                         }
                         if side.len() >= SIDE_ROWS_MAX || side_bytes >= SIDE_BYTES_MAX {
                             break;
@@ -1039,7 +1045,8 @@ impl LoadSession {
                     None => return Err(DbError::InputIncomplete),
                 }
             }
-            writer.finish().await?;
+            sink.send(copy.finish()).await?;
+            sink.as_mut().finish().await?;
             if !side.is_empty() {
                 let sink = client.copy_in(&R::staging_copy()).await?;
                 let mut writer = pin!(BinaryCopyInWriter::new(sink, &R::staging_types()));
@@ -1498,13 +1505,9 @@ trait StagedRow: Send + 'static {
 /// A row kind that can also be copied straight into its final table.
 trait DirectRow: StagedRow {
     const DIRECT_COPY: &'static str;
-    const DIRECT_TYPES: &'static [Type];
 
-    async fn write_direct(
-        &self,
-        ingestion_id: i64,
-        writer: Pin<&mut BinaryCopyInWriter>,
-    ) -> Result<(), tokio_postgres::Error>;
+    /// Appends the row, in the columns of `DIRECT_COPY`.
+    fn encode_direct(&self, ingestion_id: i64, copy: &mut CopyBuffer);
 
     /// The [`SeenFilter::hash`] of the row's key.
     fn key_hash(&self) -> u64;
@@ -1538,22 +1541,13 @@ impl StagedRow for OrderRow {
 impl DirectRow for OrderRow {
     const DIRECT_COPY: &'static str =
         "COPY orders (order_id, customer_id, ingestion_id, source_line) FROM STDIN BINARY";
-    const DIRECT_TYPES: &'static [Type] = &[Type::INT8, Type::INT8, Type::INT8, Type::INT8];
 
-    async fn write_direct(
-        &self,
-        ingestion_id: i64,
-        writer: Pin<&mut BinaryCopyInWriter>,
-    ) -> Result<(), tokio_postgres::Error> {
-        let line = self.line as i64;
-        writer
-            .write(&[
-                &self.order_id.get(),
-                &self.customer_id.get(),
-                &ingestion_id,
-                &line,
-            ])
-            .await
+    fn encode_direct(&self, ingestion_id: i64, copy: &mut CopyBuffer) {
+        copy.row(4)
+            .int8(self.order_id.get())
+            .int8(self.customer_id.get())
+            .int8(ingestion_id)
+            .int8(self.line as i64);
     }
 
     fn key_hash(&self) -> u64 {
@@ -1590,18 +1584,13 @@ impl StagedRow for BarcodeRow {
 impl DirectRow for BarcodeRow {
     const DIRECT_COPY: &'static str =
         "COPY barcodes (barcode, order_id, ingestion_id, source_line) FROM STDIN BINARY";
-    const DIRECT_TYPES: &'static [Type] = &[Type::TEXT, Type::INT8, Type::INT8, Type::INT8];
 
-    async fn write_direct(
-        &self,
-        ingestion_id: i64,
-        writer: Pin<&mut BinaryCopyInWriter>,
-    ) -> Result<(), tokio_postgres::Error> {
-        let line = self.line as i64;
-        let order_id = self.order_id.map(OrderId::get);
-        writer
-            .write(&[&self.barcode.as_str(), &order_id, &ingestion_id, &line])
-            .await
+    fn encode_direct(&self, ingestion_id: i64, copy: &mut CopyBuffer) {
+        copy.row(4)
+            .text(self.barcode.as_str())
+            .int8_or_null(self.order_id.map(OrderId::get))
+            .int8(ingestion_id)
+            .int8(self.line as i64);
     }
 
     fn key_hash(&self) -> u64 {

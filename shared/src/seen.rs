@@ -110,7 +110,10 @@ mod tests {
     fn a_batch_gets_the_answers_of_one_key_at_a_time() {
         let keys: Vec<u64> = (0..20_000).map(|i| i % 7_000).collect();
         let mut one_by_one = SeenFilter::with_bytes(1 << 12);
-        let expected: Vec<bool> = keys.iter().map(|k| one_by_one.check_and_insert(k)).collect();
+        let expected: Vec<bool> = keys
+            .iter()
+            .map(|k| one_by_one.check_and_insert(k))
+            .collect();
         let mut batched = SeenFilter::with_bytes(1 << 12);
         let hashes: Vec<u64> = keys.iter().map(SeenFilter::hash).collect();
         let mut seen = vec![true; 3];
