@@ -228,13 +228,18 @@ real_ingest() {
   fi
 }
 
+# The key columns as migrations/ declares them: barcode compares bytewise
+# (COLLATE "C"), which makes its index about twice as fast to build as under
+# the database's default collation; a floor without it would flatter ingest.
 FLOOR_SCHEMA="
 CREATE TABLE orders (order_id bigint, customer_id bigint);
-CREATE TABLE barcodes (barcode text, order_id bigint);"
-# The keys and indexes of migrations/, built after the load. barcodes gets a
-# plain index on barcode: a unique one cannot be built, the files hold
-# deliberate duplicate barcodes (the real path rejects those rows instead).
+CREATE TABLE barcodes (barcode text COLLATE \"C\", order_id bigint);"
+# The keys and indexes of migrations/, built after the load, with the memory
+# the ingest's own index builds get. barcodes gets a plain index on barcode:
+# a unique one cannot be built, the files hold deliberate duplicate barcodes
+# (the real path rejects those rows instead).
 FLOOR_KEYS="
+SET maintenance_work_mem = '512MB';
 ALTER TABLE orders ADD PRIMARY KEY (order_id);
 CREATE INDEX ON orders (customer_id, order_id);
 CREATE INDEX ON barcodes (barcode);
@@ -299,8 +304,9 @@ report() {
   echo "Ingest benchmark: $(nproc) cores, PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') (fsync=off), LocalStack S3, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "rows = orders.csv + barcodes.csv data rows; ingest = wall time of"
   echo "  localenv ingest incoming/orders.csv incoming/barcodes.csv (S3 GET, parse, COPY + merge, processed_orders.csv PUT)"
-  echo "publish = the part of ingest spent regenerating processed_orders.csv (timings.publish_ms of the reports)"
-  echo "floor = psql \\copy of both files into bare tables + keys built afterwards (copy + keys seconds)"
+  echo "publish = the part of ingest after the commits spent publishing processed_orders.csv (timings.publish_ms);"
+  echo "  a first barcodes load writes the file inside its load, so there it is the upload alone"
+  echo "floor = psql \\copy of both files into bare tables of the same column types + keys built afterwards (copy + keys seconds)"
   echo "ratio = ingest / floor; load ratio = (ingest - publish) / floor, the load alone against the same floor"
   echo
   printf '%-22s %10s %10s %10s %18s %8s %10s %10s %12s\n' \
