@@ -892,15 +892,20 @@ impl LoadSession {
             "known"
         };
         let sink = client
-            .copy_in(&format!(
+            .copy_in::<_, bytes::Bytes>(&format!(
                 "COPY {target} (customer_id, tickets) FROM STDIN BINARY"
             ))
             .await?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, &[Type::INT8, Type::INT8]));
+        let mut sink = pin!(sink);
+        let mut copy = CopyBuffer::new();
         while let Some((customer_id, tickets)) = totals.next().map_err(totals_io)? {
-            writer.as_mut().write(&[&customer_id, &tickets]).await?;
+            copy.row(2).int8(customer_id).int8(tickets);
+            if let Some(full) = copy.take_if_full() {
+                sink.send(full).await?;
+            }
         }
-        writer.finish().await?;
+        sink.send(copy.finish()).await?;
+        sink.as_mut().finish().await?;
         client
             .batch_execute(&format!(
                 "RESET enable_indexscan; RESET enable_bitmapscan;
