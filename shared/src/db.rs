@@ -6,7 +6,7 @@ use std::pin::{pin, Pin};
 use deadpool_postgres::{ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use futures_util::{SinkExt, TryStreamExt};
 use tokio::sync::mpsc;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use crate::config::DatabaseSettings;
@@ -17,8 +17,12 @@ use crate::domain::{
 use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
 
 mod copy_buffer;
+mod external_sort;
+mod sold_barcodes;
 
 use copy_buffer::CopyBuffer;
+use external_sort::ExternalSorter;
+use sold_barcodes::{BarcodesByOrder, SoldBarcode};
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -155,11 +159,12 @@ const ORPHANS_TO_PROBLEMS: &str = "
     FROM (SELECT line, barcode, order_id FROM orphans ORDER BY line LIMIT 100) first_lines;";
 
 /// The export query behind processed_orders.csv: every barcode of a known
-/// order, the barcodes of an order together and in file order.
+/// order, by order_id, the barcodes of an order together and in file order.
+/// A first barcodes load writes the same order from its own stream.
 const PROCESSED_ORDERS_QUERY: &str = "
     SELECT o.customer_id, o.order_id, b.barcode
     FROM orders o JOIN barcodes b ON b.order_id = o.order_id
-    ORDER BY o.customer_id, o.order_id, b.ingestion_id, b.source_line";
+    ORDER BY o.order_id, b.ingestion_id, b.source_line";
 
 /// Settings for the export: it reads every order and barcode, so
 /// sequential scans and one sort beat walking the order_id index into a heap
@@ -183,6 +188,12 @@ pub type ExportSink<'a> = dyn FnMut(ProcessedOrder) -> std::io::Result<()> + Sen
 /// on files full of bad rows.
 const SIDE_ROWS_MAX: usize = 16 * 1024;
 const SIDE_BYTES_MAX: usize = 8 << 20;
+
+/// Memory for the sold barcodes a first load sorts by order before it
+/// spills a run to a temporary file (about a quarter of a million barcodes).
+const SOLD_SORT_BUDGET: usize = 16 << 20;
+/// Memory for the (customer, tickets) pairs sorted by customer.
+const TOTALS_SORT_BUDGET: usize = 4 << 20;
 
 /// What the file reader sends to the loader: valid rows and rejected ones go
 /// down the same stream (rejections are staged too, for the rejects file).
@@ -489,7 +500,7 @@ fn discard(client: Option<Object>) {
 
 /// Barcode rows a load accepted: new ones (some unsold), and stored unsold
 /// ones it sold.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy)]
 struct AcceptedBarcodes {
     inserted: i64,
     inserted_unused: i64,
@@ -615,7 +626,7 @@ impl LoadSession {
         &mut self,
         batches: mpsc::Receiver<Batch<OrderRow>>,
     ) -> Result<LoadCounts, DbError> {
-        let rows_read = self.stage_direct(batches).await?;
+        let rows_read = self.stage_direct(batches, |_| Ok(())).await?;
         self.client()
             .batch_execute(&format!(
                 "{build}
@@ -777,13 +788,34 @@ impl LoadSession {
 
     /// Direct mode for barcodes: as for orders, unflagged rows went straight
     /// into the empty table and the flagged ones are checked exactly once its
-    /// indexes are built.
+    /// indexes are built. Every barcode stored is counted, and each sold one
+    /// kept for the export, as it goes in.
     async fn load_barcodes_direct(
         &mut self,
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
         export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
-        let rows_read = self.stage_direct(batches).await?;
+        let sort_io = |source| DbError::Export {
+            what: "the sorted barcodes",
+            source,
+        };
+        let mut sold = ExternalSorter::new(SOLD_SORT_BUDGET);
+        let mut accepted = AcceptedBarcodes::default();
+        let mut keep = |row: BarcodeRow| {
+            accepted.inserted += 1;
+            match row.order_id {
+                None => accepted.inserted_unused += 1,
+                Some(order_id) => sold
+                    .push(SoldBarcode {
+                        order_id: order_id.get(),
+                        line: row.line,
+                        barcode: row.barcode,
+                    })
+                    .map_err(sort_io)?,
+            }
+            Ok(())
+        };
+        let rows_read = self.stage_direct(batches, &mut keep).await?;
         self.client()
             .batch_execute(&format!(
                 "{build}
@@ -804,7 +836,25 @@ impl LoadSession {
                 ingestion_id = self.ingestion_id,
             ))
             .await?;
-        self.merge_first_barcode_aggregates(rows_read, export).await
+        // The flagged rows that won are stored too.
+        let winners = self
+            .client()
+            .query_raw(
+                "SELECT line, barcode, order_id FROM ranked WHERE line = first_line AND NOT copied",
+                std::iter::empty::<i64>(),
+            )
+            .await?;
+        let mut winners = pin!(winners);
+        while let Some(row) = winners.try_next().await? {
+            keep(BarcodeRow {
+                line: row.get::<_, i64>(0) as u64,
+                barcode: Barcode::from_trusted(row.get(1)),
+                order_id: row.get::<_, Option<i64>>(2).map(OrderId::from_trusted),
+            })?;
+        }
+        let sold = sold.finish().map_err(sort_io)?;
+        self.merge_first_barcode_aggregates(rows_read, accepted, sold, export)
+            .await
     }
 
     /// Tickets of the accepted barcodes whose orders are known, the
@@ -842,19 +892,25 @@ impl LoadSession {
             .await
     }
 
-    /// The aggregates of a first load, from one pass over the export: with
-    /// no barcodes before this file, every ticket of a known order is new,
-    /// so the tickets per customer are summed from the processed orders as
-    /// they stream to `export` (grouped by customer) instead of joining the
-    /// whole table a second time. The orphans are the sold barcodes the
-    /// export did not carry.
+    /// The aggregates and the export of a first load, from the barcodes it
+    /// stored: `sold`, sorted by order, merged with the orders in order_id
+    /// order, gives processed_orders.csv (streamed to `export`) and the
+    /// tickets per customer; with no barcodes before this file, every ticket
+    /// of a known order is new. The sold barcodes of no known order are the
+    /// orphans.
     async fn merge_first_barcode_aggregates(
         &mut self,
         rows_read: u64,
+        accepted: AcceptedBarcodes,
+        sold: external_sort::Sorted<SoldBarcode>,
         export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
         let exported_io = |source| DbError::Export {
             what: "processed_orders.csv",
+            source,
+        };
+        let sort_io = |source| DbError::Export {
+            what: "the sorted barcodes",
             source,
         };
         let totals_io = |source| DbError::Export {
@@ -862,30 +918,45 @@ impl LoadSession {
             source,
         };
         let client = self.client();
-        client
-            .batch_execute(&format!(
-                "{EXPORT_SETTINGS}
-                 CREATE TEMP TABLE known (customer_id bigint, tickets bigint) ON COMMIT DROP;"
-            ))
+        let mut by_order = BarcodesByOrder::new(sold).map_err(sort_io)?;
+        let mut totals = ExternalSorter::new(TOTALS_SORT_BUDGET);
+        let (mut orders, mut exported_barcodes) = (0u64, 0i64);
+        let known_orders = client
+            .copy_out("COPY (SELECT order_id, customer_id FROM orders ORDER BY order_id) TO STDOUT BINARY")
             .await?;
-        let mut totals = CustomerTotals::new().map_err(totals_io)?;
-        let mut exported_barcodes = 0i64;
-        let orders = stream_processed_orders(client, |order| {
-            let tickets = order.barcodes.len() as i64;
+        let known_orders = BinaryCopyOutStream::new(known_orders, &[Type::INT8, Type::INT8]);
+        let mut known_orders = pin!(known_orders);
+        while let Some(order) = known_orders.try_next().await? {
+            let (order_id, customer_id): (i64, i64) = (order.try_get(0)?, order.try_get(1)?);
+            let barcodes = by_order.of(order_id).map_err(sort_io)?;
+            if barcodes.is_empty() {
+                continue;
+            }
+            let tickets = barcodes.len() as i64;
+            totals.push((customer_id, tickets)).map_err(totals_io)?;
+            export(ProcessedOrder {
+                customer_id: CustomerId::from_trusted(customer_id),
+                order_id: OrderId::from_trusted(order_id),
+                barcodes,
+            })
+            .map_err(exported_io)?;
+            orders += 1;
             exported_barcodes += tickets;
-            totals
-                .add(order.customer_id.get(), tickets)
-                .map_err(totals_io)?;
-            export(order).map_err(exported_io)
-        })
-        .await?;
-        let mut totals = totals.finish().map_err(totals_io)?;
+        }
+        let orphans = by_order.orphans().map_err(sort_io)?;
         // Under the merge lock nobody else adds tickets: an empty table (the
         // usual first load) takes the totals as they are.
         let no_tickets_yet: bool = client
             .query_one("SELECT NOT EXISTS (SELECT 1 FROM customer_tickets)", &[])
             .await?
             .get(0);
+        if !no_tickets_yet {
+            client
+                .batch_execute(
+                    "CREATE TEMP TABLE known (customer_id bigint, tickets bigint) ON COMMIT DROP",
+                )
+                .await?;
+        }
         let target = if no_tickets_yet {
             "customer_tickets"
         } else {
@@ -898,30 +969,32 @@ impl LoadSession {
             .await?;
         let mut sink = pin!(sink);
         let mut copy = CopyBuffer::new();
-        while let Some((customer_id, tickets)) = totals.next().map_err(totals_io)? {
-            copy.row(2).int8(customer_id).int8(tickets);
-            if let Some(full) = copy.take_if_full() {
-                sink.send(full).await?;
+        // The pairs come sorted by customer: each customer's are summed.
+        let mut current: Option<(i64, i64)> = None;
+        for pair in totals.finish().map_err(totals_io)? {
+            let (customer_id, tickets) = pair.map_err(totals_io)?;
+            match current.as_mut() {
+                Some((current_id, total)) if *current_id == customer_id => *total += tickets,
+                _ => {
+                    if let Some((done_id, done_total)) = current.replace((customer_id, tickets)) {
+                        copy.row(2).int8(done_id).int8(done_total);
+                        if let Some(full) = copy.take_if_full() {
+                            sink.send(full).await?;
+                        }
+                    }
+                }
             }
+        }
+        if let Some((done_id, done_total)) = current {
+            copy.row(2).int8(done_id).int8(done_total);
         }
         sink.send(copy.finish()).await?;
         sink.as_mut().finish().await?;
-        client
-            .batch_execute(&format!(
-                "RESET enable_indexscan; RESET enable_bitmapscan;
-                 RESET parallel_setup_cost; RESET parallel_tuple_cost;
-                 {merge}",
-                merge = if no_tickets_yet {
-                    ""
-                } else {
-                    KNOWN_TO_CUSTOMER_TICKETS
-                }
-            ))
-            .await?;
-        let accepted = self.accepted_counts(FIRST_LOAD_ACCEPTED).await?;
-        let orphans = accepted.inserted - accepted.inserted_unused - exported_barcodes;
+        if !no_tickets_yet {
+            client.batch_execute(KNOWN_TO_CUSTOMER_TICKETS).await?;
+        }
         if orphans > 0 {
-            self.client()
+            client
                 .batch_execute(&ORPHANS_TO_PROBLEMS.replace("{accepted}", FIRST_LOAD_ACCEPTED))
                 .await?;
         }
@@ -1001,10 +1074,12 @@ impl LoadSession {
     /// Streams valid rows straight into their table with binary COPY. A
     /// fixed-size filter flags the rows whose key may repeat an earlier line;
     /// those, and the rejected lines, go to the staging table instead, where
-    /// the caller checks them exactly. Returns the data lines read.
+    /// the caller checks them exactly. Each row copied is then handed to
+    /// `copied`. Returns the data lines read.
     async fn stage_direct<R: DirectRow>(
         &mut self,
         mut batches: mpsc::Receiver<Batch<R>>,
+        mut copied: impl FnMut(R) -> Result<(), DbError> + Send,
     ) -> Result<u64, DbError> {
         self.create_staging::<R>().await?;
         let client = self.client();
@@ -1034,7 +1109,10 @@ impl LoadSession {
                                 Ok(row) if *flags.next().expect("a flag per valid row") => {
                                     side.push(Ok(row))
                                 }
-                                Ok(row) => row.encode_direct(self.ingestion_id, &mut copy),
+                                Ok(row) => {
+                                    row.encode_direct(self.ingestion_id, &mut copy);
+                                    copied(row)?;
+                                }
                                 Err(rejected) => {
                                     side_bytes += rejected.raw.len() + rejected.value.len();
                                     side.push(Err(rejected));
@@ -1276,69 +1354,6 @@ pub struct Committed {
     pub output_version: i64,
 }
 
-/// Tickets per customer, summed while the export streams (its rows come
-/// grouped by customer) and spilled to a temporary file, so that memory
-/// stays flat however many customers there are.
-struct CustomerTotals {
-    out: std::io::BufWriter<std::fs::File>,
-    current: Option<(i64, i64)>,
-}
-
-impl CustomerTotals {
-    fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            out: std::io::BufWriter::new(tempfile::tempfile()?),
-            current: None,
-        })
-    }
-
-    fn add(&mut self, customer_id: i64, tickets: i64) -> std::io::Result<()> {
-        match self.current.as_mut() {
-            Some((current, total)) if *current == customer_id => *total += tickets,
-            _ => {
-                if let Some(done) = self.current.replace((customer_id, tickets)) {
-                    self.spill(done)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn spill(&mut self, (customer_id, tickets): (i64, i64)) -> std::io::Result<()> {
-        use std::io::Write;
-        self.out.write_all(&customer_id.to_le_bytes())?;
-        self.out.write_all(&tickets.to_le_bytes())
-    }
-
-    /// The totals, read back in order.
-    fn finish(mut self) -> std::io::Result<CustomerTotalsReader> {
-        use std::io::Seek;
-        if let Some(done) = self.current.take() {
-            self.spill(done)?;
-        }
-        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.rewind()?;
-        Ok(CustomerTotalsReader(std::io::BufReader::new(file)))
-    }
-}
-
-struct CustomerTotalsReader(std::io::BufReader<std::fs::File>);
-
-impl CustomerTotalsReader {
-    fn next(&mut self) -> std::io::Result<Option<(i64, i64)>> {
-        use std::io::Read;
-        let mut pair = [0u8; 16];
-        match self.0.read_exact(&mut pair) {
-            Ok(()) => Ok(Some((
-                i64::from_le_bytes(pair[..8].try_into().expect("8 bytes")),
-                i64::from_le_bytes(pair[8..].try_into().expect("8 bytes")),
-            ))),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-}
-
 /// Publishing processed_orders.csv under the publish lock.
 pub struct PublishSession {
     client: Option<Object>,
@@ -1361,8 +1376,8 @@ impl PublishSession {
             .is_some_and(|v| v >= self.data_version)
     }
 
-    /// Streams every order that has barcodes, ordered by customer then order,
-    /// to `sink` one at a time so memory stays flat whatever the table size.
+    /// Streams every order that has barcodes, in order_id order, to `sink`
+    /// one at a time so memory stays flat whatever the table size.
     pub async fn for_each_processed_order<F, E>(&self, sink: F) -> Result<u64, E>
     where
         F: FnMut(ProcessedOrder) -> Result<(), E>,
@@ -1388,9 +1403,9 @@ impl PublishSession {
     }
 }
 
-/// Streams every order that has barcodes, ordered by customer then order, to
-/// `sink`. PostgreSQL joins and sorts (in parallel where it can); the
-/// barcodes of an order arrive together, in file order, and are grouped here.
+/// Streams every order that has barcodes, in order_id order, to `sink`.
+/// PostgreSQL joins and sorts (in parallel where it can); the barcodes of an
+/// order arrive together, in file order, and are grouped here.
 async fn stream_processed_orders<F, E>(client: &Object, mut sink: F) -> Result<u64, E>
 where
     F: FnMut(ProcessedOrder) -> Result<(), E>,

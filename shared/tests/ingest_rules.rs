@@ -575,7 +575,7 @@ async fn a_first_barcodes_load_publishes_what_a_regeneration_writes() {
     let published = f.processed().await;
     assert_eq!(
         published,
-        "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n10,3,\"[B9, B5]\"\n20,2,[B3]\n"
+        "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n20,2,[B3]\n10,3,\"[B9, B5]\"\n"
     );
     let top = f.ingestor.db().top_customers(10).await.unwrap();
     assert_eq!(

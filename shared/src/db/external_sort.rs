@@ -1,0 +1,201 @@
+//! Sorting more records than memory should hold: records gather in a
+//! buffer of bounded size, each full buffer is sorted and spilled to a
+//! temporary file as a run, and the runs are merged when read back. Memory
+//! stays flat however many records there are; only the temporary files grow.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+
+/// Buffer size of each run while merging: many runs, each read in order.
+const RUN_READ_BUFFER: usize = 32 * 1024;
+
+/// A record that can be spilled to a run file and read back.
+pub(super) trait Record: Ord + Sized {
+    /// About the bytes the record holds in memory, itself and its heap.
+    fn memory(&self) -> usize;
+
+    fn write_to(&self, out: &mut impl Write) -> io::Result<()>;
+
+    /// The next record, or None at the clean end of the run.
+    fn read_from(input: &mut impl Read) -> io::Result<Option<Self>>;
+}
+
+/// Collects records in any order and gives them back sorted.
+pub(super) struct ExternalSorter<T> {
+    buffer: Vec<T>,
+    memory: usize,
+    budget: usize,
+    runs: Vec<File>,
+}
+
+impl<T: Record> ExternalSorter<T> {
+    /// A sorter that spills a run whenever its buffer holds `budget` bytes.
+    pub(super) fn new(budget: usize) -> Self {
+        Self {
+            buffer: Vec::new(),
+            memory: 0,
+            budget,
+            runs: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, record: T) -> io::Result<()> {
+        self.memory += record.memory();
+        self.buffer.push(record);
+        if self.memory >= self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        self.buffer.sort_unstable();
+        let mut out = BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?);
+        for record in self.buffer.drain(..) {
+            record.write_to(&mut out)?;
+        }
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        self.runs.push(file);
+        self.memory = 0;
+        Ok(())
+    }
+
+    /// Every record pushed, in order.
+    pub(super) fn finish(mut self) -> io::Result<Sorted<T>> {
+        if self.runs.is_empty() {
+            self.buffer.sort_unstable();
+            return Ok(Sorted::InMemory(self.buffer.into_iter()));
+        }
+        if !self.buffer.is_empty() {
+            self.spill()?;
+        }
+        let mut runs: Vec<_> = self
+            .runs
+            .into_iter()
+            .map(|file| BufReader::with_capacity(RUN_READ_BUFFER, file))
+            .collect();
+        let mut heads = BinaryHeap::with_capacity(runs.len());
+        for (run, input) in runs.iter_mut().enumerate() {
+            if let Some(record) = T::read_from(input)? {
+                heads.push(Reverse((record, run)));
+            }
+        }
+        Ok(Sorted::Merged { runs, heads })
+    }
+}
+
+/// The records of an [`ExternalSorter`], in order.
+pub(super) enum Sorted<T> {
+    /// Everything fitted the buffer: nothing was spilled.
+    InMemory(std::vec::IntoIter<T>),
+    /// The runs, merged: the smallest head of all runs comes next.
+    Merged {
+        runs: Vec<BufReader<File>>,
+        heads: BinaryHeap<Reverse<(T, usize)>>,
+    },
+}
+
+impl<T: Record> Iterator for Sorted<T> {
+    type Item = io::Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Sorted::InMemory(records) => records.next().map(Ok),
+            Sorted::Merged { runs, heads } => {
+                let Reverse((record, run)) = heads.pop()?;
+                match T::read_from(&mut runs[run]) {
+                    Ok(Some(next)) => heads.push(Reverse((next, run))),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+                Some(Ok(record))
+            }
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes; false when the input ended before the
+/// first of them (a clean end between records).
+pub(super) fn read_record_start(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a sort run ended inside a record",
+                ))
+            }
+            Ok(read) => filled += read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// A pair of integers, such as (customer_id, tickets).
+impl Record for (i64, i64) {
+    fn memory(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+
+    fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&self.0.to_le_bytes())?;
+        out.write_all(&self.1.to_le_bytes())
+    }
+
+    fn read_from(input: &mut impl Read) -> io::Result<Option<Self>> {
+        let mut pair = [0u8; 16];
+        if !read_record_start(input, &mut pair)? {
+            return Ok(None);
+        }
+        let (first, second) = pair.split_at(8);
+        Ok(Some((
+            i64::from_le_bytes(first.try_into().expect("8 bytes")),
+            i64::from_le_bytes(second.try_into().expect("8 bytes")),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(records: &[(i64, i64)], budget: usize) -> Vec<(i64, i64)> {
+        let mut sorter = ExternalSorter::new(budget);
+        for &record in records {
+            sorter.push(record).unwrap();
+        }
+        sorter.finish().unwrap().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn records_come_back_sorted_whether_spilled_or_not() {
+        // A scrambled sequence with repeats.
+        let records: Vec<(i64, i64)> = (0..10_000i64).map(|i| ((i * 7919) % 1013, i % 3)).collect();
+        let mut expected = records.clone();
+        expected.sort();
+        assert_eq!(sorted(&records, usize::MAX), expected, "in memory");
+        // 16 bytes per record: a run of 100 records, a hundred runs.
+        assert_eq!(sorted(&records, 1600), expected, "many runs");
+        assert_eq!(sorted(&records, 16), expected, "a run per record");
+    }
+
+    #[test]
+    fn nothing_pushed_gives_nothing() {
+        assert!(sorted(&[], 16).is_empty());
+    }
+
+    #[test]
+    fn a_run_cut_short_is_an_error_not_an_end() {
+        let mut input: &[u8] = &[1, 2, 3];
+        assert!(<(i64, i64)>::read_from(&mut input).is_err());
+        let mut empty: &[u8] = &[];
+        assert!(<(i64, i64)>::read_from(&mut empty).unwrap().is_none());
+    }
+}
