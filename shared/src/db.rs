@@ -136,6 +136,20 @@ const BARCODE_REPEATS_TO_PROBLEMS: &str = "
            barcode || ',' || coalesce(order_id::text, '')
     FROM ranked WHERE line <> first_line;";
 
+/// How many orders without barcodes a load reports line by line (the count
+/// covers them all).
+const ORDERS_WITHOUT_BARCODES_REPORTED: usize = 100;
+
+/// Reports orders without barcodes from `{first_lines}`, a relation (with
+/// its alias) of (line, order_id, customer_id) already cut to the lines to
+/// report.
+const ORDERS_WITHOUT_BARCODES_TO_PROBLEMS: &str = "
+    INSERT INTO problems (line, severity, field, value, reason, raw)
+    SELECT line, 'warning', 'order_id', order_id::text,
+           'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
+           order_id || ',' || customer_id
+    FROM {first_lines};";
+
 /// Adds the tickets of a temporary `known` table of (customer_id, tickets)
 /// to the customers' totals.
 const KNOWN_TO_CUSTOMER_TICKETS: &str = "
@@ -626,7 +640,19 @@ impl LoadSession {
         &mut self,
         batches: mpsc::Receiver<Batch<OrderRow>>,
     ) -> Result<LoadCounts, DbError> {
-        let rows_read = self.stage_direct(batches, |_| Ok(())).await?;
+        // The rows copied come in line order: the first of them are the
+        // first candidates for the orders-without-barcodes warnings.
+        let mut copied = 0i64;
+        let mut first_copied = Vec::with_capacity(ORDERS_WITHOUT_BARCODES_REPORTED);
+        let rows_read = self
+            .stage_direct(batches, |row: OrderRow| {
+                copied += 1;
+                if first_copied.len() < ORDERS_WITHOUT_BARCODES_REPORTED {
+                    first_copied.push(row);
+                }
+                Ok(())
+            })
+            .await?;
         self.client()
             .batch_execute(&format!(
                 "{build}
@@ -649,11 +675,75 @@ impl LoadSession {
                 ingestion_id = self.ingestion_id,
             ))
             .await?;
-        self.merge_order_aggregates(
-            rows_read,
-            "(SELECT order_id, customer_id, source_line AS line FROM orders)",
-        )
-        .await
+        let no_barcodes_yet: bool = self
+            .client()
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM barcodes)", &[])
+            .await?
+            .get(0);
+        if no_barcodes_yet {
+            self.merge_first_order_aggregates(rows_read, copied, first_copied)
+                .await
+        } else {
+            self.merge_order_aggregates(
+                rows_read,
+                "(SELECT order_id, customer_id, source_line AS line FROM orders)",
+            )
+            .await
+        }
+    }
+
+    /// The aggregates of a first orders load before any barcode: no ticket
+    /// moves and every order is without barcodes, so the counts and the
+    /// first warnings come from the rows copied and the few flagged rows that
+    /// won, not from a scan of the table.
+    async fn merge_first_order_aggregates(
+        &mut self,
+        rows_read: u64,
+        copied: i64,
+        first_copied: Vec<OrderRow>,
+    ) -> Result<LoadCounts, DbError> {
+        let client = self.client();
+        let won: i64 = client
+            .query_one(
+                "SELECT count(*) FROM ranked WHERE line = first_line AND NOT copied",
+                &[],
+            )
+            .await?
+            .get(0);
+        let first_won = client
+            .query(
+                "SELECT line, order_id, customer_id FROM ranked
+                 WHERE line = first_line AND NOT copied ORDER BY line LIMIT $1",
+                &[&(ORDERS_WITHOUT_BARCODES_REPORTED as i64)],
+            )
+            .await?;
+        let mut first_lines: Vec<(i64, i64, i64)> = first_copied
+            .iter()
+            .map(|row| (row.line as i64, row.order_id.get(), row.customer_id.get()))
+            .chain(
+                first_won
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1), row.get(2))),
+            )
+            .collect();
+        first_lines.sort_unstable();
+        first_lines.truncate(ORDERS_WITHOUT_BARCODES_REPORTED);
+        let column = |pick: fn(&(i64, i64, i64)) -> i64| -> Vec<i64> {
+            first_lines.iter().map(pick).collect()
+        };
+        client
+            .execute(
+                &ORDERS_WITHOUT_BARCODES_TO_PROBLEMS.replace(
+                    "{first_lines}",
+                    "unnest($1::bigint[], $2::bigint[], $3::bigint[])
+                     AS first_lines (line, order_id, customer_id)",
+                ),
+                &[&column(|l| l.0), &column(|l| l.1), &column(|l| l.2)],
+            )
+            .await?;
+        let inserted = copied + won;
+        self.deltas.orders += inserted;
+        self.counts(rows_read, inserted, inserted).await
     }
 
     /// Tickets of the new orders (from barcodes that arrived first), the
@@ -665,6 +755,16 @@ impl LoadSession {
         rows_read: u64,
         new_orders: &str,
     ) -> Result<LoadCounts, DbError> {
+        // The first lines are picked before the texts are built: a first
+        // load may have a million candidates.
+        let warnings = ORDERS_WITHOUT_BARCODES_TO_PROBLEMS.replace(
+            "{first_lines}",
+            &format!(
+                "(SELECT n.line, n.order_id, n.customer_id FROM {new_orders} n
+                  WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
+                  ORDER BY n.line LIMIT {ORDERS_WITHOUT_BARCODES_REPORTED}) first_lines"
+            ),
+        );
         let client = self.client();
         client
             .batch_execute(&format!(
@@ -676,15 +776,7 @@ impl LoadSession {
                  SELECT customer_id, sum(tickets) FROM held GROUP BY customer_id
                  ON CONFLICT (customer_id) DO UPDATE
                      SET tickets = customer_tickets.tickets + EXCLUDED.tickets;
-                 INSERT INTO problems (line, severity, field, value, reason, raw)
-                 SELECT line, 'warning', 'order_id', order_id::text,
-                        'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
-                        order_id || ',' || customer_id
-                 -- The first lines are picked before the texts are built:
-                 -- a first load may have a million candidates.
-                 FROM (SELECT n.line, n.order_id, n.customer_id FROM {new_orders} n
-                       WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
-                       ORDER BY n.line LIMIT 100) first_lines;"
+                 {warnings}"
             ))
             .await?;
         let merged = client
@@ -789,7 +881,9 @@ impl LoadSession {
     /// Direct mode for barcodes: as for orders, unflagged rows went straight
     /// into the empty table and the flagged ones are checked exactly once its
     /// indexes are built. Every barcode stored is counted, and each sold one
-    /// kept for the export, as it goes in.
+    /// kept for the export, as it goes in. The table is left for autovacuum
+    /// to analyze: nothing in this transaction plans on its statistics, and
+    /// analyzing a few million rows took longer than the orders' whole merge.
     async fn load_barcodes_direct(
         &mut self,
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
@@ -830,8 +924,7 @@ impl LoadSession {
                  {BARCODE_REPEATS_TO_PROBLEMS}
                  INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
                  SELECT barcode, order_id, {ingestion_id}, line FROM ranked
-                 WHERE line = first_line AND NOT copied;
-                 ANALYZE barcodes;",
+                 WHERE line = first_line AND NOT copied;",
                 build = BARCODES_INDEXES.build,
                 ingestion_id = self.ingestion_id,
             ))

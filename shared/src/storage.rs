@@ -79,8 +79,13 @@ pub struct OpenedObject {
 /// Objects at least this large are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Part size of multipart uploads (S3's minimum is 5 MiB). Small parts keep
-/// the function's memory flat: at most two part buffers live at once.
+/// the function's memory flat: at most [`PARTS_IN_FLIGHT`] part buffers are
+/// uploading while the next one is read.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploaded at once: one request at a time leaves the connection idle
+/// while the next part is read and checksummed, and the server idle between
+/// parts.
+const PARTS_IN_FLIGHT: usize = 3;
 
 /// What the pipeline needs from object storage.
 #[allow(async_fn_in_trait)]
@@ -166,10 +171,25 @@ impl S3Store {
         use tokio::io::AsyncReadExt;
         let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
         let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
-        let mut parts = Vec::new();
         let part_size = self.part_size;
-        let mut buffer = vec![0u8; part_size];
+        // Dropped on an error, the set aborts the parts still uploading.
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut parts = Vec::new();
+        let uploaded = |done: Result<_, tokio::task::JoinError>| match done {
+            Ok(Ok((part_number, e_tag))) => Ok(CompletedPart::builder()
+                .part_number(part_number)
+                .set_e_tag(e_tag)
+                .build()),
+            Ok(Err(err)) => Err(storage_error(bucket, key, &err, false)),
+            Err(join) => Err(StorageError::new(
+                bucket,
+                key,
+                format!("uploading a part: {join}"),
+                false,
+            )),
+        };
         for part_number in 1.. {
+            let mut buffer = vec![0u8; part_size];
             let mut filled = 0;
             while filled < part_size {
                 let n = file.read(&mut buffer[filled..]).await.map_err(io_error)?;
@@ -181,33 +201,32 @@ impl S3Store {
             if filled == 0 {
                 break;
             }
-            let part = self
+            buffer.truncate(filled);
+            // Each part goes in its own task, so it keeps moving while the
+            // next one is read.
+            let request = self
                 .client
                 .upload_part()
                 .bucket(bucket)
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(part_number)
-                .body(ByteStream::from({
-                    // Hand this part's buffer to the SDK (no copy) and read
-                    // the next part into a fresh one.
-                    let mut part = std::mem::replace(&mut buffer, vec![0u8; part_size]);
-                    part.truncate(filled);
-                    part
-                }))
-                .send()
-                .await
-                .map_err(|err| storage_error(bucket, key, &err, false))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(part_number)
-                    .set_e_tag(part.e_tag)
-                    .build(),
-            );
+                .body(ByteStream::from(buffer))
+                .send();
+            in_flight.spawn(async move { request.await.map(|part| (part_number, part.e_tag)) });
+            if in_flight.len() >= PARTS_IN_FLIGHT {
+                let done = in_flight.join_next().await.expect("parts in flight");
+                parts.push(uploaded(done)?);
+            }
             if filled < part_size {
                 break;
             }
         }
+        while let Some(done) = in_flight.join_next().await {
+            parts.push(uploaded(done)?);
+        }
+        // Parts finish in any order; S3 wants them listed in order.
+        parts.sort_by_key(|part| part.part_number());
         self.client
             .complete_multipart_upload()
             .bucket(bucket)
