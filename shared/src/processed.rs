@@ -9,10 +9,13 @@ use crate::domain::ProcessedOrder;
 pub const HEADER: [&str; 3] = ["customer_id", "order_id", "barcodes"];
 
 /// Writes processed orders as CSV; the caller supplies them already ordered
-/// (by customer_id, then order_id).
+/// (by order_id). Millions of lines: the ids are formatted without
+/// allocating.
 pub struct ProcessedOrdersWriter<W: Write> {
     writer: csv::Writer<W>,
     list: String,
+    customer_id: itoa::Buffer,
+    order_id: itoa::Buffer,
 }
 
 impl<W: Write> ProcessedOrdersWriter<W> {
@@ -22,6 +25,8 @@ impl<W: Write> ProcessedOrdersWriter<W> {
         Ok(Self {
             writer,
             list: String::new(),
+            customer_id: itoa::Buffer::new(),
+            order_id: itoa::Buffer::new(),
         })
     }
 
@@ -36,8 +41,8 @@ impl<W: Write> ProcessedOrdersWriter<W> {
         }
         self.list.push(']');
         self.writer.write_record([
-            order.customer_id.to_string().as_str(),
-            order.order_id.to_string().as_str(),
+            self.customer_id.format(order.customer_id.get()),
+            self.order_id.format(order.order_id.get()),
             self.list.as_str(),
         ])
     }

@@ -2,6 +2,9 @@
 //! buffer of bounded size, each full buffer is sorted and spilled to a
 //! temporary file as a run, and the runs are merged when read back. Memory
 //! stays flat however many records there are; only the temporary files grow.
+//! Input that arrives (nearly) in order, as files sorted by their key often
+//! do, extends one run instead of starting new ones, so its merge is a plain
+//! read.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,7 +15,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 const RUN_READ_BUFFER: usize = 32 * 1024;
 
 /// A record that can be spilled to a run file and read back.
-pub(super) trait Record: Ord + Sized {
+pub(super) trait Record: Ord + Clone + Sized {
     /// About the bytes the record holds in memory, itself and its heap.
     fn memory(&self) -> usize;
 
@@ -27,7 +30,10 @@ pub(super) struct ExternalSorter<T> {
     buffer: Vec<T>,
     memory: usize,
     budget: usize,
+    /// Runs written and closed.
     runs: Vec<File>,
+    /// The run being written, and the last record in it.
+    open_run: Option<(BufWriter<File>, T)>,
 }
 
 impl<T: Record> ExternalSorter<T> {
@@ -38,6 +44,7 @@ impl<T: Record> ExternalSorter<T> {
             memory: 0,
             budget,
             runs: Vec::new(),
+            open_run: None,
         }
     }
 
@@ -52,31 +59,50 @@ impl<T: Record> ExternalSorter<T> {
 
     fn spill(&mut self) -> io::Result<()> {
         self.buffer.sort_unstable();
-        let mut out = BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?);
-        for record in self.buffer.drain(..) {
-            record.write_to(&mut out)?;
+        let (Some(first), Some(last)) = (self.buffer.first(), self.buffer.last()) else {
+            return Ok(());
+        };
+        let last = last.clone();
+        // Records that all come after the open run's continue it.
+        let continues = matches!(&self.open_run, Some((_, tail)) if tail <= first);
+        if !continues {
+            self.close_run()?;
+            let out = BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?);
+            self.open_run = Some((out, last.clone()));
         }
-        let mut file = out.into_inner().map_err(|e| e.into_error())?;
-        file.rewind()?;
-        self.runs.push(file);
+        let (out, tail) = self.open_run.as_mut().expect("a run is open");
+        for record in self.buffer.drain(..) {
+            record.write_to(out)?;
+        }
+        *tail = last;
         self.memory = 0;
+        Ok(())
+    }
+
+    fn close_run(&mut self) -> io::Result<()> {
+        if let Some((out, _)) = self.open_run.take() {
+            self.runs
+                .push(out.into_inner().map_err(|e| e.into_error())?);
+        }
         Ok(())
     }
 
     /// Every record pushed, in order.
     pub(super) fn finish(mut self) -> io::Result<Sorted<T>> {
-        if self.runs.is_empty() {
+        if self.open_run.is_none() {
             self.buffer.sort_unstable();
             return Ok(Sorted::InMemory(self.buffer.into_iter()));
         }
-        if !self.buffer.is_empty() {
-            self.spill()?;
+        self.spill()?;
+        self.close_run()?;
+        let mut runs = Vec::with_capacity(self.runs.len());
+        for mut file in self.runs {
+            file.rewind()?;
+            runs.push(BufReader::with_capacity(RUN_READ_BUFFER, file));
         }
-        let mut runs: Vec<_> = self
-            .runs
-            .into_iter()
-            .map(|file| BufReader::with_capacity(RUN_READ_BUFFER, file))
-            .collect();
+        if runs.len() == 1 {
+            return Ok(Sorted::OneRun(runs.pop().expect("one run")));
+        }
         let mut heads = BinaryHeap::with_capacity(runs.len());
         for (run, input) in runs.iter_mut().enumerate() {
             if let Some(record) = T::read_from(input)? {
@@ -91,6 +117,8 @@ impl<T: Record> ExternalSorter<T> {
 pub(super) enum Sorted<T> {
     /// Everything fitted the buffer: nothing was spilled.
     InMemory(std::vec::IntoIter<T>),
+    /// Everything came in order: one run, read as it is.
+    OneRun(BufReader<File>),
     /// The runs, merged: the smallest head of all runs comes next.
     Merged {
         runs: Vec<BufReader<File>>,
@@ -104,6 +132,7 @@ impl<T: Record> Iterator for Sorted<T> {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Sorted::InMemory(records) => records.next().map(Ok),
+            Sorted::OneRun(input) => T::read_from(input).transpose(),
             Sorted::Merged { runs, heads } => {
                 let Reverse((record, run)) = heads.pop()?;
                 match T::read_from(&mut runs[run]) {
@@ -166,12 +195,20 @@ impl Record for (i64, i64) {
 mod tests {
     use super::*;
 
-    fn sorted(records: &[(i64, i64)], budget: usize) -> Vec<(i64, i64)> {
+    fn sorter(records: &[(i64, i64)], budget: usize) -> ExternalSorter<(i64, i64)> {
         let mut sorter = ExternalSorter::new(budget);
         for &record in records {
             sorter.push(record).unwrap();
         }
-        sorter.finish().unwrap().map(Result::unwrap).collect()
+        sorter
+    }
+
+    fn sorted(records: &[(i64, i64)], budget: usize) -> Vec<(i64, i64)> {
+        sorter(records, budget)
+            .finish()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     #[test]
@@ -184,6 +221,25 @@ mod tests {
         // 16 bytes per record: a run of 100 records, a hundred runs.
         assert_eq!(sorted(&records, 1600), expected, "many runs");
         assert_eq!(sorted(&records, 16), expected, "a run per record");
+    }
+
+    #[test]
+    fn input_in_order_extends_one_run() {
+        let records: Vec<(i64, i64)> = (0..1000).map(|i| (i / 3, i % 3)).collect();
+        let in_order = sorter(&records, 160);
+        assert!(in_order.open_run.is_some(), "spilled");
+        assert!(in_order.runs.is_empty(), "one run, still open");
+        assert_eq!(sorted(&records, 160), records);
+        // Records out of order start new runs; the order holds.
+        let mut shuffled = records.clone();
+        shuffled.swap(500, 20);
+        let out_of_order = sorter(&shuffled, 160);
+        assert_eq!(
+            out_of_order.runs.len(),
+            2,
+            "two closed runs and an open one"
+        );
+        assert_eq!(sorted(&shuffled, 160), records);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::domain::Barcode;
 
 /// A sold barcode, ordered as processed_orders.csv lists it: by order, then
 /// by line in the file.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct SoldBarcode {
     pub(super) order_id: i64,
     pub(super) line: u64,
