@@ -300,6 +300,7 @@ pub struct Totals {
 pub struct PgStore {
     pool: Pool,
     repeat_filter_bytes: usize,
+    sort_budget: usize,
 }
 
 impl PgStore {
@@ -307,6 +308,7 @@ impl PgStore {
         Self {
             pool,
             repeat_filter_bytes: DEFAULT_FILTER_BYTES,
+            sort_budget: SOLD_SORT_BUDGET,
         }
     }
 
@@ -314,6 +316,14 @@ impl PgStore {
     /// one flags nearly every row, which tests use to drive the exact check.
     pub fn with_repeat_filter_bytes(mut self, bytes: usize) -> Self {
         self.repeat_filter_bytes = bytes;
+        self
+    }
+
+    /// Sizes the memory a first barcodes load sorts in before it spills a
+    /// run. A tiny one spills a run every few rows, which tests use to
+    /// drive the merge of many runs.
+    pub fn with_sort_budget(mut self, bytes: usize) -> Self {
+        self.sort_budget = bytes;
         self
     }
 
@@ -348,6 +358,7 @@ impl PgStore {
             ingestion_id: 0,
             deltas: Deltas::default(),
             repeat_filter_bytes: self.repeat_filter_bytes,
+            sort_budget: self.sort_budget,
             exported: None,
         };
         let client = session.client();
@@ -540,6 +551,7 @@ pub struct LoadSession {
     ingestion_id: i64,
     deltas: Deltas,
     repeat_filter_bytes: usize,
+    sort_budget: usize,
     /// Orders a first load exported inside its transaction, if it did.
     exported: Option<u64>,
 }
@@ -897,7 +909,7 @@ impl LoadSession {
             what: "the sorted barcodes",
             source,
         };
-        let mut sold = ExternalSorter::new(SOLD_SORT_BUDGET);
+        let mut sold = ExternalSorter::new(self.sort_budget);
         let mut accepted = AcceptedBarcodes::default();
         let mut keep = |row: BarcodeRow| {
             accepted.inserted += 1;

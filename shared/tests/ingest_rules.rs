@@ -490,7 +490,9 @@ async fn concurrent_deliveries_of_one_object_load_it_once() {
 /// A first load copies rows straight into the empty tables and checks only
 /// the rows a filter flags as possible repeats. With a filter so small that
 /// it flags nearly every row (and more rows than the loader holds back at
-/// once), the result must be exactly the same as with the real one.
+/// once), the result must be exactly the same as with the real one. So must
+/// processed_orders.csv when the barcodes, out of order_id order, are sorted
+/// in runs of a few rows each.
 #[tokio::test]
 async fn first_loads_give_the_same_result_whatever_the_repeat_filter_flags() {
     let mut orders = String::from("order_id,customer_id\n");
@@ -501,14 +503,24 @@ async fn first_loads_give_the_same_result_whatever_the_repeat_filter_flags() {
             // A same-customer repeat, a conflict, and a bad row.
             orders.push_str(&format!("{i},{}\n{i},999999\nx{i},1\n", i % 97 + 1));
         }
-        barcodes.push_str(&format!("B{i:07},{i}\nU{i:07},\n"));
+        // Out of order_id order: each barcode goes to an order far from
+        // the previous one's.
+        let order_id = i * 7919 % 20_000 + 1;
+        barcodes.push_str(&format!("B{i:07},{order_id}\nU{i:07},\n"));
         if i % 500 == 0 {
             barcodes.push_str(&format!("B{:07},{}\nbad barcode!,{i}\n", i / 2, i));
         }
     }
     let mut outcomes = Vec::new();
-    for filter_bytes in [order_pipeline::seen::DEFAULT_FILTER_BYTES, 8] {
-        let f = TestPipeline::create_with_store(|s| s.with_repeat_filter_bytes(filter_bytes)).await;
+    for (filter_bytes, sort_budget) in [
+        (order_pipeline::seen::DEFAULT_FILTER_BYTES, 16 << 20),
+        (8, 512),
+    ] {
+        let f = TestPipeline::create_with_store(|s| {
+            s.with_repeat_filter_bytes(filter_bytes)
+                .with_sort_budget(sort_budget)
+        })
+        .await;
         let o = f.ingest("incoming/orders.csv", orders.clone()).await;
         let b = f.ingest("incoming/barcodes.csv", barcodes.clone()).await;
         let tables = f

@@ -13,6 +13,10 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 /// Buffer size of each run while merging: many runs, each read in order.
 const RUN_READ_BUFFER: usize = 32 * 1024;
+/// Runs merged at once. More runs than this (a huge file far from sorted)
+/// are first merged in groups into longer runs, so that open files (1024 in
+/// Lambda) and read buffers stay bounded.
+const MAX_FAN_IN: usize = 64;
 
 /// A record that can be spilled to a run file and read back.
 pub(super) trait Record: Ord + Clone + Sized {
@@ -95,22 +99,47 @@ impl<T: Record> ExternalSorter<T> {
         }
         self.spill()?;
         self.close_run()?;
-        let mut runs = Vec::with_capacity(self.runs.len());
-        for mut file in self.runs {
-            file.rewind()?;
-            runs.push(BufReader::with_capacity(RUN_READ_BUFFER, file));
-        }
-        if runs.len() == 1 {
-            return Ok(Sorted::OneRun(runs.pop().expect("one run")));
-        }
-        let mut heads = BinaryHeap::with_capacity(runs.len());
-        for (run, input) in runs.iter_mut().enumerate() {
-            if let Some(record) = T::read_from(input)? {
-                heads.push(Reverse((record, run)));
+        let mut runs = self.runs;
+        while runs.len() > MAX_FAN_IN {
+            let mut longer = Vec::with_capacity(runs.len().div_ceil(MAX_FAN_IN));
+            let mut rest = runs.into_iter();
+            loop {
+                let group: Vec<File> = rest.by_ref().take(MAX_FAN_IN).collect();
+                if group.is_empty() {
+                    break;
+                }
+                let mut out = BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?);
+                for record in merge::<T>(group)? {
+                    record?.write_to(&mut out)?;
+                }
+                longer.push(out.into_inner().map_err(|e| e.into_error())?);
             }
+            runs = longer;
         }
-        Ok(Sorted::Merged { runs, heads })
+        merge(runs)
     }
+}
+
+/// Reads `runs` (each sorted) back as one sorted sequence.
+fn merge<T: Record>(runs: Vec<File>) -> io::Result<Sorted<T>> {
+    let mut inputs = Vec::with_capacity(runs.len());
+    for mut file in runs {
+        file.rewind()?;
+        inputs.push(BufReader::with_capacity(RUN_READ_BUFFER, file));
+    }
+    if inputs.len() == 1 {
+        return Ok(Sorted::OneRun(inputs.pop().expect("one run")));
+    }
+    let mut heads = BinaryHeap::with_capacity(inputs.len());
+    for (run, input) in inputs.iter_mut().enumerate() {
+        if let Some(record) = T::read_from(input)? {
+            heads.push(Reverse((record, run)));
+        }
+    }
+    Ok(Sorted::Merged {
+        runs: inputs,
+        heads,
+    })
 }
 
 /// The records of an [`ExternalSorter`], in order.
@@ -218,8 +247,11 @@ mod tests {
         let mut expected = records.clone();
         expected.sort();
         assert_eq!(sorted(&records, usize::MAX), expected, "in memory");
-        // 16 bytes per record: a run of 100 records, a hundred runs.
+        // 16 bytes per record: a run of 100 records, a hundred runs, merged
+        // in two passes.
+        assert!(sorter(&records, 1600).runs.len() > MAX_FAN_IN);
         assert_eq!(sorted(&records, 1600), expected, "many runs");
+        // Thousands of runs: three passes.
         assert_eq!(sorted(&records, 16), expected, "a run per record");
     }
 
