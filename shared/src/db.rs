@@ -44,12 +44,20 @@ pub enum DbError {
     Build(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
     Tls(#[from] crate::postgres_tls::TlsError),
-    /// Writing the export of a first load (a local temporary file) failed.
+    /// Writing a first load's local temporary files (the export, its sort
+    /// runs, the ticket totals) failed.
     #[error("writing {what}: {source}")]
     Export {
         what: &'static str,
         source: std::io::Error,
     },
+}
+
+impl DbError {
+    /// Wraps an I/O error of the local temporary file that holds `what`.
+    fn export(what: &'static str) -> impl Fn(std::io::Error) -> DbError + Copy {
+        move |source| DbError::Export { what, source }
+    }
 }
 
 /// The server's own message (severity, text, detail, hint) when there is
@@ -719,20 +727,15 @@ impl LoadSession {
         first_copied: Vec<OrderRow>,
     ) -> Result<LoadCounts, DbError> {
         let client = self.client();
-        let won: i64 = client
-            .query_one(
-                "SELECT count(*) FROM ranked WHERE line = first_line AND NOT copied",
-                &[],
-            )
-            .await?
-            .get(0);
+        // The first winners by line, each row also carrying how many won.
         let first_won = client
             .query(
-                "SELECT line, order_id, customer_id FROM ranked
+                "SELECT line, order_id, customer_id, count(*) OVER () FROM ranked
                  WHERE line = first_line AND NOT copied ORDER BY line LIMIT $1",
                 &[&(ORDERS_WITHOUT_BARCODES_REPORTED as i64)],
             )
             .await?;
+        let won: i64 = first_won.first().map_or(0, |row| row.get(3));
         let mut first_lines: Vec<(i64, i64, i64)> = first_copied
             .iter()
             .map(|row| (row.line as i64, row.order_id.get(), row.customer_id.get()))
@@ -905,10 +908,7 @@ impl LoadSession {
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
         export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
-        let sort_io = |source| DbError::Export {
-            what: "the sorted barcodes",
-            source,
-        };
+        let sort_io = DbError::export("the sorted barcodes");
         let mut sold = ExternalSorter::new(self.sort_budget);
         let mut accepted = AcceptedBarcodes::default();
         let mut keep = |row: BarcodeRow| {
@@ -1014,18 +1014,9 @@ impl LoadSession {
         sold: external_sort::Sorted<SoldBarcode>,
         export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
-        let exported_io = |source| DbError::Export {
-            what: "processed_orders.csv",
-            source,
-        };
-        let sort_io = |source| DbError::Export {
-            what: "the sorted barcodes",
-            source,
-        };
-        let totals_io = |source| DbError::Export {
-            what: "the tickets per customer",
-            source,
-        };
+        let exported_io = DbError::export("processed_orders.csv");
+        let sort_io = DbError::export("the sorted barcodes");
+        let totals_io = DbError::export("the tickets per customer");
         let client = self.client();
         let mut by_order = BarcodesByOrder::new(sold).map_err(sort_io)?;
         let mut totals = ExternalSorter::new(TOTALS_SORT_BUDGET);

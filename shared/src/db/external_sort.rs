@@ -13,9 +13,9 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 /// Buffer size of each run while merging: many runs, each read in order.
 const RUN_READ_BUFFER: usize = 32 * 1024;
-/// Runs merged at once. More runs than this (a huge file far from sorted)
-/// are first merged in groups into longer runs, so that open files (1024 in
-/// Lambda) and read buffers stay bounded.
+/// Runs merged at once. Whenever this many runs of one generation gather
+/// (a huge file far from sorted), they are merged into one longer run, so
+/// that open files (1024 in Lambda) and read buffers stay bounded.
 const MAX_FAN_IN: usize = 64;
 
 /// A record that can be spilled to a run file and read back.
@@ -34,8 +34,9 @@ pub(super) struct ExternalSorter<T> {
     buffer: Vec<T>,
     memory: usize,
     budget: usize,
-    /// Runs written and closed.
-    runs: Vec<File>,
+    /// Runs written and closed, each with its generation: 0 for a spilled
+    /// buffer, n + 1 for a merge of runs of generation n.
+    runs: Vec<(u32, File)>,
     /// The run being written, and the last record in it.
     open_run: Option<(BufWriter<File>, T)>,
 }
@@ -84,9 +85,22 @@ impl<T: Record> ExternalSorter<T> {
     }
 
     fn close_run(&mut self) -> io::Result<()> {
-        if let Some((out, _)) = self.open_run.take() {
-            self.runs
-                .push(out.into_inner().map_err(|e| e.into_error())?);
+        let Some((out, _)) = self.open_run.take() else {
+            return Ok(());
+        };
+        self.runs
+            .push((0, out.into_inner().map_err(|e| e.into_error())?));
+        // Runs are added newest last and generations only grow by merging
+        // the newest: the last MAX_FAN_IN runs of one generation become one.
+        while self.runs.len() >= MAX_FAN_IN {
+            let oldest = self.runs.len() - MAX_FAN_IN;
+            let generation = self.runs[oldest].0;
+            if self.runs[oldest..].iter().any(|(g, _)| *g != generation) {
+                break;
+            }
+            let group = self.runs.drain(oldest..).map(|(_, run)| run).collect();
+            let merged = merge_into_run::<T>(group)?;
+            self.runs.push((generation + 1, merged));
         }
         Ok(())
     }
@@ -99,25 +113,31 @@ impl<T: Record> ExternalSorter<T> {
         }
         self.spill()?;
         self.close_run()?;
-        let mut runs = self.runs;
+        // Fewer than MAX_FAN_IN runs per generation are left.
+        let mut runs: Vec<File> = self.runs.into_iter().map(|(_, run)| run).collect();
         while runs.len() > MAX_FAN_IN {
-            let mut longer = Vec::with_capacity(runs.len().div_ceil(MAX_FAN_IN));
             let mut rest = runs.into_iter();
+            let mut longer = Vec::new();
             loop {
                 let group: Vec<File> = rest.by_ref().take(MAX_FAN_IN).collect();
                 if group.is_empty() {
                     break;
                 }
-                let mut out = BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?);
-                for record in merge::<T>(group)? {
-                    record?.write_to(&mut out)?;
-                }
-                longer.push(out.into_inner().map_err(|e| e.into_error())?);
+                longer.push(merge_into_run::<T>(group)?);
             }
             runs = longer;
         }
         merge(runs)
     }
+}
+
+/// Merges `runs` into one new run.
+fn merge_into_run<T: Record>(runs: Vec<File>) -> io::Result<File> {
+    let mut out = BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?);
+    for record in merge::<T>(runs)? {
+        record?.write_to(&mut out)?;
+    }
+    out.into_inner().map_err(|e| e.into_error())
 }
 
 /// Reads `runs` (each sorted) back as one sorted sequence.
@@ -247,11 +267,19 @@ mod tests {
         let mut expected = records.clone();
         expected.sort();
         assert_eq!(sorted(&records, usize::MAX), expected, "in memory");
-        // 16 bytes per record: a run of 100 records, a hundred runs, merged
-        // in two passes.
-        assert!(sorter(&records, 1600).runs.len() > MAX_FAN_IN);
+        // 16 bytes per record: a run of 100 records, a hundred runs, the
+        // first MAX_FAN_IN of them merged while spilling.
+        let many = sorter(&records, 1600);
+        assert!(many.runs.iter().any(|(generation, _)| *generation > 0));
+        assert!(many.runs.len() < MAX_FAN_IN, "open runs stay bounded");
         assert_eq!(sorted(&records, 1600), expected, "many runs");
-        // Thousands of runs: three passes.
+        // Thousands of runs: three generations.
+        let thousands = sorter(&records, 16);
+        assert!(thousands.runs.iter().any(|(generation, _)| *generation > 1));
+        assert!(
+            thousands.runs.len() < 3 * MAX_FAN_IN,
+            "open runs stay bounded"
+        );
         assert_eq!(sorted(&records, 16), expected, "a run per record");
     }
 
