@@ -19,10 +19,12 @@ use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
 mod copy_buffer;
 mod external_sort;
 mod sold_barcodes;
+mod transaction;
 
 use copy_buffer::CopyBuffer;
 use external_sort::ExternalSorter;
 use sold_barcodes::{BarcodesByOrder, SoldBarcode};
+use transaction::Transaction;
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -236,7 +238,7 @@ pub enum Batch<R> {
 pub const MERGE_LOCK: i64 = 0x6f72_6465_7273; // "orders"
 /// Serialises publishers of processed_orders.csv, so an older snapshot never
 /// overwrites a newer one.
-const PUBLISH_LOCK: i64 = 0x7075_626c_6973; // "publis"
+pub const PUBLISH_LOCK: i64 = 0x7075_626c_6973; // "publis"
 
 /// What loading one file did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -273,6 +275,38 @@ pub struct ObjectVersion {
     pub key: String,
     pub etag: String,
     pub version_id: String,
+}
+
+impl ObjectVersion {
+    /// The ledger's idempotency key, as query parameters $1 to $4.
+    fn key_params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [&self.bucket, &self.key, &self.etag, &self.version_id]
+    }
+}
+
+/// The outcome of claiming a version's ledger row for a final outcome.
+pub enum Claim<S> {
+    /// The row is this session's to finish.
+    Claimed(S),
+    /// Another delivery finished the version already; its outcome stands.
+    Final { ingestion_id: i64, status: String },
+}
+
+/// A whole-file rejection being recorded (see [`PgStore::begin_rejection`]).
+pub struct Rejection {
+    tx: Transaction,
+    ingestion_id: i64,
+}
+
+impl Rejection {
+    pub fn ingestion_id(&self) -> i64 {
+        self.ingestion_id
+    }
+
+    /// Makes the rejection final. Call once its report is written.
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.tx.end("COMMIT").await
+    }
 }
 
 /// The outcome of claiming an object version for ingestion.
@@ -350,27 +384,18 @@ impl PgStore {
     /// ledger. A concurrent delivery of the same version waits here until the
     /// first one commits (then finds it done) or rolls back (then loads it).
     pub async fn begin_ingestion(&self, version: &ObjectVersion) -> Result<Begun, DbError> {
-        let client = self.pool.get().await?;
         // Sorting and hashing millions of staged rows wants more than the
         // default 4 MB; this is server memory, for this transaction only.
         // JIT compiling costs more than it saves on these one-pass queries
         // (up to 0.2 s each, measured on the export).
-        client
-            .batch_execute(
-                "BEGIN; SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '512MB';
-                 SET LOCAL jit = off",
-            )
-            .await?;
-        let mut session = LoadSession {
-            client: Some(client),
-            ingestion_id: 0,
-            deltas: Deltas::default(),
-            repeat_filter_bytes: self.repeat_filter_bytes,
-            sort_budget: self.sort_budget,
-            exported: None,
-        };
-        let client = session.client();
-        let claimed = client
+        let tx = Transaction::begin(
+            &self.pool,
+            "BEGIN; SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '512MB';
+             SET LOCAL jit = off",
+        )
+        .await?;
+        let claimed = tx
+            .client()
             .query_opt(
                 "INSERT INTO ingestions (bucket, key, etag, version_id, status)
                  VALUES ($1, $2, $3, $4, 'loading')
@@ -379,72 +404,95 @@ impl PgStore {
                          started_at = now(), error = NULL
                      WHERE ingestions.status = 'failed'
                  RETURNING id",
-                &[
-                    &version.bucket,
-                    &version.key,
-                    &version.etag,
-                    &version.version_id,
-                ],
+                &version.key_params(),
             )
             .await?;
         match claimed {
-            Some(row) => {
-                session.ingestion_id = row.get(0);
-                Ok(Begun::New(Box::new(session)))
-            }
+            Some(row) => Ok(Begun::New(Box::new(LoadSession {
+                tx,
+                ingestion_id: row.get(0),
+                deltas: Deltas::default(),
+                repeat_filter_bytes: self.repeat_filter_bytes,
+                sort_budget: self.sort_budget,
+                exported: None,
+            }))),
             None => {
-                let row = client
-                    .query_one(
-                        "SELECT id, status FROM ingestions
-                         WHERE bucket = $1 AND key = $2 AND etag = $3 AND version_id = $4",
-                        &[
-                            &version.bucket,
-                            &version.key,
-                            &version.etag,
-                            &version.version_id,
-                        ],
-                    )
-                    .await?;
-                client.batch_execute("ROLLBACK").await?;
+                let (ingestion_id, status) = final_outcome(tx.client(), version).await?;
+                tx.end("ROLLBACK").await?;
                 Ok(Begun::AlreadyIngested {
-                    ingestion_id: row.get(0),
-                    status: row.get(1),
+                    ingestion_id,
+                    status,
                 })
             }
         }
     }
 
-    /// Records, outside any load transaction, that a version was rejected
-    /// whole (`rejected`, final) or failed for a reason worth retrying
-    /// (`failed`). Returns the ledger id.
-    pub async fn record_outcome(
+    /// Starts recording that a version was rejected whole (the content
+    /// decided it: nothing of it is stored). The ledger row is claimed in a
+    /// transaction that [`Rejection::commit`] ends once the report is
+    /// written, so a final outcome never exists without its report. Only a
+    /// new or `failed` row can become `rejected`: a concurrent delivery that
+    /// already finished the version keeps its outcome.
+    pub async fn begin_rejection(
         &self,
         version: &ObjectVersion,
-        status: &str,
-        error: &str,
-        report_key: Option<&str>,
-    ) -> Result<i64, DbError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
+        reason: &str,
+        report_key: &str,
+    ) -> Result<Claim<Rejection>, DbError> {
+        let tx = Transaction::begin(&self.pool, "BEGIN").await?;
+        let [bucket, key, etag, version_id] = version.key_params();
+        let claimed = tx
+            .client()
+            .query_opt(
                 "INSERT INTO ingestions (bucket, key, etag, version_id, status, error, report_key, finished_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                 VALUES ($1, $2, $3, $4, 'rejected', $5, $6, now())
                  ON CONFLICT (bucket, key, etag, version_id) DO UPDATE
-                     SET status = EXCLUDED.status, error = EXCLUDED.error,
+                     SET status = 'rejected', error = EXCLUDED.error,
                          report_key = EXCLUDED.report_key, finished_at = now()
+                     WHERE ingestions.status = 'failed'
                  RETURNING id",
-                &[
-                    &version.bucket,
-                    &version.key,
-                    &version.etag,
-                    &version.version_id,
-                    &status,
-                    &error,
-                    &report_key,
-                ],
+                &[bucket, key, etag, version_id, &reason, &report_key],
             )
             .await?;
-        Ok(row.get(0))
+        match claimed {
+            Some(row) => Ok(Claim::Claimed(Rejection {
+                tx,
+                ingestion_id: row.get(0),
+            })),
+            None => {
+                let (ingestion_id, status) = final_outcome(tx.client(), version).await?;
+                tx.end("ROLLBACK").await?;
+                Ok(Claim::Final {
+                    ingestion_id,
+                    status,
+                })
+            }
+        }
+    }
+
+    /// Records, outside any load transaction, that the last attempt at a
+    /// version failed for a reason worth retrying. Never touches a finished
+    /// row: when a concurrent delivery loaded or rejected the version after
+    /// this attempt rolled back, its outcome stands and `None` is returned.
+    pub async fn record_failure(
+        &self,
+        version: &ObjectVersion,
+        error: &str,
+    ) -> Result<Option<i64>, DbError> {
+        let client = self.pool.get().await?;
+        let [bucket, key, etag, version_id] = version.key_params();
+        let row = client
+            .query_opt(
+                "INSERT INTO ingestions (bucket, key, etag, version_id, status, error, finished_at)
+                 VALUES ($1, $2, $3, $4, 'failed', $5, now())
+                 ON CONFLICT (bucket, key, etag, version_id) DO UPDATE
+                     SET error = EXCLUDED.error, finished_at = now()
+                     WHERE ingestions.status = 'failed'
+                 RETURNING id",
+                &[bucket, key, etag, version_id, &error],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     /// Customers with the most tickets, ties broken by the lower customer_id.
@@ -503,14 +551,12 @@ impl PgStore {
     /// Starts publishing processed_orders.csv: takes the publish lock and
     /// tells whether the published file is behind the data.
     pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
-        let client = self.pool.get().await?;
-        client
-            .batch_execute(&format!("BEGIN; {EXPORT_SETTINGS}"))
-            .await?;
-        client
+        let tx = Transaction::begin(&self.pool, &format!("BEGIN; {EXPORT_SETTINGS}")).await?;
+        tx.client()
             .execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
             .await?;
-        let row = client
+        let row = tx
+            .client()
             .query_one(
                 "SELECT s.output_version, p.data_version
                  FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
@@ -518,7 +564,7 @@ impl PgStore {
             )
             .await?;
         Ok(PublishSession {
-            client: Some(client),
+            tx,
             destination: destination.to_owned(),
             data_version: row.get(0),
             published_version: row.get(1),
@@ -526,12 +572,17 @@ impl PgStore {
     }
 }
 
-/// Detaches a connection that may be mid-transaction so that it is closed
-/// (and the server rolls back) instead of going back to the pool.
-fn discard(client: Option<Object>) {
-    if let Some(client) = client {
-        drop(Object::take(client));
-    }
+/// The id and status of a version's finished ledger row (the row exists:
+/// the claim that found it conflicted with it).
+async fn final_outcome(client: &Object, version: &ObjectVersion) -> Result<(i64, String), DbError> {
+    let row = client
+        .query_one(
+            "SELECT id, status FROM ingestions
+             WHERE bucket = $1 AND key = $2 AND etag = $3 AND version_id = $4",
+            &version.key_params(),
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Barcode rows a load accepted: new ones (some unsold), and stored unsold
@@ -555,7 +606,7 @@ struct Deltas {
 /// One file's load: a transaction on a dedicated connection. Dropping it
 /// without [`LoadSession::commit`] rolls everything back, whatever happened.
 pub struct LoadSession {
-    client: Option<Object>,
+    tx: Transaction,
     ingestion_id: i64,
     deltas: Deltas,
     repeat_filter_bytes: usize,
@@ -564,15 +615,9 @@ pub struct LoadSession {
     exported: Option<u64>,
 }
 
-impl Drop for LoadSession {
-    fn drop(&mut self) {
-        discard(self.client.take());
-    }
-}
-
 impl LoadSession {
     fn client(&self) -> &Object {
-        self.client.as_ref().expect("session is open")
+        self.tx.client()
     }
 
     pub fn ingestion_id(&self) -> i64 {
@@ -1403,7 +1448,7 @@ impl LoadSession {
 
     /// Completes the ledger row, bumps the totals and the data version, and
     /// commits. Returns the new data version.
-    pub async fn commit(mut self, entry: &LedgerEntry) -> Result<Committed, DbError> {
+    pub async fn commit(self, entry: &LedgerEntry) -> Result<Committed, DbError> {
         let client = self.client();
         client
             .execute(
@@ -1445,9 +1490,8 @@ impl LoadSession {
                 ],
             )
             .await?;
-        client.batch_execute("COMMIT").await?;
         // Committed: the connection is clean and can go back to the pool.
-        drop(self.client.take());
+        self.tx.end("COMMIT").await?;
         Ok(Committed {
             data_version: row.get(0),
             output_version: row.get(1),
@@ -1466,17 +1510,11 @@ pub struct Committed {
 
 /// Publishing processed_orders.csv under the publish lock.
 pub struct PublishSession {
-    client: Option<Object>,
+    tx: Transaction,
     destination: String,
     pub data_version: i64,
     /// None when nothing was ever published there.
     pub published_version: Option<i64>,
-}
-
-impl Drop for PublishSession {
-    fn drop(&mut self) {
-        discard(self.client.take());
-    }
 }
 
 impl PublishSession {
@@ -1493,13 +1531,13 @@ impl PublishSession {
         F: FnMut(ProcessedOrder) -> Result<(), E>,
         E: From<DbError>,
     {
-        stream_processed_orders(self.client.as_ref().expect("session is open"), sink).await
+        stream_processed_orders(self.tx.client(), sink).await
     }
 
     /// Records that the file now shows `data_version`, and releases the lock.
-    pub async fn finish(mut self) -> Result<(), DbError> {
-        let client = self.client.as_ref().expect("session is open");
-        client
+    pub async fn finish(self) -> Result<(), DbError> {
+        self.tx
+            .client()
             .execute(
                 "INSERT INTO published_outputs (destination, data_version) VALUES ($1, $2)
                  ON CONFLICT (destination) DO UPDATE
@@ -1507,9 +1545,7 @@ impl PublishSession {
                 &[&self.destination, &self.data_version],
             )
             .await?;
-        client.batch_execute("COMMIT").await?;
-        drop(self.client.take());
-        Ok(())
+        self.tx.end("COMMIT").await
     }
 }
 

@@ -12,12 +12,12 @@ use tokio_util::io::SyncIoBridge;
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, RejectedRow, Row};
 use crate::db::{
-    Batch, Begun, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
-    Problem,
+    Batch, Begun, Claim, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion,
+    PgStore, Problem,
 };
 use crate::domain::{BarcodeRow, OrderRow};
 use crate::processed::ExportFile;
-use crate::storage::{ObjectRef, ObjectStore, StorageError};
+use crate::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
 
 /// Rows per message between the parser thread and the loader.
 const BATCH_ROWS: usize = 8192;
@@ -27,13 +27,29 @@ const BATCHES_IN_FLIGHT: usize = 4;
 /// the rejects file).
 pub const REPORTED_PROBLEMS: i64 = 100;
 
-/// Where the reports of an input go: `reports/<input key>.json` and
-/// `reports/<input key>.rejected.csv`.
-pub fn report_keys(input_key: &str) -> (String, String) {
-    (
-        format!("reports/{input_key}.json"),
-        format!("reports/{input_key}.rejected.csv"),
-    )
+/// Where the reports of one version of an input go:
+/// `reports/<input key>/<version>.json` and
+/// `reports/<input key>/<version>.rejected.csv`, so that a newer version
+/// never overwrites an older one's. `<version>` is the S3 version id, or in
+/// an unversioned bucket the ETag (`etag-<etag>`).
+pub fn report_keys(version: &ObjectVersion) -> (String, String) {
+    let stem = format!("reports/{}/{}", version.key, version_token(version));
+    (format!("{stem}.json"), format!("{stem}.rejected.csv"))
+}
+
+/// The version id or ETag as one path segment: characters other than
+/// `A-Z a-z 0-9 . _ -` are percent-encoded.
+fn version_token(version: &ObjectVersion) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'-');
+    let token = match (version.version_id.as_str(), version.etag.as_str()) {
+        ("", "") => "unversioned".to_owned(),
+        ("", etag) => format!("etag-{etag}"),
+        (version_id, _) => version_id.to_owned(),
+    };
+    percent_encoding::utf8_percent_encode(&token, SEGMENT).to_string()
 }
 
 /// A failure worth retrying: the input may well succeed next time (storage or
@@ -68,6 +84,10 @@ pub enum IngestStatus {
     Rejected,
     /// This exact object version was ingested before; nothing changed.
     AlreadyIngested,
+    /// The event named content by ETag in an unversioned bucket, and the key
+    /// holds other content now: the version named is gone and cannot be
+    /// read; the newer content's own event ingests that. Nothing changed.
+    Superseded,
 }
 
 /// Milliseconds spent in each phase.
@@ -160,39 +180,30 @@ impl<S: ObjectStore> Ingestor<S> {
     #[tracing::instrument(skip_all, fields(bucket = %object.bucket, key = %object.key))]
     pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestReport, IngestError> {
         let started = Instant::now();
-        let opened = self.store.open(&object.bucket, &object.key).await?;
-        // The version actually read is the one to remember.
-        let version = ObjectVersion {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            etag: opened
-                .etag
-                .clone()
-                .or_else(|| object.etag.clone())
-                .unwrap_or_default(),
-            version_id: opened
-                .version_id
-                .clone()
-                .or_else(|| object.version_id.clone())
-                .unwrap_or_default(),
+        let opened = match self.store.open(object).await {
+            Ok(opened) => opened,
+            Err(error) if error.superseded => {
+                tracing::warn!(%error, etag = object.etag.as_deref(), "the version named was overwritten before it was read; skipped");
+                let mut report =
+                    IngestReport::new(&version_read(object, None), IngestStatus::Superseded);
+                report.error = Some(format!(
+                    "{error}; the bucket is not versioned, so the content this event named is gone"
+                ));
+                report.timings.total_ms = started.elapsed().as_millis() as u64;
+                return Ok(report);
+            }
+            Err(error) => return Err(error.into()),
         };
+        let version = version_read(object, Some(&opened));
         let session = match self.db.begin_ingestion(&version).await? {
             Begun::New(session) => *session,
             Begun::AlreadyIngested {
                 ingestion_id,
                 status,
             } => {
-                let mut report = IngestReport::new(&version, IngestStatus::AlreadyIngested);
-                report.ingestion_id = Some(ingestion_id);
-                report.error = Some(format!(
-                    "this object version was already ingested (ingestion {ingestion_id}, {status}); nothing changed"
-                ));
-                // A crash after an earlier commit may have left the output behind.
-                report.processed_orders_written =
-                    self.publish_processed_orders(&version.bucket).await?;
-                report.timings.total_ms = started.elapsed().as_millis() as u64;
-                tracing::info!(ingestion_id, "already ingested; skipped");
-                return Ok(report);
+                return self
+                    .already_ingested(&version, ingestion_id, &status, started)
+                    .await
             }
         };
         let ingestion_id = session.ingestion_id();
@@ -211,35 +222,77 @@ impl<S: ObjectStore> Ingestor<S> {
                 Ok(report)
             }
             Err(LoadFailure::File(file_error)) => {
-                // The load rolled back; record the rejection on its own.
-                let mut report = IngestReport::new(&version, IngestStatus::Rejected);
-                let (report_key, _) = report_keys(&version.key);
-                report.error = Some(file_error.to_string());
-                report.report_key = Some(report_key.clone());
-                report.ingestion_id = Some(
-                    self.db
-                        .record_outcome(
-                            &version,
-                            "rejected",
-                            &file_error.to_string(),
-                            Some(&report_key),
-                        )
-                        .await?,
-                );
-                report.timings.total_ms = started.elapsed().as_millis() as u64;
-                self.put_json(&version.bucket, &report_key, &report).await?;
-                tracing::warn!(reason = %file_error, "file rejected; nothing stored");
-                Ok(report)
+                self.reject_whole(&version, &file_error, started).await
             }
             Err(LoadFailure::Retry(error)) => {
                 tracing::error!(ingestion_id, %error, "ingest failed; rolled back, will be retried");
-                let _ = self
-                    .db
-                    .record_outcome(&version, "failed", &error.to_string(), None)
-                    .await;
+                // Best effort: the ledger shows the attempt. A delivery that
+                // finished the version meanwhile keeps its outcome.
+                if let Err(record) = self.db.record_failure(&version, &error.to_string()).await {
+                    tracing::warn!(error = %record, "could not record the failed attempt");
+                }
                 Err(error)
             }
         }
+    }
+
+    /// The answer to a delivery of a version that has its final outcome.
+    async fn already_ingested(
+        &self,
+        version: &ObjectVersion,
+        ingestion_id: i64,
+        status: &str,
+        started: Instant,
+    ) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::new(version, IngestStatus::AlreadyIngested);
+        report.ingestion_id = Some(ingestion_id);
+        report.error = Some(format!(
+            "this object version was already ingested (ingestion {ingestion_id}, {status}); nothing changed"
+        ));
+        // A crash after an earlier commit may have left the output behind.
+        report.processed_orders_written = self.publish_processed_orders(&version.bucket).await?;
+        report.timings.total_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(ingestion_id, "already ingested; skipped");
+        Ok(report)
+    }
+
+    /// Records a whole-file rejection (the load rolled back; nothing of the
+    /// file is stored). The report is written while the ledger row is held,
+    /// and the row becomes final only after, so a rejected version always
+    /// has its report: if the write fails, the rejection is not recorded and
+    /// the delivery is retried.
+    async fn reject_whole(
+        &self,
+        version: &ObjectVersion,
+        file_error: &FileError,
+        started: Instant,
+    ) -> Result<IngestReport, IngestError> {
+        let (report_key, _) = report_keys(version);
+        let reason = file_error.to_string();
+        let rejection = match self
+            .db
+            .begin_rejection(version, &reason, &report_key)
+            .await?
+        {
+            Claim::Claimed(rejection) => rejection,
+            Claim::Final {
+                ingestion_id,
+                status,
+            } => {
+                return self
+                    .already_ingested(version, ingestion_id, &status, started)
+                    .await
+            }
+        };
+        let mut report = IngestReport::new(version, IngestStatus::Rejected);
+        report.ingestion_id = Some(rejection.ingestion_id());
+        report.error = Some(reason);
+        report.report_key = Some(report_key.clone());
+        report.timings.total_ms = started.elapsed().as_millis() as u64;
+        self.put_json(&version.bucket, &report_key, &report).await?;
+        rejection.commit().await?;
+        tracing::warn!(reason = %file_error, "file rejected; nothing stored");
+        Ok(report)
     }
 
     /// Everything inside the load transaction. Any error drops the session,
@@ -292,7 +345,7 @@ impl<S: ObjectStore> Ingestor<S> {
         let load_ms = started.elapsed().as_millis() as u64;
 
         let commit_started = Instant::now();
-        let (report_key, rejects_key) = report_keys(&version.key);
+        let (report_key, rejects_key) = report_keys(version);
         let mut report = IngestReport::new(version, IngestStatus::Loaded);
         report.ingestion_id = Some(session.ingestion_id());
         report.kind = Some(header.kind);
@@ -446,6 +499,22 @@ enum LoadFailure {
 impl<E: Into<IngestError>> From<E> for LoadFailure {
     fn from(error: E) -> Self {
         LoadFailure::Retry(error.into())
+    }
+}
+
+/// The version to remember: the one actually read (S3 says which), else the
+/// one the event named.
+fn version_read(object: &ObjectRef, opened: Option<&OpenedObject>) -> ObjectVersion {
+    let pick = |read: Option<&Option<String>>, named: &Option<String>| {
+        read.and_then(Option::clone)
+            .or_else(|| named.clone())
+            .unwrap_or_default()
+    };
+    ObjectVersion {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        etag: pick(opened.map(|o| &o.etag), &object.etag),
+        version_id: pick(opened.map(|o| &o.version_id), &object.version_id),
     }
 }
 

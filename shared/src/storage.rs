@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncRead;
 
@@ -38,6 +38,10 @@ pub struct StorageError {
     pub message: String,
     /// True when the object does not exist (deleted, or never written).
     pub not_found: bool,
+    /// True when the object was asked for by ETag and the key now holds
+    /// other content: the version named is gone (an unversioned bucket
+    /// overwrote it), so retrying cannot help.
+    pub superseded: bool,
 }
 
 impl StorageError {
@@ -47,6 +51,7 @@ impl StorageError {
             key: key.to_owned(),
             message: message.to_string(),
             not_found,
+            superseded: false,
         }
     }
 
@@ -90,8 +95,10 @@ const PARTS_IN_FLIGHT: usize = 3;
 /// What the pipeline needs from object storage.
 #[allow(async_fn_in_trait)]
 pub trait ObjectStore: Send + Sync {
-    /// Opens an object for streaming reads.
-    async fn open(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError>;
+    /// Opens exactly the version `object` names for streaming reads: its
+    /// version id when it has one, else the content with its ETag; the
+    /// latest content only when it names neither.
+    async fn open(&self, object: &ObjectRef) -> Result<OpenedObject, StorageError>;
     /// Uploads a local file (in parts when large), so big outputs never sit in memory.
     async fn put_file(
         &self,
@@ -245,18 +252,27 @@ impl S3Store {
 }
 
 impl ObjectStore for S3Store {
-    async fn open(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| {
-                let not_found = err.as_service_error().is_some_and(|e| e.is_no_such_key());
-                storage_error(bucket, key, &err, not_found)
-            })?;
+    async fn open(&self, object: &ObjectRef) -> Result<OpenedObject, StorageError> {
+        let (bucket, key) = (object.bucket.as_str(), object.key.as_str());
+        let request = self.client.get_object().bucket(bucket).key(key);
+        // A version id pins the bytes in a versioned bucket; without one, the
+        // ETag (If-Match) at least refuses other bytes than the event's.
+        let request = match (&object.version_id, &object.etag) {
+            (Some(version_id), _) => request.version_id(version_id),
+            (None, Some(etag)) => request.if_match(format!("\"{etag}\"")),
+            (None, None) => request,
+        };
+        let output = request.send().await.map_err(|err| {
+            let code = err.as_service_error().and_then(|e| e.code());
+            let not_found = err.as_service_error().is_some_and(|e| e.is_no_such_key())
+                || code == Some("NoSuchVersion");
+            let mut error = storage_error(bucket, key, &err, not_found);
+            error.superseded = code == Some("PreconditionFailed")
+                || err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 412);
+            error
+        })?;
         Ok(OpenedObject {
             etag: output
                 .e_tag

@@ -186,14 +186,36 @@ pub async fn localstack_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// A bucket created for one test in LocalStack.
+/// A bucket created for one test in LocalStack, versioned like the
+/// template's bucket.
 pub struct TestBucket {
     pub name: String,
     pub client: aws_sdk_s3::Client,
+    /// The ETag and version id of the last object put at each key, for the
+    /// notifications [`TestBucket::put_event`] builds.
+    versions: std::sync::Mutex<std::collections::HashMap<String, (String, Option<String>)>>,
 }
 
 impl TestBucket {
     pub async fn create() -> Self {
+        let bucket = Self::create_unversioned().await;
+        bucket
+            .client
+            .put_bucket_versioning()
+            .bucket(&bucket.name)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable versioning");
+        bucket
+    }
+
+    /// A bucket without versioning: a new upload replaces the old content.
+    pub async fn create_unversioned() -> Self {
         let config = localstack_config().await;
         let client = crate::storage::s3_client(&config);
         let name = unique_name("test");
@@ -209,11 +231,17 @@ impl TestBucket {
                     aws_sdk_s3::error::DisplayErrorContext(e)
                 )
             });
-        Self { name, client }
+        Self {
+            name,
+            client,
+            versions: Default::default(),
+        }
     }
 
-    pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
-        self.client
+    /// Writes an object; returns its version id (`None` when unversioned).
+    pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>) -> Option<String> {
+        let put = self
+            .client
             .put_object()
             .bucket(&self.name)
             .key(key)
@@ -221,6 +249,13 @@ impl TestBucket {
             .send()
             .await
             .expect("put object");
+        let etag = put.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+        let version_id = put.version_id().filter(|v| *v != "null").map(str::to_owned);
+        self.versions
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (etag, version_id.clone()));
+        version_id
     }
 
     /// The object's text, or `None` when it does not exist.
@@ -242,8 +277,21 @@ impl TestBucket {
         Some(String::from_utf8(bytes.to_vec()).expect("UTF-8 object"))
     }
 
-    /// A direct S3 `ObjectCreated:Put` notification for `key`, as AWS sends it.
+    /// A direct S3 `ObjectCreated:Put` notification for `key`, as AWS sends
+    /// it: naming the ETag and version id of the object last put there
+    /// through [`TestBucket::put`].
     pub fn put_event(&self, key: &str) -> serde_json::Value {
+        let (etag, version_id) = self
+            .versions
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
+        let mut object = serde_json::json!({"key": key.replace(' ', "+"), "size": 1, "eTag": etag});
+        if let Some(version_id) = version_id {
+            object["versionId"] = version_id.into();
+        }
         serde_json::json!({"Records": [{
             "eventVersion": "2.1",
             "eventSource": "aws:s3",
@@ -254,7 +302,7 @@ impl TestBucket {
                 "s3SchemaVersion": "1.0",
                 "configurationId": "ingest-incoming-csv",
                 "bucket": {"name": self.name, "arn": format!("arn:aws:s3:::{}", self.name)},
-                "object": {"key": key.replace(' ', "+"), "size": 1, "eTag": "0"}
+                "object": object
             }
         }]})
     }
@@ -266,28 +314,32 @@ impl Drop for TestBucket {
         block_on_cleanup(async move {
             // A fresh client: the test's one belongs to the runtime this drop blocks.
             let client = crate::storage::s3_client(&localstack_config().await);
-            let mut token = None;
+            // Every version and delete marker goes, or the bucket stays.
             loop {
-                let Ok(page) = client
-                    .list_objects_v2()
-                    .bucket(&bucket)
-                    .set_continuation_token(token)
-                    .send()
-                    .await
-                else {
+                let Ok(page) = client.list_object_versions().bucket(&bucket).send().await else {
                     break;
                 };
-                for object in page.contents() {
+                let versions = page
+                    .versions()
+                    .iter()
+                    .map(|v| (v.key.clone(), v.version_id.clone()))
+                    .chain(
+                        page.delete_markers()
+                            .iter()
+                            .map(|m| (m.key.clone(), m.version_id.clone())),
+                    )
+                    .collect::<Vec<_>>();
+                if versions.is_empty() {
+                    break;
+                }
+                for (key, version_id) in versions {
                     let _ = client
                         .delete_object()
                         .bucket(&bucket)
-                        .set_key(object.key.clone())
+                        .set_key(key)
+                        .set_version_id(version_id)
                         .send()
                         .await;
-                }
-                token = page.next_continuation_token.clone();
-                if token.is_none() {
-                    break;
                 }
             }
             let _ = client.delete_bucket().bucket(&bucket).send().await;

@@ -141,7 +141,7 @@ async fn duplicate_barcodes_first_occurrence_wins_and_copies_are_reported() {
     // The rejects file lists every rejected row with its raw values.
     let rejects = f
         .bucket
-        .get_text("reports/incoming/b2.csv.rejected.csv")
+        .get_text(report.rejects_key.as_deref().unwrap())
         .await
         .unwrap();
     let lines: Vec<&str> = rejects.lines().collect();
@@ -241,9 +241,16 @@ async fn orders_without_barcodes_and_barcodes_of_unknown_orders_are_stored_and_r
     assert!(report.problems.iter().all(|p| p.severity == "warning"));
     assert!(f
         .bucket
-        .get_text("reports/incoming/b.csv.rejected.csv")
+        .get_text(
+            &report
+                .report_key
+                .as_deref()
+                .unwrap()
+                .replace(".json", ".rejected.csv")
+        )
         .await
         .is_none());
+    assert_eq!(report.rejects_key, None);
 
     let report = f
         .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n3,30\n")
@@ -302,7 +309,7 @@ async fn the_report_and_ledger_record_every_ingest() {
     assert_eq!(report.extra_columns, ["channel"]);
     let stored: serde_json::Value = serde_json::from_str(
         &f.bucket
-            .get_text("reports/incoming/o.csv.json")
+            .get_text(report.report_key.as_deref().unwrap())
             .await
             .unwrap(),
     )
@@ -314,7 +321,13 @@ async fn the_report_and_ledger_record_every_ingest() {
     // Line 2 is stored with a warning (no barcodes yet); line 3 is rejected.
     assert_eq!(stored["problems"][1]["line"], 3);
     assert_eq!(stored["problems"][1]["severity"], "rejected");
-    assert_eq!(stored["rejects_key"], "reports/incoming/o.csv.rejected.csv");
+    // Reports are kept per version of the input.
+    let version = f.text("SELECT version_id FROM ingestions").await.unwrap();
+    assert!(!version.is_empty(), "the test bucket is versioned");
+    assert_eq!(
+        stored["rejects_key"],
+        format!("reports/incoming/o.csv/{version}.rejected.csv")
+    );
     let client = f.db.pool.get().await.unwrap();
     let ledger = client
         .query_one(
@@ -334,7 +347,10 @@ async fn the_report_and_ledger_record_every_ingest() {
         ),
         (2, 1, 1)
     );
-    assert_eq!(ledger.get::<_, String>(5), "reports/incoming/o.csv.json");
+    assert_eq!(
+        ledger.get::<_, String>(5),
+        format!("reports/incoming/o.csv/{version}.json")
+    );
     assert!(ledger.get::<_, bool>(7) && ledger.get::<_, bool>(8));
     assert_eq!(
         f.text("SELECT i.key || ':' || o.source_line FROM orders o JOIN ingestions i ON i.id = o.ingestion_id").await.unwrap(),
@@ -377,7 +393,7 @@ async fn hostile_files_are_rejected_whole_with_a_reason() {
         assert!(error.contains(expected), "{key}: {error}");
         let stored = f
             .bucket
-            .get_text(&format!("reports/{key}.json"))
+            .get_text(report.report_key.as_deref().unwrap())
             .await
             .unwrap();
         assert!(stored.contains("\"rejected\""), "{key}: {stored}");
@@ -533,7 +549,7 @@ async fn first_loads_give_the_same_result_whatever_the_repeat_filter_flags() {
             .await;
         let rejects = f
             .bucket
-            .get_text("reports/incoming/barcodes.csv.rejected.csv")
+            .get_text(b.rejects_key.as_deref().unwrap())
             .await
             .unwrap();
         outcomes.push((

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use order_pipeline::storage::{ObjectStore, S3Store};
+use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
 use order_pipeline::testing::TestBucket;
 use tokio::io::AsyncReadExt;
 
@@ -37,7 +37,10 @@ async fn large_files_are_uploaded_in_parts_and_read_back_whole() {
         "a 3-part upload: {:?}",
         head.e_tag()
     );
-    let mut opened = store.open(&bucket.name, "processed/big.csv").await.unwrap();
+    let mut opened = store
+        .open(&ObjectRef::new(&bucket.name, "processed/big.csv"))
+        .await
+        .unwrap();
     let mut read = Vec::new();
     opened.reader.read_to_end(&mut read).await.unwrap();
     assert!(read == expected, "the object differs from the file");
@@ -48,7 +51,10 @@ async fn large_files_are_uploaded_in_parts_and_read_back_whole() {
 async fn a_missing_object_is_reported_as_not_found() {
     let bucket = TestBucket::create().await;
     let store = S3Store::new(bucket.client.clone());
-    let error = match store.open(&bucket.name, "incoming/none.csv").await {
+    let error = match store
+        .open(&ObjectRef::new(&bucket.name, "incoming/none.csv"))
+        .await
+    {
         Err(error) => error,
         Ok(_) => panic!("opened a missing object"),
     };

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use indicatif::ProgressBar;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::storage::{ObjectStore, OpenedObject, StorageError};
+use order_pipeline::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
 use tokio::io::{AsyncRead, ReadBuf};
 
 pub struct LocalFiles {
@@ -60,7 +60,9 @@ impl LocalFiles {
 }
 
 impl ObjectStore for LocalFiles {
-    async fn open(&self, bucket: &str, key: &str) -> Result<OpenedObject, StorageError> {
+    /// Local files have one version each: the file as it is now.
+    async fn open(&self, object: &ObjectRef) -> Result<OpenedObject, StorageError> {
+        let (bucket, key) = (object.bucket.as_str(), object.key.as_str());
         let path = self
             .inputs
             .get(key)

@@ -83,6 +83,11 @@ pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> 
                 "{}: already loaded (same size and modification time); nothing changed",
                 file.display()
             ),
+            // Local files are read as they are, never by an older ETag.
+            IngestStatus::Superseded => eprintln!(
+                "{}: changed while it was being read; run again",
+                file.display()
+            ),
         }
     }
     // Make sure the output exists even when every file had been loaded before.
