@@ -5,6 +5,7 @@
 pub mod forwarder;
 pub mod local_files;
 pub mod resources;
+pub mod upload;
 
 use aws_sdk_s3::config::Credentials;
 

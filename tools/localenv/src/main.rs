@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use localenv::forwarder::{self, LambdaInvokeApi, Source};
 use localenv::resources::{self, QueueSettings, ResourceNames};
+use localenv::upload::Uploaded;
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
 
 mod process;
@@ -52,7 +53,8 @@ enum Command {
         #[arg(long, default_value = "ingest")]
         function: String,
     },
-    /// Uploads files into the bucket's incoming/ prefix.
+    /// Uploads files into the bucket's incoming/ prefix (each upload is a new
+    /// version, ingested; a file the key already holds is not sent again).
     Upload {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -181,18 +183,16 @@ async fn main() -> Result<()> {
                     .and_then(|n| n.to_str())
                     .with_context(|| format!("{} has no file name", file.display()))?;
                 let key = format!("{INCOMING_PREFIX}{name}");
-                let body = aws_sdk_s3::primitives::ByteStream::from_path(&file)
-                    .await
-                    .with_context(|| format!("reading {}", file.display()))?;
-                s3.put_object()
-                    .bucket(&names.bucket)
-                    .key(&key)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(localenv::sdk_error)
-                    .with_context(|| format!("uploading {}", file.display()))?;
-                println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket);
+                match localenv::upload::upload_file(&s3, &names.bucket, &key, &file).await? {
+                    Uploaded::NewVersion { .. } => {
+                        println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket)
+                    }
+                    Uploaded::Unchanged => println!(
+                        "unchanged {} = s3://{}/{key} (already uploaded; not sent again)",
+                        file.display(),
+                        names.bucket
+                    ),
+                }
             }
             if wait {
                 wait_for_processed(&s3, &sqs, &names, Duration::from_secs(timeout_secs)).await?;

@@ -5,8 +5,8 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
@@ -162,18 +162,31 @@ pub async fn ensure(
     })
 }
 
+/// The bucket, versioned as the template's is: every upload to a key is a
+/// version of its own, which the ingest reads exactly as its event names it.
 async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
     match s3.create_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(()),
+        Ok(_) => {}
         Err(err)
             if err.as_service_error().is_some_and(|e| {
                 e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
-            }) =>
-        {
-            Ok(())
+            }) => {}
+        Err(err) => {
+            return Err(crate::sdk_error(err)).with_context(|| format!("creating bucket {bucket}"))
         }
-        Err(err) => Err(crate::sdk_error(err)).with_context(|| format!("creating bucket {bucket}")),
     }
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(crate::sdk_error)
+        .with_context(|| format!("enabling versioning on bucket {bucket}"))?;
+    Ok(())
 }
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String> {

@@ -11,6 +11,7 @@ use axum::http::Request;
 use http_body_util::BodyExt;
 use localenv::forwarder::{self, Invoke, PollOutcome, Source};
 use localenv::resources::{self, Provisioned, QueueSettings, ResourceNames};
+use localenv::upload::{upload_file, Uploaded};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::storage::S3Store;
@@ -539,4 +540,89 @@ async fn wait_for_copy(db: &TestDatabase, child: &mut tokio::process::Child) {
         assert!(Instant::now() < deadline, "the load never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn uploading_the_same_file_twice_sends_it_once_and_new_content_as_a_new_version() {
+    let world = World::create(QueueSettings::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.csv");
+    std::fs::write(&file, "order_id,customer_id\n1,10\n").unwrap();
+    let upload = || {
+        upload_file(
+            &world.bucket.client,
+            &world.bucket.name,
+            "incoming/orders.csv",
+            &file,
+        )
+    };
+
+    let first = upload().await.unwrap();
+    assert!(
+        matches!(
+            first,
+            Uploaded::NewVersion {
+                version_id: Some(_)
+            }
+        ),
+        "{first:?}"
+    );
+    assert_eq!(upload().await.unwrap(), Uploaded::Unchanged);
+    std::fs::write(&file, "order_id,customer_id\n1,10\n2,20\n").unwrap();
+    let changed = upload().await.unwrap();
+    assert!(
+        matches!(changed, Uploaded::NewVersion { .. }) && changed != first,
+        "{changed:?}"
+    );
+
+    let versions = world
+        .bucket
+        .client
+        .list_object_versions()
+        .bucket(&world.bucket.name)
+        .prefix("incoming/orders.csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.versions().len(),
+        2,
+        "one version per distinct content"
+    );
+}
+
+#[tokio::test]
+async fn two_quick_uploads_to_one_key_are_both_ingested_through_the_bucket_notification() {
+    let world = World::create(QueueSettings::default()).await;
+    let db = TestDatabase::create().await;
+    let ingestor = Ingestor::new(S3Store::new(world.bucket.client.clone()), db.store());
+    // Both land before either event is handled.
+    let key = "incoming/orders.csv";
+    let v1 = world.bucket.put(key, "order_id,customer_id\n1,10\n").await;
+    let v2 = world.bucket.put(key, "order_id,customer_id\n2,20\n").await;
+
+    let queue = world.provisioned.queue_url.clone();
+    world
+        .forward_until(&InProcess(&ingestor), "both versions", async |w: &World| {
+            w.depth(&queue).await == 0
+        })
+        .await;
+    let client = db.pool.get().await.unwrap();
+    let ledger: Vec<(String, String)> = client
+        .query(
+            "SELECT version_id, status FROM ingestions ORDER BY version_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut expected = vec![
+        (v1.unwrap(), "loaded".to_owned()),
+        (v2.unwrap(), "loaded".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(ledger, expected);
+    assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 2);
 }

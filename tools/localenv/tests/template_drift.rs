@@ -1,13 +1,15 @@
 //! The local world (`make up`, tools/localenv/src/resources.rs) and the AWS
 //! one (infra/template.yaml) have the same shape: the notification's prefix,
 //! suffix and event, the queue and dead-letter queue names, the visibility
-//! timeout, the maximum receives and the dead-letter retention. Change one
+//! timeout, the maximum receives, the dead-letter retention and the bucket's
+//! versioning. Change one
 //! side and this test says which value to change on the other.
 
 use aws_sdk_s3::types::Event;
 use infracheck::template::{get_att_target, sub_template, Template};
-use localenv::resources::{QueueSettings, ResourceNames};
+use localenv::resources::{self, QueueSettings, ResourceNames};
 use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
+use order_pipeline::testing::{localstack_config, TestBucket};
 use serde_json::Value;
 
 fn template() -> Template {
@@ -263,4 +265,40 @@ fn route_patterns_overlap_as_routers_match_them() {
         &s("/customers/{id}"),
         &s("/customers/{id}/orders")
     ));
+}
+
+#[tokio::test]
+async fn the_local_bucket_is_versioned_as_the_templates_is() {
+    let template = template();
+    let (_, bucket) = only(&template, "AWS::S3::Bucket");
+    let expected = bucket["VersioningConfiguration"]["Status"]
+        .as_str()
+        .expect("the template's bucket states its versioning");
+    // A bucket left unversioned by an earlier `make up` is versioned too.
+    let local = TestBucket::create_unversioned().await;
+    let config = localstack_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let provisioned = resources::ensure(
+        &local.client,
+        &sqs,
+        &ResourceNames::for_bucket(&local.name),
+        QueueSettings::default(),
+    )
+    .await
+    .expect("provision LocalStack resources");
+    let versioning = local
+        .client
+        .get_bucket_versioning()
+        .bucket(&local.name)
+        .send()
+        .await
+        .unwrap();
+    for url in [provisioned.queue_url, provisioned.dead_letter_queue_url] {
+        let _ = sqs.delete_queue().queue_url(url).send().await;
+    }
+    assert_eq!(
+        versioning.status().map(|s| s.as_str()),
+        Some(expected),
+        "VersioningConfiguration.Status of the template's bucket vs the local bucket (resources::ensure)"
+    );
 }
