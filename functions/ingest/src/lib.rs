@@ -3,7 +3,7 @@
 
 use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestError, IngestReport, Ingestor};
-use order_pipeline::s3_events::{self, Decision};
+use order_pipeline::s3_events::{self, Decision, Notification};
 use order_pipeline::storage::{s3_client, ObjectStore, S3Store};
 use serde_json::{json, Value};
 
@@ -24,8 +24,8 @@ pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
 
 /// Handles one invocation. An SQS batch answers with `batchItemFailures`
 /// (the event source mapping needs `ReportBatchItemFailures`), so one bad
-/// message never makes the good ones run again. A direct S3 event fails as a
-/// whole, and Lambda's asynchronous retries take over.
+/// message never makes the good ones run again. A direct event (S3, SNS or
+/// EventBridge) fails as a whole, and Lambda's asynchronous retries take over.
 pub async fn handle_event<S: ObjectStore>(
     ingestor: &Ingestor<S>,
     event: Value,
@@ -33,14 +33,20 @@ pub async fn handle_event<S: ObjectStore>(
     if is_sqs_event(&event) {
         return Ok(handle_sqs(ingestor, event).await);
     }
-    if s3_events::is_test_event(&event) {
-        tracing::info!("s3:TestEvent skipped");
-        return Ok(json!({"reports": [], "skipped": ["s3:TestEvent"]}));
+    match s3_events::notification_from_value(event) {
+        Ok(Notification::TestEvent) => {
+            tracing::info!("s3:TestEvent skipped");
+            Ok(json!({"reports": [], "skipped": ["s3:TestEvent"]}))
+        }
+        Ok(Notification::Objects(decisions)) => {
+            let (reports, skipped) = run_decisions(ingestor, decisions).await?;
+            Ok(json!({"reports": reports, "skipped": skipped}))
+        }
+        Err(error) => {
+            tracing::error!(%error, "event not understood; the invocation fails");
+            Err(format!("not an SQS, S3, SNS or EventBridge event: {error}").into())
+        }
     }
-    let decisions = s3_events::decisions_from_value(event)
-        .map_err(|e| format!("not an S3 or SQS event: {e}"))?;
-    let (reports, skipped) = run_decisions(ingestor, decisions).await?;
-    Ok(json!({"reports": reports, "skipped": skipped}))
 }
 
 fn is_sqs_event(event: &Value) -> bool {
@@ -67,16 +73,15 @@ async fn handle_sqs<S: ObjectStore>(ingestor: &Ingestor<S>, event: Value) -> Val
             .get("body")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let outcome = match serde_json::from_str::<Value>(body) {
-            Ok(body) if s3_events::is_test_event(&body) => {
+        let outcome = match s3_events::notification_from_body(body) {
+            Ok(Notification::TestEvent) => {
                 tracing::info!(message_id, "s3:TestEvent skipped");
                 Ok(())
             }
-            Ok(body) => match s3_events::decisions_from_value(body) {
-                Ok(decisions) => run_decisions(ingestor, decisions).await.map(|_| ()),
-                Err(e) => Err(format!("message body is not an S3 notification: {e}").into()),
-            },
-            Err(e) => Err(format!("message body is not JSON: {e}").into()),
+            Ok(Notification::Objects(decisions)) => {
+                run_decisions(ingestor, decisions).await.map(|_| ())
+            }
+            Err(error) => Err(format!("message body not understood: {error}").into()),
         };
         if let Err(error) = outcome {
             tracing::error!(message_id, %error, "message failed; it will be retried, then dead-lettered");
