@@ -10,6 +10,7 @@
 //! field we do not use must not fail an ingest.
 
 use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -208,11 +209,7 @@ struct S3Object {
 }
 
 fn s3_notification(value: Value) -> Result<Notification, UnrecognizedEvent> {
-    let notification: S3Notification =
-        serde_json::from_value(value).map_err(|source| UnrecognizedEvent::Malformed {
-            shape: "an S3 notification",
-            source,
-        })?;
+    let notification: S3Notification = parse(value, "an S3 notification")?;
     let decisions = notification
         .records
         .into_iter()
@@ -261,11 +258,7 @@ struct EventBridgeObject {
 /// EventBridge names the key as S3 stores it: unlike an S3 notification's,
 /// it is not form-encoded, so a `+` in it is a plus.
 fn eventbridge_event(value: Value) -> Result<Notification, UnrecognizedEvent> {
-    let event: EventBridgeEvent =
-        serde_json::from_value(value).map_err(|source| UnrecognizedEvent::Malformed {
-            shape: "an EventBridge event from aws.s3",
-            source,
-        })?;
+    let event: EventBridgeEvent = parse(value, "an EventBridge event from aws.s3")?;
     let object = event.detail.object;
     Ok(Notification::Objects(vec![decide(
         event.detail_type == "Object Created",
@@ -313,6 +306,11 @@ fn sns_event(value: Value) -> Result<Notification, UnrecognizedEvent> {
         })
         .collect();
     Ok(Notification::Objects(decisions))
+}
+
+/// Reads a value of a recognized shape into its type.
+fn parse<T: DeserializeOwned>(value: Value, shape: &'static str) -> Result<T, UnrecognizedEvent> {
+    serde_json::from_value(value).map_err(|source| UnrecognizedEvent::Malformed { shape, source })
 }
 
 /// Ingest a created `.csv` object under `incoming/`; skip anything else. The

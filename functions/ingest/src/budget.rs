@@ -17,19 +17,21 @@ pub const DEFAULT_RESERVE: Duration = Duration::from_secs(60);
 
 /// The reserve from [`RESERVE_SETTING`], or [`DEFAULT_RESERVE`].
 pub fn reserve_from_env() -> Result<Duration, ConfigError> {
-    match std::env::var(RESERVE_SETTING) {
-        Err(_) => Ok(DEFAULT_RESERVE),
-        Ok(value) => {
-            value
-                .parse()
-                .map(Duration::from_secs)
-                .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-                    name: RESERVE_SETTING,
-                    value,
-                    reason: format!("{e}; give whole seconds, e.g. 60"),
-                })
-        }
-    }
+    reserve_from(std::env::var(RESERVE_SETTING).ok())
+}
+
+fn reserve_from(setting: Option<String>) -> Result<Duration, ConfigError> {
+    let Some(value) = setting else {
+        return Ok(DEFAULT_RESERVE);
+    };
+    value
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+            name: RESERVE_SETTING,
+            value,
+            reason: format!("{e}; give whole seconds, e.g. 60"),
+        })
 }
 
 /// Where the time comes from: the system clock, or a test's.
@@ -117,5 +119,24 @@ impl<'c> TimeBudget<'c> {
     /// True once a file was refused: nothing more starts in this invocation.
     pub fn exhausted(&self) -> bool {
         self.exhausted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reserve_is_whole_seconds_with_a_default() {
+        assert_eq!(reserve_from(None).unwrap(), DEFAULT_RESERVE);
+        assert_eq!(
+            reserve_from(Some("90".into())).unwrap(),
+            Duration::from_secs(90)
+        );
+        let error = reserve_from(Some("1.5".into())).unwrap_err().to_string();
+        assert!(
+            error.contains("INGEST_TIME_RESERVE_SECS=\"1.5\" is invalid"),
+            "{error}"
+        );
     }
 }

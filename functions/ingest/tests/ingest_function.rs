@@ -417,6 +417,17 @@ impl CapturedLogs {
             .map(str::to_owned)
             .collect()
     }
+
+    /// Asserts that one line holds every one of `fragments`.
+    fn assert_a_line_with(&self, fragments: &[&str]) {
+        let lines = self.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| fragments.iter().all(|f| l.contains(f))),
+            "no log line holds all of {fragments:?}: {lines:#?}"
+        );
+    }
 }
 
 impl std::io::Write for CapturedLogs {
@@ -468,14 +479,8 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         .map(|(id, _, _)| json!({"itemIdentifier": id}))
         .collect();
     assert_eq!(answer, json!({ "batchItemFailures": failed }));
-    let lines = logs.lines();
     for (id, _, named) in messages {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(&format!("message_id=\"{id}\"")) && l.contains(named)),
-            "no log line for {id} naming {named:?} in {lines:#?}"
-        );
+        logs.assert_a_line_with(&[&format!("message_id=\"{id}\""), named]);
     }
 
     // Invoked directly, such an event fails the invocation, saying what it was.
@@ -486,13 +491,7 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         error.to_string().contains("an empty JSON object"),
         "{error}"
     );
-    assert!(
-        logs.lines()
-            .iter()
-            .any(|l| l.contains("an empty JSON object") && l.contains("ERROR")),
-        "{:#?}",
-        logs.lines()
-    );
+    logs.assert_a_line_with(&["ERROR", "an empty JSON object"]);
 }
 
 /// A clock that moves on by `step` each time it is read, as if every file
@@ -558,13 +557,7 @@ async fn an_sqs_batch_starts_no_file_once_time_runs_short_and_hands_the_rest_bac
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
     );
-    assert!(
-        logs.lines()
-            .iter()
-            .any(|l| l.contains("message_id=\"m3\"") && l.contains("not started")),
-        "{:#?}",
-        logs.lines()
-    );
+    logs.assert_a_line_with(&["message_id=\"m3\"", "not started"]);
     assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
     assert_eq!(
         f.scalar("SELECT count(*) FROM orders WHERE order_id = 3")

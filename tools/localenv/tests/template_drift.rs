@@ -2,8 +2,9 @@
 //! one (infra/template.yaml) have the same shape: the notification's prefix,
 //! suffix and event, the queue and dead-letter queue names, the visibility
 //! timeout, the maximum receives, the dead-letter retention and the batch
-//! size the function is handed. Change one
-//! side and this test says which value to change on the other.
+//! size the function is handed (and the ingest time reserve fits its
+//! timeout). Change one side and this test says which value to change on the
+//! other.
 
 use aws_sdk_s3::types::Event;
 use infracheck::template::{get_att_target, ref_target, sub_template, Template};
@@ -186,6 +187,24 @@ fn the_local_forwarder_takes_batches_of_the_templates_size() {
         number(batch_size, "BatchSize"),
         forwarder::BATCH_SIZE as u64,
         "the ingest queue's BatchSize (forwarder::BATCH_SIZE in tools/localenv/src/forwarder.rs)"
+    );
+}
+
+#[test]
+fn the_ingest_time_reserve_leaves_room_in_the_function_timeout() {
+    let template = template();
+    let (function, _) = ingest_queue_consumer(&template);
+    let timeout = number(
+        template
+            .function_property(&function, "Timeout")
+            .expect("a Timeout"),
+        "Timeout",
+    );
+    let reserve = ingest::budget::DEFAULT_RESERVE.as_secs();
+    assert!(
+        reserve < timeout,
+        "the ingest time reserve ({reserve} s, ingest::budget::DEFAULT_RESERVE) must be below \
+         the function's {timeout} s timeout, or no file but the first of a batch ever starts"
     );
 }
 
