@@ -26,6 +26,16 @@ pub enum Notification {
     Objects(Vec<Decision>),
 }
 
+impl Notification {
+    /// The decisions it asks for: none for a test event.
+    pub fn into_decisions(self) -> Vec<Decision> {
+        match self {
+            Notification::TestEvent => Vec::new(),
+            Notification::Objects(decisions) => decisions,
+        }
+    }
+}
+
 /// What to do with one object a notification names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -71,6 +81,11 @@ pub fn notification_from_value(value: Value) -> Result<Notification, Unrecognize
         Shape::SnsEvent => sns_event(value),
         Shape::Unknown => Err(UnrecognizedEvent::UnknownShape(describe(&value))),
     }
+}
+
+/// The decisions an event or message body asks for (none for a test event).
+pub fn decisions_from_value(value: Value) -> Result<Vec<Decision>, UnrecognizedEvent> {
+    notification_from_value(value).map(Notification::into_decisions)
 }
 
 /// The shapes we tell apart, by the fields that name them.
@@ -300,10 +315,7 @@ fn sns_event(value: Value) -> Result<Notification, UnrecognizedEvent> {
     }
     let decisions = notifications
         .into_iter()
-        .flat_map(|notification| match notification {
-            Notification::TestEvent => Vec::new(),
-            Notification::Objects(decisions) => decisions,
-        })
+        .flat_map(Notification::into_decisions)
         .collect();
     Ok(Notification::Objects(decisions))
 }
