@@ -1,35 +1,212 @@
-//! S3 event notifications, whether delivered directly or inside SQS messages.
+//! S3 event notifications in every shape S3 hands them to a Lambda function:
+//! an S3 notification (directly, or as an SQS message's body), the same
+//! wrapped in an SNS notification (S3 → SNS → SQS without raw delivery, or
+//! S3 → SNS → Lambda), and an EventBridge event from `aws.s3` (S3 →
+//! EventBridge → SQS or Lambda). Anything else is an [`UnrecognizedEvent`]
+//! naming what it was, so that it is never acknowledged silently.
 //!
 //! Parsed with our own lenient types rather than `aws_lambda_events`' strict
 //! ones: LocalStack and AWS differ in which fields they fill, and a missing
 //! field we do not use must not fail an ingest.
 
 use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::INCOMING_PREFIX;
 use crate::storage::ObjectRef;
 
+/// What a notification asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// `s3:TestEvent`, sent once when a notification is configured.
+    TestEvent,
+    /// One decision per object the notification names.
+    Objects(Vec<Decision>),
+}
+
+impl Notification {
+    /// The decisions it asks for: none for a test event.
+    pub fn into_decisions(self) -> Vec<Decision> {
+        match self {
+            Notification::TestEvent => Vec::new(),
+            Notification::Objects(decisions) => decisions,
+        }
+    }
+}
+
+/// What to do with one object a notification names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Ingest(ObjectRef),
+    Skip { key: String, reason: &'static str },
+}
+
+/// An event or message body that is not a notification we understand. Its
+/// text names the shape (top-level keys, sources), never the whole body, and
+/// stays short whatever the input.
+#[derive(Debug, thiserror::Error)]
+pub enum UnrecognizedEvent {
+    #[error("not JSON ({0}); expected an S3 notification")]
+    NotJson(#[source] serde_json::Error),
+    #[error(
+        "{0}: not an S3 notification, an SNS notification of one, \
+         or an EventBridge event from aws.s3"
+    )]
+    UnknownShape(String),
+    #[error("{shape} is malformed ({source})")]
+    Malformed {
+        shape: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("in an SNS notification: {0}")]
+    InSns(#[source] Box<UnrecognizedEvent>),
+}
+
+/// Reads a message body (JSON text).
+pub fn notification_from_body(body: &str) -> Result<Notification, UnrecognizedEvent> {
+    let value = serde_json::from_str(body).map_err(UnrecognizedEvent::NotJson)?;
+    notification_from_value(value)
+}
+
+/// Reads an already parsed event or message body.
+pub fn notification_from_value(value: Value) -> Result<Notification, UnrecognizedEvent> {
+    match Shape::of(&value) {
+        Shape::TestEvent => Ok(Notification::TestEvent),
+        Shape::S3 => s3_notification(value),
+        Shape::EventBridge => eventbridge_event(value),
+        Shape::SnsEnvelope => sns_message(&value["Message"]),
+        Shape::SnsEvent => sns_event(value),
+        Shape::Unknown => Err(UnrecognizedEvent::UnknownShape(describe(&value))),
+    }
+}
+
+/// The decisions an event or message body asks for (none for a test event).
+pub fn decisions_from_value(value: Value) -> Result<Vec<Decision>, UnrecognizedEvent> {
+    notification_from_value(value).map(Notification::into_decisions)
+}
+
+/// The shapes we tell apart, by the fields that name them.
+enum Shape {
+    TestEvent,
+    S3,
+    EventBridge,
+    /// An SNS notification as SNS delivers it to SQS: the S3 notification is
+    /// a JSON string in `Message`.
+    SnsEnvelope,
+    /// An SNS event as SNS invokes Lambda: `Records[].Sns` are envelopes.
+    SnsEvent,
+    Unknown,
+}
+
+impl Shape {
+    fn of(value: &Value) -> Self {
+        let records = value
+            .get("Records")
+            .and_then(Value::as_array)
+            .filter(|records| !records.is_empty());
+        let every_record_has = |field: &str| {
+            records.is_some_and(|records| records.iter().all(|r| r.get(field).is_some()))
+        };
+        if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+            Shape::TestEvent
+        } else if every_record_has("s3") {
+            Shape::S3
+        } else if every_record_has("Sns") {
+            Shape::SnsEvent
+        } else if value.get("Type").and_then(Value::as_str) == Some("Notification")
+            && value.get("Message").is_some_and(Value::is_string)
+        {
+            Shape::SnsEnvelope
+        } else if value.get("source").and_then(Value::as_str) == Some("aws.s3")
+            && value.get("detail-type").is_some_and(Value::is_string)
+        {
+            Shape::EventBridge
+        } else {
+            Shape::Unknown
+        }
+    }
+}
+
+/// At most this many top-level keys, each at most this long, name an
+/// unrecognized body in errors and logs.
+const KEYS_SHOWN: usize = 8;
+const NAME_CHARS: usize = 40;
+
+/// A short description of an unrecognized value: its JSON type and, for an
+/// object, its keys (or the sources its records name).
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Object(map) if map.is_empty() => "an empty JSON object".to_owned(),
+        Value::Object(map) => match map.get("Records").and_then(Value::as_array) {
+            Some(records) => {
+                let sources: Vec<String> = records
+                    .iter()
+                    .take(KEYS_SHOWN)
+                    .map(|r| {
+                        r.get("eventSource")
+                            .or_else(|| r.get("EventSource"))
+                            .and_then(Value::as_str)
+                            .map_or_else(|| "an unnamed source".to_owned(), shorten)
+                    })
+                    .collect();
+                format!(
+                    "an event of {} record(s) from {}",
+                    records.len(),
+                    if sources.is_empty() {
+                        "nowhere".to_owned()
+                    } else {
+                        sources.join(", ")
+                    }
+                )
+            }
+            None => {
+                let keys: Vec<String> = map.keys().take(KEYS_SHOWN).map(|k| shorten(k)).collect();
+                let more = map.len().saturating_sub(KEYS_SHOWN);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("a JSON object with keys {}{more}", keys.join(", "))
+            }
+        },
+        Value::Array(items) => format!("a JSON array of {} item(s)", items.len()),
+        Value::String(_) => "a JSON string".to_owned(),
+        Value::Number(_) => "a JSON number".to_owned(),
+        Value::Bool(_) => "a JSON boolean".to_owned(),
+        Value::Null => "JSON null".to_owned(),
+    }
+}
+
+/// A name from the input, quoted and cut to [`NAME_CHARS`] characters.
+fn shorten(name: &str) -> String {
+    let mut short: String = name.chars().take(NAME_CHARS).collect();
+    if short.len() < name.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
 #[derive(Debug, Deserialize)]
-struct Notification {
-    #[serde(rename = "Records", default)]
-    records: Vec<Record>,
-    /// `s3:TestEvent` when S3 checks a freshly configured notification.
-    #[serde(rename = "Event")]
-    event: Option<String>,
+struct S3Notification {
+    #[serde(rename = "Records")]
+    records: Vec<S3Record>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Record {
+struct S3Record {
     event_name: Option<String>,
-    s3: Option<Entity>,
+    s3: S3Entity,
 }
 
 #[derive(Debug, Deserialize)]
-struct Entity {
+struct S3Entity {
     bucket: Bucket,
-    object: Object,
+    object: S3Object,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,81 +216,140 @@ struct Bucket {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Object {
+struct S3Object {
     key: String,
     size: Option<i64>,
     e_tag: Option<String>,
     version_id: Option<String>,
 }
 
-/// What to do with one record of a notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Ingest(ObjectRef),
-    Skip { key: String, reason: &'static str },
-}
-
-/// Reads an S3 notification (a JSON document) into decisions, one per record.
-/// A test event yields none.
-pub fn decisions_from_json(json: &str) -> Result<Vec<Decision>, serde_json::Error> {
-    let notification: Notification = serde_json::from_str(json)?;
-    Ok(decisions(notification))
-}
-
-/// Same as [`decisions_from_json`] for an already parsed value.
-pub fn decisions_from_value(value: serde_json::Value) -> Result<Vec<Decision>, serde_json::Error> {
-    let notification: Notification = serde_json::from_value(value)?;
-    Ok(decisions(notification))
-}
-
-/// True for S3's `s3:TestEvent`, sent once when a notification is configured.
-pub fn is_test_event(value: &serde_json::Value) -> bool {
-    value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent")
-}
-
-fn decisions(notification: Notification) -> Vec<Decision> {
-    if notification.event.as_deref() == Some("s3:TestEvent") {
-        return Vec::new();
-    }
-    notification
+fn s3_notification(value: Value) -> Result<Notification, UnrecognizedEvent> {
+    let notification: S3Notification = parse(value, "an S3 notification")?;
+    let decisions = notification
         .records
         .into_iter()
-        .filter_map(|record| {
-            let entity = record.s3?;
-            let key = decode_key(&entity.object.key);
+        .map(|record| {
             let created = record.event_name.as_deref().is_none_or(|name| {
                 name.starts_with("ObjectCreated") || name.starts_with("s3:ObjectCreated")
             });
-            Some(if !created {
-                Decision::Skip {
-                    key,
-                    reason: "not an object-created event",
-                }
-            } else if !key.starts_with(INCOMING_PREFIX) {
-                Decision::Skip {
-                    key,
-                    reason: "outside the incoming/ prefix",
-                }
-            } else if !key.to_ascii_lowercase().ends_with(".csv") {
-                Decision::Skip {
-                    key,
-                    reason: "not a .csv file",
-                }
-            } else {
-                Decision::Ingest(ObjectRef {
-                    bucket: entity.bucket.name,
-                    key,
-                    etag: entity.object.e_tag.map(|t| t.trim_matches('"').to_owned()),
-                    version_id: entity.object.version_id.filter(|v| !v.is_empty()),
-                    size: entity.object.size,
-                })
-            })
+            let object = record.s3.object;
+            decide(
+                created,
+                ObjectRef {
+                    bucket: record.s3.bucket.name,
+                    key: decode_key(&object.key),
+                    etag: object.e_tag,
+                    version_id: object.version_id,
+                    size: object.size,
+                },
+            )
         })
-        .collect()
+        .collect();
+    Ok(Notification::Objects(decisions))
 }
 
-/// Decodes a key as S3 events encode it: form-encoded, so `+` is a space
-/// (AWS), and `%20` is too (LocalStack).
+#[derive(Debug, Deserialize)]
+struct EventBridgeEvent {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: EventBridgeDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventBridgeDetail {
+    bucket: Bucket,
+    object: EventBridgeObject,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventBridgeObject {
+    key: String,
+    size: Option<i64>,
+    etag: Option<String>,
+    #[serde(rename = "version-id")]
+    version_id: Option<String>,
+}
+
+/// EventBridge names the key as S3 stores it: unlike an S3 notification's,
+/// it is not form-encoded, so a `+` in it is a plus.
+fn eventbridge_event(value: Value) -> Result<Notification, UnrecognizedEvent> {
+    let event: EventBridgeEvent = parse(value, "an EventBridge event from aws.s3")?;
+    let object = event.detail.object;
+    Ok(Notification::Objects(vec![decide(
+        event.detail_type == "Object Created",
+        ObjectRef {
+            bucket: event.detail.bucket.name,
+            key: object.key,
+            etag: object.etag,
+            version_id: object.version_id,
+            size: object.size,
+        },
+    )]))
+}
+
+/// The notification inside an SNS envelope's `Message`: an S3 notification
+/// or S3's test event (SNS never wraps EventBridge events or itself).
+fn sns_message(message: &Value) -> Result<Notification, UnrecognizedEvent> {
+    let inner = || -> Result<Notification, UnrecognizedEvent> {
+        let value: Value = serde_json::from_str(message.as_str().unwrap_or_default())
+            .map_err(UnrecognizedEvent::NotJson)?;
+        match Shape::of(&value) {
+            Shape::TestEvent => Ok(Notification::TestEvent),
+            Shape::S3 => s3_notification(value),
+            _ => Err(UnrecognizedEvent::UnknownShape(describe(&value))),
+        }
+    };
+    inner().map_err(|e| UnrecognizedEvent::InSns(Box::new(e)))
+}
+
+/// An SNS event invoking Lambda directly: one envelope per record.
+fn sns_event(value: Value) -> Result<Notification, UnrecognizedEvent> {
+    let mut notifications = value["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|record| sns_message(&record["Sns"]["Message"]))
+        .collect::<Result<Vec<_>, _>>()?;
+    if notifications.len() == 1 {
+        return Ok(notifications.remove(0));
+    }
+    let decisions = notifications
+        .into_iter()
+        .flat_map(Notification::into_decisions)
+        .collect();
+    Ok(Notification::Objects(decisions))
+}
+
+/// Reads a value of a recognized shape into its type.
+fn parse<T: DeserializeOwned>(value: Value, shape: &'static str) -> Result<T, UnrecognizedEvent> {
+    serde_json::from_value(value).map_err(|source| UnrecognizedEvent::Malformed { shape, source })
+}
+
+/// Ingest a created `.csv` object under `incoming/`; skip anything else. The
+/// ETag loses its quotes and an empty version id means none, whatever shape
+/// named them.
+fn decide(created: bool, object: ObjectRef) -> Decision {
+    let reason = if !created {
+        "not an object-created event"
+    } else if !object.key.starts_with(INCOMING_PREFIX) {
+        "outside the incoming/ prefix"
+    } else if !object.key.to_ascii_lowercase().ends_with(".csv") {
+        "not a .csv file"
+    } else {
+        return Decision::Ingest(ObjectRef {
+            etag: object.etag.map(|t| t.trim_matches('"').to_owned()),
+            version_id: object.version_id.filter(|v| !v.is_empty()),
+            ..object
+        });
+    };
+    Decision::Skip {
+        key: object.key,
+        reason,
+    }
+}
+
+/// Decodes a key as S3 notifications encode it: form-encoded, so `+` is a
+/// space (AWS), and `%20` is too (LocalStack).
 pub fn decode_key(raw: &str) -> String {
     let plus_as_space = raw.replace('+', " ");
     percent_decode_str(&plus_as_space)
@@ -124,15 +360,53 @@ pub fn decode_key(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn notification(key: &str, event_name: &str) -> String {
-        serde_json::json!({"Records": [{
+    fn notification(key: &str, event_name: &str) -> Value {
+        json!({"Records": [{
             "eventSource": "aws:s3",
             "eventName": event_name,
             "s3": {"bucket": {"name": "orders"},
-                   "object": {"key": key, "size": 12, "eTag": "\"abc\""}}
+                   "object": {"key": key, "size": 12, "eTag": "\"abc\"", "versionId": "v1"}}
         }]})
-        .to_string()
+    }
+
+    fn eventbridge(key: &str, detail_type: &str) -> Value {
+        json!({
+            "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": detail_type, "source": "aws.s3",
+            "account": "111122223333", "time": "2026-11-21T12:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:s3:::orders"],
+            "detail": {"version": "0", "bucket": {"name": "orders"},
+                       "object": {"key": key, "size": 12, "etag": "abc",
+                                  "version-id": "v1", "sequencer": "00617F08299329D189"},
+                       "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
+                       "reason": "PutObject"}
+        })
+    }
+
+    fn sns_envelope(message: &Value) -> Value {
+        json!({"Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+               "TopicArn": "arn:aws:sns:us-east-1:123456789012:orders",
+               "Subject": "Amazon S3 Notification", "Message": message.to_string(),
+               "Timestamp": "2026-11-21T12:00:00.000Z", "SignatureVersion": "1"})
+    }
+
+    fn objects(value: Value) -> Vec<Decision> {
+        match notification_from_value(value).unwrap() {
+            Notification::Objects(decisions) => decisions,
+            Notification::TestEvent => panic!("a test event"),
+        }
+    }
+
+    fn the_object(key: &str) -> Decision {
+        Decision::Ingest(ObjectRef {
+            bucket: "orders".into(),
+            key: key.into(),
+            etag: Some("abc".into()),
+            version_id: Some("v1".into()),
+            size: Some(12),
+        })
     }
 
     #[test]
@@ -146,15 +420,14 @@ mod tests {
 
     #[test]
     fn ingests_only_created_csv_under_incoming() {
-        let ingest =
-            decisions_from_json(&notification("incoming/orders.csv", "ObjectCreated:Put")).unwrap();
-        assert!(matches!(&ingest[..], [Decision::Ingest(o)] if o.etag.as_deref() == Some("abc")));
+        let ingest = objects(notification("incoming/orders.csv", "ObjectCreated:Put"));
+        assert_eq!(ingest, [the_object("incoming/orders.csv")]);
         for (key, event) in [
             ("processed/processed_orders.csv", "ObjectCreated:Put"),
             ("incoming/readme.txt", "ObjectCreated:Put"),
             ("incoming/orders.csv", "ObjectRemoved:Delete"),
         ] {
-            let got = decisions_from_json(&notification(key, event)).unwrap();
+            let got = objects(notification(key, event));
             assert!(
                 matches!(&got[..], [Decision::Skip { .. }]),
                 "{key} {event}: {got:?}"
@@ -163,9 +436,91 @@ mod tests {
     }
 
     #[test]
-    fn test_event_yields_nothing() {
-        let json = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-01-01T00:00:00Z","Bucket":"orders"}"#;
-        assert!(decisions_from_json(json).unwrap().is_empty());
-        assert!(is_test_event(&serde_json::from_str(json).unwrap()));
+    fn test_event_is_told_apart_directly_and_through_sns() {
+        let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent",
+                                "Time": "2026-01-01T00:00:00Z", "Bucket": "orders"});
+        assert_eq!(
+            notification_from_body(&test_event.to_string()).unwrap(),
+            Notification::TestEvent
+        );
+        assert_eq!(
+            notification_from_value(sns_envelope(&test_event)).unwrap(),
+            Notification::TestEvent
+        );
+    }
+
+    #[test]
+    fn sns_wrapped_notifications_name_the_same_object() {
+        let inner = notification("incoming/my+orders.csv", "ObjectCreated:Put");
+        let expected = [the_object("incoming/my orders.csv")];
+        // SNS → SQS: the envelope is the message body.
+        assert_eq!(objects(sns_envelope(&inner)), expected);
+        // SNS → Lambda: the envelope is a record's `Sns`.
+        let event = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+                                        "Sns": sns_envelope(&inner)}]});
+        assert_eq!(objects(event), expected);
+    }
+
+    #[test]
+    fn eventbridge_object_created_names_the_object_with_its_key_verbatim() {
+        // EventBridge keys are not form-encoded: `+` stays a plus, `%20` stays.
+        assert_eq!(
+            objects(eventbridge("incoming/a+b%20c.csv", "Object Created")),
+            [the_object("incoming/a+b%20c.csv")]
+        );
+        let deleted = objects(eventbridge("incoming/orders.csv", "Object Deleted"));
+        assert!(
+            matches!(&deleted[..], [Decision::Skip { .. }]),
+            "{deleted:?}"
+        );
+    }
+
+    #[test]
+    fn anything_else_is_unrecognized_and_named_briefly() {
+        let long_key = "k".repeat(10_000);
+        let cases = [
+            (json!({}), "an empty JSON object"),
+            (
+                json!({"hello": 1, "world": 2}),
+                "a JSON object with keys \"hello\", \"world\"",
+            ),
+            (
+                json!({ long_key: 1 }),
+                "\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…\"",
+            ),
+            (json!("incoming/orders.csv"), "a JSON string"),
+            (
+                json!({"Records": []}),
+                "an event of 0 record(s) from nowhere",
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:dynamodb"}]}),
+                "an event of 1 record(s) from \"aws:dynamodb\"",
+            ),
+            (
+                json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+                "a JSON object with keys",
+            ),
+            (
+                sns_envelope(&json!({"default": "hello"})),
+                "in an SNS notification: a JSON object with keys \"default\"",
+            ),
+            (
+                sns_envelope(&eventbridge("incoming/orders.csv", "Object Created")),
+                "in an SNS notification: a JSON object with keys",
+            ),
+            (
+                json!({"Records": [{"s3": {"bucket": {}}}]}),
+                "an S3 notification is malformed",
+            ),
+        ];
+        for (value, expected) in cases {
+            let shown = value.to_string();
+            let error = notification_from_value(value).unwrap_err().to_string();
+            assert!(error.contains(expected), "{shown}: {error}");
+            assert!(error.len() < 400, "{shown}: {error}");
+        }
+        let error = notification_from_body("not json").unwrap_err().to_string();
+        assert!(error.starts_with("not JSON"), "{error}");
     }
 }

@@ -3,6 +3,9 @@
 // The handler future nests deeply (SDK, pool, COPY): the default limit is too low.
 #![recursion_limit = "256"]
 
+use std::time::{Duration, UNIX_EPOCH};
+
+use ingest::budget::{self, SystemClock, TimeBudget};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -12,8 +15,11 @@ async fn main() -> Result<(), Error> {
     // Clients, configuration and the pool: once per cold start.
     let ingestor = ingest::ingestor_from_env().await?;
     let ingestor = &ingestor;
+    let reserve = budget::reserve_from_env()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        ingest::handle_event(ingestor, event.payload).await
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let mut budget = TimeBudget::until(deadline, reserve, &SystemClock);
+        ingest::handle_invocation(ingestor, event.payload, &mut budget).await
     }))
     .await
 }

@@ -1,6 +1,10 @@
 //! The ingest function's handler against real LocalStack S3 and a fresh
 //! PostgreSQL database per test.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ingest::budget::{Clock, TimeBudget};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::testing::TestPipeline;
 use serde_json::{json, Value};
@@ -13,13 +17,22 @@ async fn fixture() -> TestPipeline {
 }
 
 fn sqs_wrap(messages: &[(&str, Value)]) -> Value {
+    let bodies: Vec<(&str, String)> = messages
+        .iter()
+        .map(|(id, body)| (*id, body.to_string()))
+        .collect();
+    sqs_wrap_bodies(&bodies)
+}
+
+/// An SQS event whose messages have these bodies, JSON or not.
+fn sqs_wrap_bodies(messages: &[(&str, String)]) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|(id, body)| {
             json!({
                 "messageId": id,
                 "receiptHandle": format!("handle-{id}"),
-                "body": body.to_string(),
+                "body": body,
                 "attributes": {"ApproximateReceiveCount": "1"},
                 "messageAttributes": {},
                 "md5OfBody": "",
@@ -219,7 +232,16 @@ async fn bad_rows_are_reported_and_good_neighbours_kept() {
 /// events for the sample files: replayed here against a bucket of our own.
 #[tokio::test]
 async fn the_event_fixtures_ingest_the_sample_files() {
-    for name in ["s3-put.json", "sqs-s3-put.json"] {
+    // (fixture, orders loaded, barcodes loaded)
+    let fixtures = [
+        ("s3-put.json", 8, 15),
+        ("sqs-s3-put.json", 8, 15),
+        ("sqs-sns-s3-put.json", 8, 15),
+        ("sqs-eventbridge-s3-put.json", 8, 15),
+        ("sns-s3-put.json", 8, 15),
+        ("eventbridge-s3-put.json", 8, 0),
+    ];
+    for (name, orders, barcodes) in fixtures {
         let f = fixture().await;
         f.bucket
             .put(
@@ -234,25 +256,370 @@ async fn the_event_fixtures_ingest_the_sample_files() {
             )
             .await;
         let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        // Point the fixture's bucket ("orders") at this test's bucket.
-        let event: Value = serde_json::from_str(
-            &text
-                .replace("\"orders\"", &format!("\"{}\"", f.bucket.name))
-                .replace("\\\"orders\\\"", &format!("\\\"{}\\\"", f.bucket.name)),
-        )
-        .unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        // Point the fixture's bucket ("orders") at this test's bucket, at
+        // every depth of JSON-in-a-string it is quoted at (an SNS message in
+        // an SQS body is two deep).
+        let mut quote = String::from("\"");
+        for _depth in 0..3 {
+            text = text.replace(
+                &format!("{quote}orders{quote}"),
+                &format!("{quote}{}{quote}", f.bucket.name),
+            );
+            quote = quote.replace('\\', "\\\\").replace('"', "\\\"");
+        }
+        let event: Value = serde_json::from_str(&text).unwrap();
         let answer = ingest::handle_event(&f.ingestor, event).await.unwrap();
         if name.starts_with("sqs") {
             assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
         }
-        assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 8, "{name}");
         assert_eq!(
-            f.scalar("SELECT count(*) FROM barcodes").await,
-            15,
+            f.scalar("SELECT count(*) FROM orders").await,
+            orders,
             "{name}"
         );
-        let processed = f.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap();
-        assert_eq!(processed.lines().count(), 7, "{name}: {processed}");
+        assert_eq!(
+            f.scalar("SELECT count(*) FROM barcodes").await,
+            barcodes,
+            "{name}"
+        );
+        if barcodes > 0 {
+            let processed = f.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap();
+            assert_eq!(processed.lines().count(), 7, "{name}: {processed}");
+        }
     }
+}
+
+/// `notification` as SNS delivers it: to SQS (without raw message delivery)
+/// this envelope is the message body; to Lambda it is a record's `Sns`.
+fn sns_envelope(notification: &Value) -> Value {
+    json!({
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:orders-uploads",
+        "Subject": "Amazon S3 Notification",
+        "Message": notification.to_string(),
+        "Timestamp": "2026-11-21T12:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+        "SigningCertURL": "EXAMPLE",
+        "UnsubscribeURL": "EXAMPLE"
+    })
+}
+
+/// The EventBridge "Object Created" event S3 sends for `key`, with the
+/// object's real ETag and version id. Its key is not form-encoded.
+async fn eventbridge_event(f: &TestPipeline, key: &str) -> Value {
+    let head = f
+        .bucket
+        .client
+        .head_object()
+        .bucket(&f.bucket.name)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    json!({
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "000000000000",
+        "time": "2026-11-21T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{}", f.bucket.name)],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": f.bucket.name},
+            "object": {
+                "key": key,
+                "size": head.content_length(),
+                "etag": head.e_tag().map(|t| t.trim_matches('"')),
+                "version-id": head.version_id(),
+                "sequencer": "00617F08299329D189"
+            },
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "000000000000",
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject"
+        }
+    })
+}
+
+#[tokio::test]
+async fn sns_wrapped_and_eventbridge_notifications_load_their_files() {
+    let f = fixture().await;
+    f.bucket.put("incoming/sns orders.csv", ORDERS).await;
+    // A `+` in the key: EventBridge names it as is, so it must not be decoded.
+    f.bucket.put("incoming/eb+barcodes.csv", BARCODES).await;
+    let answer = ingest::handle_event(
+        &f.ingestor,
+        sqs_wrap(&[
+            (
+                "through-sns",
+                sns_envelope(&f.bucket.put_event("incoming/sns orders.csv")),
+            ),
+            (
+                "through-eventbridge",
+                eventbridge_event(&f, "incoming/eb+barcodes.csv").await,
+            ),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 4);
+    assert_eq!(f.scalar("SELECT count(*) FROM barcodes").await, 5);
+
+    // The same wirings invoking the function directly.
+    f.bucket
+        .put("incoming/more orders.csv", "order_id,customer_id\n5,10\n")
+        .await;
+    f.bucket
+        .put("incoming/more+barcodes.csv", "barcode,order_id\n0009,5\n")
+        .await;
+    let sns_event = json!({"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:000000000000:orders-uploads:1",
+        "Sns": sns_envelope(&f.bucket.put_event("incoming/more orders.csv"))
+    }]});
+    let direct = [
+        sns_event,
+        eventbridge_event(&f, "incoming/more+barcodes.csv").await,
+    ];
+    for event in direct {
+        let answer = ingest::handle_event(&f.ingestor, event).await.unwrap();
+        assert_eq!(answer["reports"][0]["status"], "loaded", "{answer}");
+    }
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 5);
+    assert_eq!(f.scalar("SELECT count(*) FROM barcodes").await, 6);
+}
+
+/// Collects what the handler logs while the guard lives (the test runtime
+/// runs on this one thread).
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    fn start(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Asserts that one line holds every one of `fragments`.
+    fn assert_a_line_with(&self, fragments: &[&str]) {
+        let lines = self.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| fragments.iter().all(|f| l.contains(f))),
+            "no log line holds all of {fragments:?}: {lines:#?}"
+        );
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were() {
+    let f = fixture().await;
+    let logs = CapturedLogs::default();
+    let _guard = logs.start();
+    let messages = [
+        ("empty", "{}".to_owned(), "an empty JSON object"),
+        (
+            "unknown",
+            json!({"hello": "world"}).to_string(),
+            "a JSON object with keys \"hello\"",
+        ),
+        ("text", "hello".to_owned(), "not JSON"),
+        (
+            "sns-of-something-else",
+            sns_envelope(&json!({"default": "hello"})).to_string(),
+            "in an SNS notification: a JSON object with keys \"default\"",
+        ),
+        (
+            "not-from-s3",
+            json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+                   "detail": {}})
+            .to_string(),
+            "a JSON object with keys",
+        ),
+    ];
+    let bodies: Vec<(&str, String)> = messages
+        .iter()
+        .map(|(id, body, _)| (*id, body.clone()))
+        .collect();
+    let answer = ingest::handle_event(&f.ingestor, sqs_wrap_bodies(&bodies))
+        .await
+        .unwrap();
+    let failed: Vec<Value> = messages
+        .iter()
+        .map(|(id, _, _)| json!({"itemIdentifier": id}))
+        .collect();
+    assert_eq!(answer, json!({ "batchItemFailures": failed }));
+    for (id, _, named) in messages {
+        logs.assert_a_line_with(&[&format!("message_id=\"{id}\""), named]);
+    }
+
+    // Invoked directly, such an event fails the invocation, saying what it was.
+    let error = ingest::handle_event(&f.ingestor, json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("an empty JSON object"),
+        "{error}"
+    );
+    logs.assert_a_line_with(&["ERROR", "an empty JSON object"]);
+}
+
+/// A clock that moves on by `step` each time it is read, as if every file
+/// took that long: the budget reads it once before each file but the first.
+struct SteppingClock {
+    now: AtomicU64,
+    step: Duration,
+}
+
+impl SteppingClock {
+    fn new(step: Duration) -> Self {
+        Self {
+            now: AtomicU64::new(0),
+            step,
+        }
+    }
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> SystemTime {
+        let step = self.step.as_millis() as u64;
+        UNIX_EPOCH + Duration::from_millis(self.now.fetch_add(step, Ordering::SeqCst) + step)
+    }
+}
+
+/// Three orders files of one order each: `incoming/o1.csv` holds order 1...
+async fn three_orders_files(f: &TestPipeline) -> Vec<String> {
+    let mut keys = Vec::new();
+    for id in 1..=3 {
+        let key = format!("incoming/o{id}.csv");
+        f.bucket
+            .put(&key, format!("order_id,customer_id\n{id},10\n"))
+            .await;
+        keys.push(key);
+    }
+    keys
+}
+
+#[tokio::test]
+async fn an_sqs_batch_starts_no_file_once_time_runs_short_and_hands_the_rest_back() {
+    let f = fixture().await;
+    let keys = three_orders_files(&f).await;
+    let batch = sqs_wrap(&[
+        ("m1", f.bucket.put_event(&keys[0])),
+        ("m2", f.bucket.put_event(&keys[1])),
+        ("m3", f.bucket.put_event(&keys[2])),
+    ]);
+    // 100 s to the deadline, 30 s kept in reserve, 40 s per file: m1 starts,
+    // m2 at 60 s left, m3 would start with 20 s left and does not.
+    let clock = SteppingClock::new(Duration::from_secs(40));
+    let mut budget = TimeBudget::until(
+        UNIX_EPOCH + Duration::from_secs(100),
+        Duration::from_secs(30),
+        &clock,
+    );
+    let logs = CapturedLogs::default();
+    let guard = logs.start();
+    let answer = ingest::handle_invocation(&f.ingestor, batch, &mut budget)
+        .await
+        .unwrap();
+    drop(guard);
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
+    );
+    logs.assert_a_line_with(&["message_id=\"m3\"", "not started"]);
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM orders WHERE order_id = 3")
+            .await,
+        0
+    );
+
+    // Handed back, m3 loads on its next delivery.
+    let answer = ingest::handle_event(
+        &f.ingestor,
+        sqs_wrap(&[("m3", f.bucket.put_event(&keys[2]))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 3);
+}
+
+#[tokio::test]
+async fn a_direct_event_whose_files_cannot_all_start_fails_so_lambda_retries_it() {
+    let f = fixture().await;
+    let keys = three_orders_files(&f).await;
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|key| f.bucket.put_event(key)["Records"][0].clone())
+        .collect();
+    let event = json!({ "Records": records });
+    // Already past the reserve: the first file starts all the same (refusing
+    // it would never make progress), the others do not.
+    let clock = SteppingClock::new(Duration::from_secs(1));
+    let mut budget = TimeBudget::until(
+        UNIX_EPOCH + Duration::from_secs(10),
+        Duration::from_secs(30),
+        &clock,
+    );
+    let error = ingest::handle_invocation(&f.ingestor, event.clone(), &mut budget)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&keys[1]) && error.contains(&keys[2]),
+        "{error}"
+    );
+    assert!(!error.contains(&keys[0]), "{error}");
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 1);
+
+    // Lambda's retry of the whole event loads the rest; the first is known.
+    let answer = ingest::handle_event(&f.ingestor, event).await.unwrap();
+    let statuses: Vec<&Value> = answer["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            &json!("already_ingested"),
+            &json!("loaded"),
+            &json!("loaded")
+        ],
+        "{answer}"
+    );
+    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 3);
 }

@@ -2,8 +2,11 @@
 //! batch, invoke the function with it, and delete only the messages that
 //! succeeded. Failed ones become visible again after the visibility timeout,
 //! and after the queue's maximum receives SQS moves them to the dead-letter
-//! queue.
+//! queue. A function's answer is read as the event source mapping reads a
+//! partial batch response (`ReportBatchItemFailures`): anything malformed
+//! fails the whole batch.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -64,20 +67,36 @@ impl Invoke for LambdaInvokeApi {
     }
 }
 
-/// Where the forwarder reads from.
+/// Messages per invocation: the event source mapping's `BatchSize`, which
+/// infra/template.yaml takes from its `IngestBatchSize` parameter, whose
+/// default this is (the drift test, tests/template_drift.rs, holds them
+/// together).
+pub const BATCH_SIZE: i32 = 1;
+
+/// Where the forwarder reads from, and how many messages at once.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub queue_url: String,
     pub queue_arn: String,
     pub region: String,
+    /// At most this many messages per invocation, 1 to 10; [`BATCH_SIZE`]
+    /// unless trying other batch sizes.
+    pub batch_size: i32,
 }
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PollOutcome {
     pub received: usize,
+    /// Messages the function handled (deleted, unless counted below).
     pub succeeded: usize,
+    /// Messages the function failed, or all of them when its answer was not
+    /// a valid partial batch response: they come back after the visibility
+    /// timeout.
     pub failed: usize,
+    /// Handled messages whose deletion failed: they come back too, and the
+    /// function sees them again (and answers `already_ingested`).
+    pub not_deleted: usize,
 }
 
 /// The event Lambda builds from a batch of SQS messages.
@@ -109,6 +128,50 @@ pub fn sqs_event(messages: &[Message], source: &Source) -> Value {
     json!({ "Records": records })
 }
 
+/// The messages an answer reports failed, read as the SQS event source
+/// mapping reads a partial batch response: a `null` answer, an empty object,
+/// or `batchItemFailures` null or empty mean all succeeded; an
+/// `itemIdentifier` that is missing, empty, null, not a string or not a
+/// message of `batch`, or a `batchItemFailures` that is not an array, or an
+/// answer that is not an object, is an error: the whole batch failed.
+pub fn failed_message_ids(answer: &Value, batch: &[&str]) -> Result<HashSet<String>> {
+    let failures = match answer {
+        Value::Null => return Ok(HashSet::new()),
+        Value::Object(answer) => answer.get("batchItemFailures").unwrap_or(&Value::Null),
+        other => anyhow::bail!("the answer is not a JSON object: {}", brief(other)),
+    };
+    let failures = match failures {
+        Value::Null => return Ok(HashSet::new()),
+        Value::Array(failures) => failures,
+        other => anyhow::bail!("batchItemFailures is not an array: {}", brief(other)),
+    };
+    failures
+        .iter()
+        .enumerate()
+        .map(|(i, failure)| {
+            let id = failure.get("itemIdentifier").and_then(Value::as_str);
+            match id {
+                Some(id) if batch.contains(&id) => Ok(id.to_owned()),
+                _ => anyhow::bail!(
+                    "batchItemFailures[{i}] does not name a message of the batch \
+                     (an itemIdentifier that is one of its messageIds): {}",
+                    brief(failure)
+                ),
+            }
+        })
+        .collect()
+}
+
+/// A value from the function's answer, cut short for a log line.
+fn brief(value: &Value) -> String {
+    const SHOWN: usize = 120;
+    let text = value.to_string();
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
 /// Receives one batch (waiting up to `wait` for messages), invokes, and
 /// deletes what succeeded.
 pub async fn poll_once<I: Invoke>(
@@ -120,7 +183,7 @@ pub async fn poll_once<I: Invoke>(
     let received = sqs
         .receive_message()
         .queue_url(&source.queue_url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(source.batch_size)
         .wait_time_seconds(wait.as_secs().min(20) as i32)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
@@ -131,65 +194,79 @@ pub async fn poll_once<I: Invoke>(
     if messages.is_empty() {
         return Ok(PollOutcome::default());
     }
-    let failed_ids: Vec<String> = match invoker.invoke(sqs_event(&messages, source)).await {
-        Ok(answer) => answer
-            .get("batchItemFailures")
-            .and_then(Value::as_array)
-            .map(|failures| {
-                failures
-                    .iter()
-                    .filter_map(|f| f.get("itemIdentifier").and_then(Value::as_str))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
+    let batch: Vec<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
+    let answer = invoker.invoke(sqs_event(&messages, source)).await;
+    let failed_ids = match answer.and_then(|answer| failed_message_ids(&answer, &batch)) {
+        Ok(ids) => ids,
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "invocation failed; the whole batch will be retried");
-            messages
-                .iter()
-                .filter_map(|m| m.message_id().map(str::to_owned))
-                .collect()
+            batch.iter().map(|id| (*id).to_owned()).collect()
         }
     };
     let succeeded: Vec<&Message> = messages
         .iter()
-        .filter(|m| {
-            !m.message_id()
-                .is_some_and(|id| failed_ids.iter().any(|f| f == id))
-        })
+        .filter(|m| !m.message_id().is_some_and(|id| failed_ids.contains(id)))
         .collect();
-    if !succeeded.is_empty() {
-        let entries = succeeded
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
-                    .build()
-                    .context("delete entry")
-            })
-            .collect::<Result<Vec<_>>>()?;
-        sqs.delete_message_batch()
-            .queue_url(&source.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(crate::sdk_error)
-            .context("deleting processed messages")?;
-    }
+    let not_deleted = delete(sqs, source, &succeeded).await?;
     let outcome = PollOutcome {
         received: messages.len(),
         succeeded: succeeded.len(),
         failed: messages.len() - succeeded.len(),
+        not_deleted,
     };
     tracing::info!(
         received = outcome.received,
         succeeded = outcome.succeeded,
         failed = outcome.failed,
+        not_deleted = outcome.not_deleted,
         "batch forwarded"
     );
     Ok(outcome)
+}
+
+/// Deletes `messages`; returns how many SQS did not delete (each logged).
+async fn delete(
+    sqs: &aws_sdk_sqs::Client,
+    source: &Source,
+    messages: &[&Message],
+) -> Result<usize> {
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let entries = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                .build()
+                .context("delete entry")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let deleted = sqs
+        .delete_message_batch()
+        .queue_url(&source.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(crate::sdk_error)
+        .context("deleting processed messages")?;
+    for failure in deleted.failed() {
+        let message_id = failure
+            .id()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| messages.get(i))
+            .and_then(|m| m.message_id());
+        tracing::warn!(
+            message_id,
+            code = failure.code(),
+            reason = failure.message(),
+            "message handled but not deleted; it will be delivered again"
+        );
+    }
+    Ok(deleted.failed().len())
 }
 
 /// Polls until `shutdown` resolves. Errors (LocalStack restarting, the

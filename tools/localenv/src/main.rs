@@ -52,6 +52,11 @@ enum Command {
         invoke_url: String,
         #[arg(long, default_value = "ingest")]
         function: String,
+        /// Messages per invocation (1 to 10); the template's IngestBatchSize
+        /// default unless trying others.
+        #[arg(long, default_value_t = forwarder::BATCH_SIZE,
+              value_parser = clap::value_parser!(i32).range(1..=10))]
+        batch_size: i32,
     },
     /// Uploads files into the bucket's incoming/ prefix (each upload is a new
     /// version, ingested; a file the key already holds is not sent again).
@@ -151,6 +156,7 @@ async fn main() -> Result<()> {
         Command::Forward {
             invoke_url,
             function,
+            batch_size,
         } => {
             let queue_url = resources::queue_url(&sqs, &names.queue).await?;
             let queue_arn = format!(
@@ -164,6 +170,7 @@ async fn main() -> Result<()> {
                 region: sdk_config
                     .region()
                     .map_or("us-east-1".into(), |r| r.to_string()),
+                batch_size,
             };
             let invoker = LambdaInvokeApi::new(&invoke_url, &function);
             tracing::info!(queue = %source.queue_url, %invoke_url, %function, "forwarding");

@@ -51,6 +51,7 @@ impl World {
             queue_url: provisioned.queue_url.clone(),
             queue_arn: provisioned.queue_arn.clone(),
             region: "us-east-1".into(),
+            batch_size: forwarder::BATCH_SIZE,
         };
         Self {
             bucket,

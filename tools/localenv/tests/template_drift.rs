@@ -1,12 +1,14 @@
 //! The local world (`make up`, tools/localenv/src/resources.rs) and the AWS
 //! one (infra/template.yaml) have the same shape: the notification's prefix,
 //! suffix and event, the queue and dead-letter queue names, the visibility
-//! timeout, the maximum receives, the dead-letter retention and the bucket's
-//! versioning. Change one
-//! side and this test says which value to change on the other.
+//! timeout, the maximum receives, the dead-letter retention, the bucket's
+//! versioning and the batch size the function is handed (and the ingest
+//! time reserve fits its timeout). Change one side and this test says which
+//! value to change on the other.
 
 use aws_sdk_s3::types::Event;
-use infracheck::template::{get_att_target, sub_template, Template};
+use infracheck::template::{get_att_target, ref_target, sub_template, Template};
+use localenv::forwarder;
 use localenv::resources::{self, QueueSettings, ResourceNames};
 use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
 use order_pipeline::testing::{localstack_config, TestBucket};
@@ -126,10 +128,9 @@ fn queue_settings_match_the_local_ones() {
     );
 }
 
-#[test]
-fn the_ingest_function_consumes_that_queue_within_its_visibility_timeout() {
-    let template = template();
-    let (queue_id, queue) = notified_queue(&template);
+/// The one function consuming the ingest queue, and its SQS event.
+fn ingest_queue_consumer(template: &Template) -> (infracheck::template::Resource<'_>, Value) {
+    let (queue_id, _) = notified_queue(template);
     let consumers: Vec<_> = template
         .resources_of_kind("AWS::Serverless::Function")
         .filter_map(|function| {
@@ -147,7 +148,14 @@ fn the_ingest_function_consumes_that_queue_within_its_visibility_timeout() {
         1,
         "exactly one function consumes {queue_id}"
     );
-    let (function, event) = &consumers[0];
+    consumers.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_ingest_function_consumes_that_queue_within_its_visibility_timeout() {
+    let template = template();
+    let (_, queue) = notified_queue(&template);
+    let (function, event) = &ingest_queue_consumer(&template);
     let timeout = number(
         template
             .function_property(function, "Timeout")
@@ -163,6 +171,41 @@ fn the_ingest_function_consumes_that_queue_within_its_visibility_timeout() {
         event["Properties"]["FunctionResponseTypes"],
         serde_json::json!(["ReportBatchItemFailures"]),
         "the handler answers batchItemFailures, as the local forwarder expects"
+    );
+}
+
+#[test]
+fn the_local_forwarder_takes_batches_of_the_templates_size() {
+    let template = template();
+    let (_, event) = ingest_queue_consumer(&template);
+    let batch_size = &event["Properties"]["BatchSize"];
+    // A number, or a parameter whose default is the deployed size.
+    let batch_size = match ref_target(batch_size) {
+        Some(parameter) => &template.root["Parameters"][parameter]["Default"],
+        None => batch_size,
+    };
+    assert_eq!(
+        number(batch_size, "BatchSize"),
+        forwarder::BATCH_SIZE as u64,
+        "the ingest queue's BatchSize (forwarder::BATCH_SIZE in tools/localenv/src/forwarder.rs)"
+    );
+}
+
+#[test]
+fn the_ingest_time_reserve_leaves_room_in_the_function_timeout() {
+    let template = template();
+    let (function, _) = ingest_queue_consumer(&template);
+    let timeout = number(
+        template
+            .function_property(&function, "Timeout")
+            .expect("a Timeout"),
+        "Timeout",
+    );
+    let reserve = ingest::budget::DEFAULT_RESERVE.as_secs();
+    assert!(
+        reserve < timeout,
+        "the ingest time reserve ({reserve} s, ingest::budget::DEFAULT_RESERVE) must be below \
+         the function's {timeout} s timeout, or no file but the first of a batch ever starts"
     );
 }
 
