@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::rc::Rc;
 
+use crate::carried_text::storable;
 use crate::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
 
 /// Which kind of input a file is, decided by its header.
@@ -51,8 +52,9 @@ pub enum FileError {
     )]
     Empty,
     #[error(
-        "unrecognised header {found:?}; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
+        "unrecognised header `{found}`; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
     )]
+    /// `found` is the header as carried text (escaped, bounded).
     UnknownHeader { found: String },
     #[error("the file has a header but no rows; nothing to load")]
     HeaderOnly,
@@ -66,6 +68,22 @@ pub enum FileError {
     },
 }
 
+/// Why reading a file stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The content cannot be loaded: the file is rejected.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The bytes could not be read (storage or network trouble): worth a
+    /// retry, says nothing about the file.
+    #[error("reading line {line} failed: {source}")]
+    Io {
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// One line that was not accepted, with what a user needs to find and fix it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RejectedRow {
@@ -75,6 +93,20 @@ pub struct RejectedRow {
     pub reason: String,
     /// The whole record as it appeared (re-quoted as CSV).
     pub raw: String,
+}
+
+impl RejectedRow {
+    /// A rejection, with the input text in it made storable (see
+    /// [`storable`]: control characters escaped, length bounded).
+    pub fn new(line: u64, field: &str, value: &str, reason: &str, raw: &str) -> Self {
+        Self {
+            line,
+            field: field.to_owned(),
+            value: storable(value),
+            reason: storable(reason),
+            raw: storable(raw),
+        }
+    }
 }
 
 /// A parsed line of either kind of file.
@@ -143,7 +175,7 @@ fn normalise_header(name: &str) -> String {
 
 impl<R: Read> CsvRows<R> {
     /// Reads the header and decides the file kind.
-    pub fn open(input: R) -> Result<Self, FileError> {
+    pub fn open(input: R) -> Result<Self, ReadError> {
         let newlines = Rc::new(RefCell::new(NewlineIndex::default()));
         let input = NewlineTracking {
             inner: input,
@@ -156,7 +188,7 @@ impl<R: Read> CsvRows<R> {
             .from_reader(input);
         let headers = reader.headers().map_err(|e| csv_error(e, 1))?.clone();
         if headers.is_empty() || headers.iter().all(|h| h.trim().is_empty()) {
-            return Err(FileError::Empty);
+            return Err(FileError::Empty.into());
         }
         let names: Vec<String> = headers.iter().map(normalise_header).collect();
         let find = |wanted: &str| names.iter().position(|n| n == wanted);
@@ -168,8 +200,9 @@ impl<R: Read> CsvRows<R> {
             },
             _ => {
                 return Err(FileError::UnknownHeader {
-                    found: headers.iter().collect::<Vec<_>>().join(","),
-                })
+                    found: storable(&headers.iter().collect::<Vec<_>>().join(",")),
+                }
+                .into())
             }
         };
         let used: &[usize] = match layout {
@@ -183,7 +216,7 @@ impl<R: Read> CsvRows<R> {
             .iter()
             .enumerate()
             .filter(|(i, _)| !used.contains(i))
-            .map(|(_, name)| name.trim_start_matches('\u{feff}').trim().to_owned())
+            .map(|(_, name)| storable(name.trim_start_matches('\u{feff}').trim()))
             .collect();
         Ok(Self {
             reader,
@@ -206,7 +239,7 @@ impl<R: Read> CsvRows<R> {
 
     /// The next line: `Ok(Some(Ok(row)))` for a valid line, `Ok(Some(Err(..)))`
     /// for a rejected one, `Ok(None)` at the end. Blank lines are skipped.
-    pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, FileError> {
+    pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, ReadError> {
         loop {
             let more = match self.reader.read_record(&mut self.record) {
                 Ok(more) => more,
@@ -223,27 +256,31 @@ impl<R: Read> CsvRows<R> {
                 continue;
             }
             if self.record.len() != self.columns {
-                return Ok(Some(Err(RejectedRow {
+                return Ok(Some(Err(RejectedRow::new(
                     line,
-                    field: "(row)".to_owned(),
-                    value: String::new(),
-                    reason: format!(
+                    "(row)",
+                    "",
+                    &format!(
                         "has {} fields; the header has {}",
                         self.record.len(),
                         self.columns
                     ),
-                    raw: raw_record(&self.record),
-                })));
+                    &raw_record(&self.record),
+                ))));
             }
             return Ok(Some(parse_record(self.layout, &self.record, line)));
         }
     }
 }
 
-fn csv_error(source: csv::Error, line: u64) -> FileError {
+fn csv_error(source: csv::Error, line: u64) -> ReadError {
     match source.kind() {
-        csv::ErrorKind::Utf8 { .. } => FileError::NotUtf8 { line },
-        _ => FileError::Csv { line, source },
+        csv::ErrorKind::Utf8 { .. } => FileError::NotUtf8 { line }.into(),
+        csv::ErrorKind::Io(_) => match source.into_kind() {
+            csv::ErrorKind::Io(source) => ReadError::Io { line, source },
+            _ => unreachable!("the kind was just matched"),
+        },
+        _ => FileError::Csv { line, source }.into(),
     }
 }
 
@@ -287,12 +324,8 @@ pub fn raw_record(record: &csv::StringRecord) -> String {
 }
 
 fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result<Row, RejectedRow> {
-    let reject = |field_name: &str, value: &str, reason: String| RejectedRow {
-        line,
-        field: field_name.to_owned(),
-        value: value.to_owned(),
-        reason,
-        raw: raw_record(record),
+    let reject = |field_name: &str, value: &str, reason: String| {
+        RejectedRow::new(line, field_name, value, &reason, &raw_record(record))
     };
     match layout {
         Layout::Orders {
@@ -445,11 +478,11 @@ mod tests {
     fn unknown_header_and_empty_file_are_file_errors() {
         assert!(matches!(
             CsvRows::open("a,b\n1,2\n".as_bytes()),
-            Err(FileError::UnknownHeader { .. })
+            Err(ReadError::File(FileError::UnknownHeader { .. }))
         ));
         assert!(matches!(
             CsvRows::open("".as_bytes()),
-            Err(FileError::Empty)
+            Err(ReadError::File(FileError::Empty))
         ));
     }
 }

@@ -9,8 +9,9 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::SyncIoBridge;
 
+use crate::carried_text::spreadsheet_cell;
 use crate::config::PROCESSED_ORDERS_KEY;
-use crate::csv_input::{CsvRows, FileError, FileKind, RejectedRow, Row};
+use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
 use crate::db::{
     Batch, Begun, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
     Problem,
@@ -283,11 +284,23 @@ impl<S: ObjectStore> Ingestor<S> {
         let parsed = parser.await.map_err(|e| {
             LoadFailure::Retry(IngestError::Internal(format!("CSV parser thread: {e}")))
         })?;
-        let counts = match (parsed, loaded) {
-            (Err(file_error), _) => return Err(LoadFailure::File(file_error)),
-            (Ok(_), Err(db_error)) => return Err(LoadFailure::Retry(db_error.into())),
-            (Ok(()), Ok(counts)) => counts,
-        };
+        let counts =
+            match (parsed, loaded) {
+                (Err(ReadError::File(file_error)), _) => return Err(LoadFailure::File(file_error)),
+                (Err(ReadError::Io { line, source }), _) => return Err(LoadFailure::Retry(
+                    StorageError::new(
+                        &version.bucket,
+                        &version.key,
+                        format!(
+                            "reading the object failed at line {line} ({source}); will be retried"
+                        ),
+                        false,
+                    )
+                    .into(),
+                )),
+                (Ok(_), Err(db_error)) => return Err(LoadFailure::Retry(db_error.into())),
+                (Ok(()), Ok(counts)) => counts,
+            };
         let header = header.expect("a complete parse announced its header");
         let load_ms = started.elapsed().as_millis() as u64;
 
@@ -354,7 +367,13 @@ impl<S: ObjectStore> Ingestor<S> {
         session
             .for_each_rejected(|line, field, value, reason, raw| {
                 writer
-                    .write_record([line.to_string().as_str(), field, value, reason, raw])
+                    .write_record([
+                        line.to_string().as_str(),
+                        &spreadsheet_cell(field),
+                        &spreadsheet_cell(value),
+                        &spreadsheet_cell(reason),
+                        &spreadsheet_cell(raw),
+                    ])
                     .map_err(|e| IngestError::output("rejects file", e))
             })
             .await?;
@@ -473,7 +492,7 @@ fn parse_file<R: std::io::Read>(
     header_tx: oneshot::Sender<ParsedHeader>,
     orders_tx: mpsc::Sender<Batch<OrderRow>>,
     barcodes_tx: mpsc::Sender<Batch<BarcodeRow>>,
-) -> Result<(), FileError> {
+) -> Result<(), ReadError> {
     let mut rows = CsvRows::open(input)?;
     let kind = rows.kind();
     let _ = header_tx.send(ParsedHeader {
@@ -502,7 +521,7 @@ fn stream_rows<R: std::io::Read, T>(
     rows: &mut CsvRows<R>,
     tx: &mpsc::Sender<Batch<T>>,
     pick: impl Fn(Row) -> Option<T>,
-) -> Result<(), FileError> {
+) -> Result<(), ReadError> {
     let mut batch: Vec<Result<T, RejectedRow>> = Vec::with_capacity(BATCH_ROWS);
     let mut seen = 0u64;
     while let Some(row) = rows.next_row()? {
@@ -520,7 +539,7 @@ fn stream_rows<R: std::io::Read, T>(
         }
     }
     if seen == 0 {
-        return Err(FileError::HeaderOnly);
+        return Err(FileError::HeaderOnly.into());
     }
     if !batch.is_empty() && tx.blocking_send(Batch::Rows(batch)).is_err() {
         return Ok(());

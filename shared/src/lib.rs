@@ -3,6 +3,7 @@
 //! function's `main` only wires these together.
 
 pub mod api_store;
+pub mod carried_text;
 pub mod config;
 pub mod csv_input;
 pub mod database_secret;
