@@ -12,6 +12,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::carried_text::spreadsheet_cell;
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
+use crate::csv_records::CsvLimits;
 use crate::db::{
     Batch, Begun, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
     Problem,
@@ -140,11 +141,22 @@ struct ParsedHeader {
 pub struct Ingestor<S> {
     store: S,
     db: PgStore,
+    csv_limits: CsvLimits,
 }
 
 impl<S: ObjectStore> Ingestor<S> {
     pub fn new(store: S, db: PgStore) -> Self {
-        Self { store, db }
+        Self {
+            store,
+            db,
+            csv_limits: CsvLimits::default(),
+        }
+    }
+
+    /// Changes what one input file may cost (see [`CsvLimits`]).
+    pub fn with_csv_limits(mut self, limits: CsvLimits) -> Self {
+        self.csv_limits = limits;
+        self
     }
 
     pub fn db(&self) -> &PgStore {
@@ -256,8 +268,9 @@ impl<S: ObjectStore> Ingestor<S> {
         let (orders_tx, orders_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let (barcodes_tx, barcodes_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let bridge = SyncIoBridge::new(reader);
+        let limits = self.csv_limits;
         let parser = tokio::task::spawn_blocking(move || {
-            parse_file(bridge, header_tx, orders_tx, barcodes_tx)
+            parse_file(bridge, limits, header_tx, orders_tx, barcodes_tx)
         });
 
         let header = header_rx.await;
@@ -284,10 +297,10 @@ impl<S: ObjectStore> Ingestor<S> {
         let parsed = parser.await.map_err(|e| {
             LoadFailure::Retry(IngestError::Internal(format!("CSV parser thread: {e}")))
         })?;
-        let counts =
-            match (parsed, loaded) {
-                (Err(ReadError::File(file_error)), _) => return Err(LoadFailure::File(file_error)),
-                (Err(ReadError::Io { line, source }), _) => return Err(LoadFailure::Retry(
+        let counts = match (parsed, loaded) {
+            (Err(ReadError::File(file_error)), _) => return Err(LoadFailure::File(file_error)),
+            (Err(ReadError::Io { line, source }), _) => {
+                return Err(LoadFailure::Retry(
                     StorageError::new(
                         &version.bucket,
                         &version.key,
@@ -297,10 +310,11 @@ impl<S: ObjectStore> Ingestor<S> {
                         false,
                     )
                     .into(),
-                )),
-                (Ok(_), Err(db_error)) => return Err(LoadFailure::Retry(db_error.into())),
-                (Ok(()), Ok(counts)) => counts,
-            };
+                ))
+            }
+            (Ok(_), Err(db_error)) => return Err(LoadFailure::Retry(db_error.into())),
+            (Ok(()), Ok(counts)) => counts,
+        };
         let header = header.expect("a complete parse announced its header");
         let load_ms = started.elapsed().as_millis() as u64;
 
@@ -489,11 +503,12 @@ fn log_report(report: &IngestReport) {
 /// rows (valid and rejected) in batches.
 fn parse_file<R: std::io::Read>(
     input: R,
+    limits: CsvLimits,
     header_tx: oneshot::Sender<ParsedHeader>,
     orders_tx: mpsc::Sender<Batch<OrderRow>>,
     barcodes_tx: mpsc::Sender<Batch<BarcodeRow>>,
 ) -> Result<(), ReadError> {
-    let mut rows = CsvRows::open(input)?;
+    let mut rows = CsvRows::open(input, limits)?;
     let kind = rows.kind();
     let _ = header_tx.send(ParsedHeader {
         kind,
