@@ -212,13 +212,11 @@ impl<R: Read> CsvRows<R> {
                         .field
                         .and_then(|index| self.field_names.get(index))
                         .map_or("(row)", String::as_str);
-                    return Ok(Some(Err(RejectedRow::new(
-                        cut.line,
-                        field,
-                        "",
-                        &cut.reason,
-                        &cut.raw,
-                    ))));
+                    // The raw text of a cut is carried text already.
+                    return Ok(Some(Err(RejectedRow {
+                        raw: cut.raw,
+                        ..RejectedRow::new(cut.line, field, "", &cut.reason, "")
+                    })));
                 }
                 Next::End => return Ok(None),
             };

@@ -142,3 +142,88 @@ async fn a_read_that_fails_mid_stream_is_retried_and_then_loads() {
     assert_eq!(report.counts.accepted, 2000);
     assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2000);
 }
+
+fn rejections(report: &IngestReport) -> Vec<(u64, &str, &str)> {
+    report
+        .problems
+        .iter()
+        .filter(|p| p.severity == "rejected")
+        .map(|p| (p.line, p.field.as_str(), p.reason.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unterminated_quote_is_rejected_alone_and_the_rest_loads() {
+    let f = TestPipeline::create().await;
+    let report = ingest(
+        &f,
+        "incoming/short.csv",
+        "order_id,customer_id\n1,10\n2,\"20\n3,30\n4,40\n",
+    )
+    .await;
+    assert_eq!(
+        rejections(&report),
+        [(3, "(row)", "unterminated quote opened at line 3 (no closing quote before the end of the file); reading resumed at line 4")]
+    );
+    assert_eq!(report.counts.accepted, 3);
+
+    // Past the record limit (1 MiB), the quote is cut there.
+    let mut long = String::from("order_id,customer_id\n101,10\n102,\"20\n");
+    let mut id = 103;
+    while long.len() < 2 * 1024 * 1024 {
+        long.push_str(&format!("{id},{}\n", id % 9 + 1));
+        id += 1;
+    }
+    let report = ingest(&f, "incoming/long.csv", long).await;
+    assert_eq!(
+        rejections(&report),
+        [(3, "(row)", "unterminated quote opened at line 3 (the quoted record is longer than the limit of 1048576 bytes (CSV_MAX_RECORD_BYTES)); reading resumed at line 4")]
+    );
+    assert_eq!(report.counts.accepted, id - 102);
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM orders").await,
+        3 + (id - 102) as i64
+    );
+}
+
+#[tokio::test]
+async fn fields_columns_and_headers_over_their_limits_are_rejected_with_a_reason() {
+    let f = TestPipeline::create().await;
+    let long_barcode = "B".repeat(100 * 1024);
+    let wide = vec!["1"; 300].join(",");
+    let body = format!("barcode,order_id\nGOOD1,1\n{long_barcode},1\n{wide}\nGOOD2,2\n");
+    let report = ingest(&f, "incoming/b.csv", body).await;
+    assert_eq!(
+        rejections(&report),
+        [
+            (
+                3,
+                "barcode",
+                "the field is longer than the limit of 65536 bytes (CSV_MAX_FIELD_BYTES)"
+            ),
+            (
+                4,
+                "(row)",
+                "more than 256 fields (CSV_MAX_COLUMNS); the rest of line 4 was skipped"
+            ),
+        ]
+    );
+    assert_eq!(report.counts.accepted, 2);
+    // What is carried of the input is bounded, in the report and the rejects file.
+    let rows = rejects_cells(&f, &report).await;
+    let raw = &rows[0][4];
+    assert!(raw.len() < 1100, "{} bytes carried", raw.len());
+    assert!(
+        raw.ends_with(&format!("…(truncated, {} bytes)", long_barcode.len() + 3)),
+        "{}",
+        &raw[raw.len() - 40..]
+    );
+
+    let header = format!("barcode,order_id,{}\nGOOD3,3\n", "n".repeat(70 * 1024));
+    let report = ingest(&f, "incoming/h.csv", header).await;
+    assert_eq!(report.status, IngestStatus::Rejected);
+    assert_eq!(
+        report.error.as_deref(),
+        Some("line 1: the header cannot be read: the field is longer than the limit of 65536 bytes (CSV_MAX_FIELD_BYTES); is this a CSV file with a header line?")
+    );
+}
