@@ -72,7 +72,7 @@ async fn an_unterminated_quote_before_50_mb_of_text_keeps_memory_flat_and_the_re
         .collect();
     assert_eq!(
         rejected,
-        [(4, "unterminated quote opened at line 4 (the quoted record is longer than the limit of 1048576 bytes (CSV_MAX_RECORD_BYTES)); reading resumed at line 5")]
+        [(4, "unterminated quote opened at line 4 (the record is longer than the limit of 1048576 bytes (CSV_MAX_RECORD_BYTES)); reading resumed at line 5")]
     );
     assert_eq!(report.counts.accepted, 4);
     assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 5);

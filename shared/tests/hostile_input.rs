@@ -3,6 +3,7 @@
 //! PostgreSQL: bad rows are rejected alone, good rows load, transport
 //! trouble is retried.
 
+use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
 use order_pipeline::storage::{ObjectRef, S3Store};
 use order_pipeline::testing::{FlakyReads, TestPipeline};
@@ -177,7 +178,7 @@ async fn an_unterminated_quote_is_rejected_alone_and_the_rest_loads() {
     let report = ingest(&f, "incoming/long.csv", long).await;
     assert_eq!(
         rejections(&report),
-        [(3, "(row)", "unterminated quote opened at line 3 (the quoted record is longer than the limit of 1048576 bytes (CSV_MAX_RECORD_BYTES)); reading resumed at line 4")]
+        [(3, "(row)", "unterminated quote opened at line 3 (the record is longer than the limit of 1048576 bytes (CSV_MAX_RECORD_BYTES)); reading resumed at line 4")]
     );
     assert_eq!(report.counts.accepted, id - 102);
     assert_eq!(
@@ -224,6 +225,37 @@ async fn fields_columns_and_headers_over_their_limits_are_rejected_with_a_reason
     assert_eq!(report.status, IngestStatus::Rejected);
     assert_eq!(
         report.error.as_deref(),
-        Some("line 1: the header cannot be read: the field is longer than the limit of 65536 bytes (CSV_MAX_FIELD_BYTES); is this a CSV file with a header line?")
+        Some("line 1: the header cannot be read: the header is longer than the limit of 65536 bytes (CSV_MAX_HEADER_BYTES); is this a CSV file with a header line?")
     );
+}
+
+#[tokio::test]
+async fn configured_limits_apply_to_the_ingest() {
+    let f = TestPipeline::create().await;
+    f.bucket
+        .put(
+            "incoming/o.csv",
+            "order_id,customer_id\n1,10\n22222222,20\n3,30\n",
+        )
+        .await;
+    let limits = CsvLimits {
+        max_record_bytes: 10,
+        max_field_bytes: 6,
+        ..CsvLimits::default()
+    };
+    let ingestor =
+        Ingestor::new(S3Store::new(f.bucket.client.clone()), f.db.store()).with_csv_limits(limits);
+    let report = ingestor
+        .ingest(&ObjectRef::new(&f.bucket.name, "incoming/o.csv"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejections(&report),
+        [(
+            3,
+            "order_id",
+            "the field is longer than the limit of 6 bytes (CSV_MAX_FIELD_BYTES)"
+        )]
+    );
+    assert_eq!(report.counts.accepted, 2);
 }
