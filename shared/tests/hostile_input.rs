@@ -4,6 +4,7 @@
 //! trouble is retried.
 
 use order_pipeline::csv_records::CsvLimits;
+use order_pipeline::db::Problem;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
 use order_pipeline::storage::{ObjectRef, S3Store};
 use order_pipeline::testing::{FlakyReads, TestPipeline};
@@ -18,12 +19,18 @@ async fn text(f: &TestPipeline, sql: &str) -> Option<String> {
     client.query_opt(sql, &[]).await.unwrap().map(|r| r.get(0))
 }
 
+/// The rejected problems of a report, by line.
+fn rejected(report: &IngestReport) -> impl Iterator<Item = &Problem> {
+    report.problems.iter().filter(|p| p.severity == "rejected")
+}
+
 fn rejected_values(report: &IngestReport) -> Vec<&str> {
-    report
-        .problems
-        .iter()
-        .filter(|p| p.severity == "rejected")
-        .map(|p| p.value.as_str())
+    rejected(report).map(|p| p.value.as_str()).collect()
+}
+
+fn rejections(report: &IngestReport) -> Vec<(u64, &str, &str)> {
+    rejected(report)
+        .map(|p| (p.line, p.field.as_str(), p.reason.as_str()))
         .collect()
 }
 
@@ -142,15 +149,6 @@ async fn a_read_that_fails_mid_stream_is_retried_and_then_loads() {
     assert_eq!(report.status, IngestStatus::Loaded, "{:?}", report.error);
     assert_eq!(report.counts.accepted, 2000);
     assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2000);
-}
-
-fn rejections(report: &IngestReport) -> Vec<(u64, &str, &str)> {
-    report
-        .problems
-        .iter()
-        .filter(|p| p.severity == "rejected")
-        .map(|p| (p.line, p.field.as_str(), p.reason.as_str()))
-        .collect()
 }
 
 #[tokio::test]
