@@ -321,7 +321,7 @@ impl<R: Read> RecordReader<R> {
         })
     }
 
-    /// A record longer than `max_bytes`: inside a quote that never closed,
+    /// A record over its limit, cut mid-way: inside a quote that never closed,
     /// reading resumes on the line after the quote; otherwise after the end
     /// of the line the record was cut on.
     fn cut_oversized(
