@@ -3,11 +3,10 @@
 //!
 //! Works on any [`std::io::Read`], so a file is streamed, never held whole.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io::Read;
-use std::rc::Rc;
 
+use crate::carried_text::storable;
+use crate::csv_records::{CsvLimits, Next, Record, RecordError, RecordReader};
 use crate::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
 
 /// Which kind of input a file is, decided by its header.
@@ -51,18 +50,31 @@ pub enum FileError {
     )]
     Empty,
     #[error(
-        "unrecognised header {found:?}; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
+        "unrecognised header `{found}`; expected `order_id,customer_id` (orders) or `barcode,order_id` (barcodes)"
     )]
+    /// `found` is the header as carried text (escaped, bounded).
     UnknownHeader { found: String },
     #[error("the file has a header but no rows; nothing to load")]
     HeaderOnly,
     #[error("line {line}: the file is not UTF-8 text; save it as UTF-8 and upload it again")]
     NotUtf8 { line: u64 },
-    #[error("line {line}: not valid CSV ({source}); fix the file and upload it again")]
-    Csv {
+    #[error("line 1: the header cannot be read: {reason}; is this a CSV file with a header line?")]
+    HeaderOverLimit { reason: String },
+}
+
+/// Why reading a file stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The content cannot be loaded: the file is rejected.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The bytes could not be read (storage or network trouble): worth a
+    /// retry, says nothing about the file.
+    #[error("reading line {line} failed: {source}")]
+    Io {
         line: u64,
         #[source]
-        source: csv::Error,
+        source: std::io::Error,
     },
 }
 
@@ -77,6 +89,20 @@ pub struct RejectedRow {
     pub raw: String,
 }
 
+impl RejectedRow {
+    /// A rejection, with the input text in it made storable (see
+    /// [`storable`]: control characters escaped, length bounded).
+    pub fn new(line: u64, field: &str, value: &str, reason: &str, raw: &str) -> Self {
+        Self {
+            line,
+            field: field.to_owned(),
+            value: storable(value),
+            reason: storable(reason),
+            raw: storable(raw),
+        }
+    }
+}
+
 /// A parsed line of either kind of file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Row {
@@ -86,53 +112,12 @@ pub enum Row {
 
 /// Streams typed rows out of a CSV file.
 pub struct CsvRows<R: Read> {
-    reader: csv::Reader<NewlineTracking<R>>,
-    newlines: Rc<RefCell<NewlineIndex>>,
+    reader: RecordReader<R>,
     layout: Layout,
-    record: csv::StringRecord,
-    columns: usize,
+    /// The header's field names as they are reported (canonical for the
+    /// columns used, carried text for the others).
+    field_names: Vec<String>,
     extra_columns: Vec<String>,
-}
-
-/// Where the newlines of the input are, so that a record's line number can be
-/// computed from its end offset. (`csv`'s own record positions miscount
-/// after blank lines and with CRLF line ends.) Only offsets not yet passed are
-/// kept, so memory stays bounded by the reader's buffer.
-#[derive(Default)]
-struct NewlineIndex {
-    pending: VecDeque<u64>,
-    counted: u64,
-    last_counted: Option<u64>,
-    read: u64,
-}
-
-impl NewlineIndex {
-    /// Newlines at offsets below `end`, and whether `end - 1` is one.
-    fn newlines_before(&mut self, end: u64) -> (u64, bool) {
-        while self.pending.front().is_some_and(|&offset| offset < end) {
-            self.last_counted = self.pending.pop_front();
-            self.counted += 1;
-        }
-        (self.counted, end > 0 && self.last_counted == Some(end - 1))
-    }
-}
-
-struct NewlineTracking<R> {
-    inner: R,
-    index: Rc<RefCell<NewlineIndex>>,
-}
-
-impl<R: Read> Read for NewlineTracking<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut index = self.index.borrow_mut();
-        let base = index.read;
-        for (i, _) in buf[..n].iter().enumerate().filter(|(_, &b)| b == b'\n') {
-            index.pending.push_back(base + i as u64);
-        }
-        index.read += n as u64;
-        Ok(n)
-    }
 }
 
 fn normalise_header(name: &str) -> String {
@@ -141,24 +126,28 @@ fn normalise_header(name: &str) -> String {
         .to_ascii_lowercase()
 }
 
+impl From<RecordError> for ReadError {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Io { line, source } => ReadError::Io { line, source },
+            RecordError::NotUtf8 { line } => FileError::NotUtf8 { line }.into(),
+        }
+    }
+}
+
 impl<R: Read> CsvRows<R> {
     /// Reads the header and decides the file kind.
-    pub fn open(input: R) -> Result<Self, FileError> {
-        let newlines = Rc::new(RefCell::new(NewlineIndex::default()));
-        let input = NewlineTracking {
-            inner: input,
-            index: newlines.clone(),
+    pub fn open(input: R, limits: CsvLimits) -> Result<Self, ReadError> {
+        let mut reader = RecordReader::new(input, limits);
+        let headers: Vec<String> = match reader.next_header()? {
+            Next::Record { record, .. } => record.iter().map(str::to_owned).collect(),
+            Next::Cut(cut) => return Err(FileError::HeaderOverLimit { reason: cut.reason }.into()),
+            Next::End => return Err(FileError::Empty.into()),
         };
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .trim(csv::Trim::None)
-            .from_reader(input);
-        let headers = reader.headers().map_err(|e| csv_error(e, 1))?.clone();
-        if headers.is_empty() || headers.iter().all(|h| h.trim().is_empty()) {
-            return Err(FileError::Empty);
+        if headers.iter().all(|h| h.trim().is_empty()) {
+            return Err(FileError::Empty.into());
         }
-        let names: Vec<String> = headers.iter().map(normalise_header).collect();
+        let names: Vec<String> = headers.iter().map(|h| normalise_header(h)).collect();
         let find = |wanted: &str| names.iter().position(|n| n == wanted);
         let layout = match (find("order_id"), find("customer_id"), find("barcode")) {
             (Some(order_id), _, Some(barcode)) => Layout::Barcodes { barcode, order_id },
@@ -168,29 +157,37 @@ impl<R: Read> CsvRows<R> {
             },
             _ => {
                 return Err(FileError::UnknownHeader {
-                    found: headers.iter().collect::<Vec<_>>().join(","),
-                })
+                    found: storable(&headers.join(",")),
+                }
+                .into())
             }
         };
-        let used: &[usize] = match layout {
+        let used: &[(usize, &str)] = match layout {
             Layout::Orders {
                 order_id,
                 customer_id,
-            } => &[order_id, customer_id],
-            Layout::Barcodes { barcode, order_id } => &[barcode, order_id],
+            } => &[(order_id, "order_id"), (customer_id, "customer_id")],
+            Layout::Barcodes { barcode, order_id } => {
+                &[(barcode, "barcode"), (order_id, "order_id")]
+            }
         };
-        let extra_columns = headers
+        let mut extra_columns = Vec::new();
+        let field_names = headers
             .iter()
             .enumerate()
-            .filter(|(i, _)| !used.contains(i))
-            .map(|(_, name)| name.trim_start_matches('\u{feff}').trim().to_owned())
+            .map(|(i, header)| match used.iter().find(|(at, _)| *at == i) {
+                Some((_, canonical)) => (*canonical).to_owned(),
+                None => {
+                    let name = storable(header.trim_start_matches('\u{feff}').trim());
+                    extra_columns.push(name.clone());
+                    name
+                }
+            })
             .collect();
         Ok(Self {
             reader,
-            newlines,
             layout,
-            record: csv::StringRecord::new(),
-            columns: headers.len(),
+            field_names,
             extra_columns,
         })
     }
@@ -206,79 +203,54 @@ impl<R: Read> CsvRows<R> {
 
     /// The next line: `Ok(Some(Ok(row)))` for a valid line, `Ok(Some(Err(..)))`
     /// for a rejected one, `Ok(None)` at the end. Blank lines are skipped.
-    pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, FileError> {
+    pub fn next_row(&mut self) -> Result<Option<Result<Row, RejectedRow>>, ReadError> {
         loop {
-            let more = match self.reader.read_record(&mut self.record) {
-                Ok(more) => more,
-                Err(source) => {
-                    let line = self.line_at(source.position().map_or(0, |p| p.byte()));
-                    return Err(csv_error(source, line));
+            let (line, record) = match self.reader.next_record()? {
+                Next::Record { line, record } => (line, record),
+                Next::Cut(cut) => {
+                    let field = cut
+                        .field
+                        .and_then(|index| self.field_names.get(index))
+                        .map_or("(row)", String::as_str);
+                    // The raw text of a cut is carried text already.
+                    return Ok(Some(Err(RejectedRow {
+                        raw: cut.raw,
+                        ..RejectedRow::new(cut.line, field, "", &cut.reason, "")
+                    })));
                 }
+                Next::End => return Ok(None),
             };
-            if !more {
-                return Ok(None);
-            }
-            let line = self.current_line();
-            if self.record.iter().all(|f| f.trim().is_empty()) {
+            if record.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
-            if self.record.len() != self.columns {
-                return Ok(Some(Err(RejectedRow {
+            if record.len() != self.field_names.len() {
+                return Ok(Some(Err(RejectedRow::new(
                     line,
-                    field: "(row)".to_owned(),
-                    value: String::new(),
-                    reason: format!(
+                    "(row)",
+                    "",
+                    &format!(
                         "has {} fields; the header has {}",
-                        self.record.len(),
-                        self.columns
+                        record.len(),
+                        self.field_names.len()
                     ),
-                    raw: raw_record(&self.record),
-                })));
+                    &raw_record(&record),
+                ))));
             }
-            return Ok(Some(parse_record(self.layout, &self.record, line)));
+            return Ok(Some(parse_record(self.layout, &record, line)));
         }
     }
 }
 
-fn csv_error(source: csv::Error, line: u64) -> FileError {
-    match source.kind() {
-        csv::ErrorKind::Utf8 { .. } => FileError::NotUtf8 { line },
-        _ => FileError::Csv { line, source },
-    }
-}
-
-impl<R: Read> CsvRows<R> {
-    /// The line holding byte `offset` (where a broken record starts).
-    fn line_at(&self, offset: u64) -> u64 {
-        let (before, _) = self.newlines.borrow_mut().newlines_before(offset);
-        before + 1
-    }
-
-    /// The 1-based line on which the record just read starts.
-    fn current_line(&self) -> u64 {
-        let end = self.reader.position().byte();
-        let (before, ends_with_newline) = self.newlines.borrow_mut().newlines_before(end);
-        // The record's own terminator may or may not have been consumed yet.
-        let end_line = before + 1 - u64::from(ends_with_newline);
-        let embedded: u64 = self
-            .record
-            .iter()
-            .map(|field| field.bytes().filter(|&b| b == b'\n').count() as u64)
-            .sum();
-        end_line.saturating_sub(embedded)
-    }
-}
-
-fn field(record: &csv::StringRecord, index: usize) -> &str {
+fn field<'a>(record: &Record<'a>, index: usize) -> &'a str {
     record.get(index).unwrap_or("")
 }
 
 /// Re-serialises a record as one CSV line, for rejects files.
-pub fn raw_record(record: &csv::StringRecord) -> String {
+fn raw_record(record: &Record<'_>) -> String {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
-    let _ = writer.write_record(record);
+    let _ = writer.write_record(record.iter());
     let mut bytes = writer.into_inner().unwrap_or_default();
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
@@ -286,13 +258,9 @@ pub fn raw_record(record: &csv::StringRecord) -> String {
     String::from_utf8(bytes).unwrap_or_default()
 }
 
-fn parse_record(layout: Layout, record: &csv::StringRecord, line: u64) -> Result<Row, RejectedRow> {
-    let reject = |field_name: &str, value: &str, reason: String| RejectedRow {
-        line,
-        field: field_name.to_owned(),
-        value: value.to_owned(),
-        reason,
-        raw: raw_record(record),
+fn parse_record(layout: Layout, record: &Record<'_>, line: u64) -> Result<Row, RejectedRow> {
+    let reject = |field_name: &str, value: &str, reason: String| {
+        RejectedRow::new(line, field_name, value, &reason, &raw_record(record))
     };
     match layout {
         Layout::Orders {
@@ -338,7 +306,7 @@ mod tests {
     use super::*;
 
     fn rows(input: &str) -> (FileKind, Vec<Result<Row, RejectedRow>>) {
-        let mut reader = CsvRows::open(input.as_bytes()).unwrap();
+        let mut reader = CsvRows::open(input.as_bytes(), CsvLimits::default()).unwrap();
         let mut out = Vec::new();
         while let Some(row) = reader.next_row().unwrap() {
             out.push(row);
@@ -424,8 +392,11 @@ mod tests {
 
     #[test]
     fn extra_columns_are_named_and_wrong_field_counts_rejected() {
-        let mut reader =
-            CsvRows::open("customer_id,order_id,note\n1,2,x\n3,4\n5,6,y,z\n".as_bytes()).unwrap();
+        let mut reader = CsvRows::open(
+            "customer_id,order_id,note\n1,2,x\n3,4\n5,6,y,z\n".as_bytes(),
+            CsvLimits::default(),
+        )
+        .unwrap();
         assert_eq!(reader.extra_columns(), ["note"]);
         let mut got = Vec::new();
         while let Some(row) = reader.next_row().unwrap() {
@@ -444,12 +415,12 @@ mod tests {
     #[test]
     fn unknown_header_and_empty_file_are_file_errors() {
         assert!(matches!(
-            CsvRows::open("a,b\n1,2\n".as_bytes()),
-            Err(FileError::UnknownHeader { .. })
+            CsvRows::open("a,b\n1,2\n".as_bytes(), CsvLimits::default()),
+            Err(ReadError::File(FileError::UnknownHeader { .. }))
         ));
         assert!(matches!(
-            CsvRows::open("".as_bytes()),
-            Err(FileError::Empty)
+            CsvRows::open("".as_bytes(), CsvLimits::default()),
+            Err(ReadError::File(FileError::Empty))
         ));
     }
 }

@@ -9,8 +9,10 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::SyncIoBridge;
 
+use crate::carried_text::spreadsheet_cell;
 use crate::config::PROCESSED_ORDERS_KEY;
-use crate::csv_input::{CsvRows, FileError, FileKind, RejectedRow, Row};
+use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
+use crate::csv_records::CsvLimits;
 use crate::db::{
     Batch, Begun, Claim, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion,
     PgStore, Problem,
@@ -159,11 +161,22 @@ struct ParsedHeader {
 pub struct Ingestor<S> {
     store: S,
     db: PgStore,
+    csv_limits: CsvLimits,
 }
 
 impl<S: ObjectStore> Ingestor<S> {
     pub fn new(store: S, db: PgStore) -> Self {
-        Self { store, db }
+        Self {
+            store,
+            db,
+            csv_limits: CsvLimits::default(),
+        }
+    }
+
+    /// Changes what one input file may cost (see [`CsvLimits`]).
+    pub fn with_csv_limits(mut self, limits: CsvLimits) -> Self {
+        self.csv_limits = limits;
+        self
     }
 
     pub fn db(&self) -> &PgStore {
@@ -308,8 +321,9 @@ impl<S: ObjectStore> Ingestor<S> {
         let (orders_tx, orders_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let (barcodes_tx, barcodes_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let bridge = SyncIoBridge::new(reader);
+        let limits = self.csv_limits;
         let parser = tokio::task::spawn_blocking(move || {
-            parse_file(bridge, header_tx, orders_tx, barcodes_tx)
+            parse_file(bridge, limits, header_tx, orders_tx, barcodes_tx)
         });
 
         let header = header_rx.await;
@@ -337,7 +351,20 @@ impl<S: ObjectStore> Ingestor<S> {
             LoadFailure::Retry(IngestError::Internal(format!("CSV parser thread: {e}")))
         })?;
         let counts = match (parsed, loaded) {
-            (Err(file_error), _) => return Err(LoadFailure::File(file_error)),
+            (Err(ReadError::File(file_error)), _) => return Err(LoadFailure::File(file_error)),
+            (Err(ReadError::Io { line, source }), _) => {
+                return Err(LoadFailure::Retry(
+                    StorageError::new(
+                        &version.bucket,
+                        &version.key,
+                        format!(
+                            "reading the object failed at line {line} ({source}); will be retried"
+                        ),
+                        false,
+                    )
+                    .into(),
+                ))
+            }
             (Ok(_), Err(db_error)) => return Err(LoadFailure::Retry(db_error.into())),
             (Ok(()), Ok(counts)) => counts,
         };
@@ -407,7 +434,13 @@ impl<S: ObjectStore> Ingestor<S> {
         session
             .for_each_rejected(|line, field, value, reason, raw| {
                 writer
-                    .write_record([line.to_string().as_str(), field, value, reason, raw])
+                    .write_record([
+                        line.to_string().as_str(),
+                        &spreadsheet_cell(field),
+                        &spreadsheet_cell(value),
+                        &spreadsheet_cell(reason),
+                        &spreadsheet_cell(raw),
+                    ])
                     .map_err(|e| IngestError::output("rejects file", e))
             })
             .await?;
@@ -539,11 +572,12 @@ fn log_report(report: &IngestReport) {
 /// rows (valid and rejected) in batches.
 fn parse_file<R: std::io::Read>(
     input: R,
+    limits: CsvLimits,
     header_tx: oneshot::Sender<ParsedHeader>,
     orders_tx: mpsc::Sender<Batch<OrderRow>>,
     barcodes_tx: mpsc::Sender<Batch<BarcodeRow>>,
-) -> Result<(), FileError> {
-    let mut rows = CsvRows::open(input)?;
+) -> Result<(), ReadError> {
+    let mut rows = CsvRows::open(input, limits)?;
     let kind = rows.kind();
     let _ = header_tx.send(ParsedHeader {
         kind,
@@ -571,7 +605,7 @@ fn stream_rows<R: std::io::Read, T>(
     rows: &mut CsvRows<R>,
     tx: &mpsc::Sender<Batch<T>>,
     pick: impl Fn(Row) -> Option<T>,
-) -> Result<(), FileError> {
+) -> Result<(), ReadError> {
     let mut batch: Vec<Result<T, RejectedRow>> = Vec::with_capacity(BATCH_ROWS);
     let mut seen = 0u64;
     while let Some(row) = rows.next_row()? {
@@ -589,7 +623,7 @@ fn stream_rows<R: std::io::Read, T>(
         }
     }
     if seen == 0 {
-        return Err(FileError::HeaderOnly);
+        return Err(FileError::HeaderOnly.into());
     }
     if !batch.is_empty() && tx.blocking_send(Batch::Rows(batch)).is_err() {
         return Ok(());

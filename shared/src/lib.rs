@@ -3,8 +3,10 @@
 //! function's `main` only wires these together.
 
 pub mod api_store;
+pub mod carried_text;
 pub mod config;
 pub mod csv_input;
+pub mod csv_records;
 pub mod database_secret;
 pub mod db;
 pub mod domain;

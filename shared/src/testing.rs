@@ -487,3 +487,93 @@ impl TestPipeline {
         pipeline
     }
 }
+
+/// An [`ObjectStore`](crate::storage::ObjectStore) whose next `failing_reads`
+/// opened objects fail mid-stream, after `fail_after` bytes, as a reset
+/// connection does: S3 cannot be made to fail on cue.
+pub struct FlakyReads<S> {
+    inner: S,
+    fail_after: usize,
+    failing_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl<S> FlakyReads<S> {
+    pub fn new(inner: S, fail_after: usize, failing_reads: usize) -> Self {
+        Self {
+            inner,
+            fail_after,
+            failing_reads: failing_reads.into(),
+        }
+    }
+}
+
+impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FlakyReads<S> {
+    async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<crate::storage::OpenedObject, crate::storage::StorageError> {
+        use std::sync::atomic::Ordering;
+        let mut opened = self.inner.open(bucket, key).await?;
+        let fail = self
+            .failing_reads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            opened.reader = Box::pin(FailAfter {
+                inner: opened.reader,
+                remaining: self.fail_after,
+            });
+        }
+        Ok(opened)
+    }
+
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), crate::storage::StorageError> {
+        self.inner.put_file(bucket, key, path, content_type).await
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), crate::storage::StorageError> {
+        self.inner.put(bucket, key, body, content_type).await
+    }
+}
+
+/// Passes `remaining` bytes through, then fails every read.
+struct FailAfter {
+    inner: crate::storage::ObjectReader,
+    remaining: usize,
+}
+
+impl tokio::io::AsyncRead for FailAfter {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset by peer (injected by the test)",
+            )));
+        }
+        let mut chunk = [0u8; 8192];
+        let limit = self.remaining.min(buf.remaining()).min(chunk.len());
+        let mut limited = tokio::io::ReadBuf::new(&mut chunk[..limit]);
+        std::task::ready!(self.inner.as_mut().poll_read(cx, &mut limited))?;
+        let read = limited.filled();
+        buf.put_slice(read);
+        self.remaining -= read.len();
+        std::task::Poll::Ready(Ok(()))
+    }
+}

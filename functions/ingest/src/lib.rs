@@ -1,6 +1,7 @@
 //! The ingest function's event handling: which objects an event names, and
 //! which SQS messages failed (so that only those are retried).
 
+use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestError, IngestReport, Ingestor};
 use order_pipeline::s3_events::{self, Decision, Notification};
@@ -15,15 +16,15 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Builds the ingestor from the environment (`DATABASE_URL`, or in AWS
 /// `DATABASE_SECRET_ARN`; the usual AWS variables; `AWS_ENDPOINT_URL` for
-/// LocalStack).
+/// LocalStack; the `CSV_MAX_*` input limits, see [`CsvLimits`]).
 pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
     let settings = order_pipeline::database_secret::database_settings().await?;
     let pool = db::connect_pool(&settings)?;
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(Ingestor::new(
-        S3Store::new(s3_client(&sdk_config)),
-        PgStore::new(pool),
-    ))
+    Ok(
+        Ingestor::new(S3Store::new(s3_client(&sdk_config)), PgStore::new(pool))
+            .with_csv_limits(CsvLimits::from_env()?),
+    )
 }
 
 /// Handles one invocation with no deadline (local tools and tests): every

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use localenv::local_files::LocalFiles;
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
+use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestStatus, Ingestor};
 use order_pipeline::storage::ObjectRef;
@@ -38,7 +39,7 @@ pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> 
         .progress_chars("=> "),
     );
     store.set_progress(Some(bar.clone()));
-    let ingestor = Ingestor::new(store, PgStore::new(pool));
+    let ingestor = Ingestor::new(store, PgStore::new(pool)).with_csv_limits(CsvLimits::from_env()?);
 
     let mut duplicates = 0;
     for (key, file) in &keys {
