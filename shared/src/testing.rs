@@ -488,38 +488,72 @@ impl TestPipeline {
     }
 }
 
-/// An [`ObjectStore`](crate::storage::ObjectStore) whose next `failing_reads`
-/// opened objects fail mid-stream, after `fail_after` bytes, as a reset
-/// connection does: S3 cannot be made to fail on cue.
-pub struct FlakyReads<S> {
+/// An [`ObjectStore`](crate::storage::ObjectStore) that fails on cue, as S3
+/// cannot be made to: the next `failing_reads` opened objects fail
+/// mid-stream after `fail_after` bytes, as a reset connection does, and the
+/// next `failing_writes` writes under `write_prefix` are refused.
+pub struct FaultyStore<S> {
     inner: S,
     fail_after: usize,
     failing_reads: std::sync::atomic::AtomicUsize,
+    write_prefix: String,
+    failing_writes: std::sync::atomic::AtomicUsize,
 }
 
-impl<S> FlakyReads<S> {
-    pub fn new(inner: S, fail_after: usize, failing_reads: usize) -> Self {
+impl<S> FaultyStore<S> {
+    /// A store that passes everything through until told to fail.
+    pub fn new(inner: S) -> Self {
         Self {
             inner,
-            fail_after,
-            failing_reads: failing_reads.into(),
+            fail_after: 0,
+            failing_reads: 0.into(),
+            write_prefix: String::new(),
+            failing_writes: 0.into(),
         }
+    }
+
+    /// The next `reads` opened objects fail after `fail_after` bytes.
+    pub fn failing_reads(mut self, reads: usize, fail_after: usize) -> Self {
+        self.failing_reads = reads.into();
+        self.fail_after = fail_after;
+        self
+    }
+
+    /// The next `writes` writes of keys under `prefix` are refused.
+    pub fn failing_writes(mut self, writes: usize, prefix: &str) -> Self {
+        self.failing_writes = writes.into();
+        self.write_prefix = prefix.to_owned();
+        self
+    }
+
+    fn write_allowed(&self, bucket: &str, key: &str) -> Result<(), crate::storage::StorageError> {
+        if key.starts_with(&self.write_prefix) && take_one(&self.failing_writes) {
+            return Err(crate::storage::StorageError::new(
+                bucket,
+                key,
+                "injected: service unavailable",
+                false,
+            ));
+        }
+        Ok(())
     }
 }
 
-impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FlakyReads<S> {
+/// Counts one fault down; false once none are left.
+fn take_one(faults: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering;
+    faults
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore<S> {
     async fn open(
         &self,
-        bucket: &str,
-        key: &str,
+        object: &ObjectRef,
     ) -> Result<crate::storage::OpenedObject, crate::storage::StorageError> {
-        use std::sync::atomic::Ordering;
-        let mut opened = self.inner.open(bucket, key).await?;
-        let fail = self
-            .failing_reads
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
+        let mut opened = self.inner.open(object).await?;
+        if take_one(&self.failing_reads) {
             opened.reader = Box::pin(FailAfter {
                 inner: opened.reader,
                 remaining: self.fail_after,
@@ -535,6 +569,7 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FlakyReads<
         path: &std::path::Path,
         content_type: &str,
     ) -> Result<(), crate::storage::StorageError> {
+        self.write_allowed(bucket, key)?;
         self.inner.put_file(bucket, key, path, content_type).await
     }
 
@@ -545,6 +580,7 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FlakyReads<
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), crate::storage::StorageError> {
+        self.write_allowed(bucket, key)?;
         self.inner.put(bucket, key, body, content_type).await
     }
 }

@@ -3,15 +3,14 @@
 //! the real adapters (LocalStack S3, a fresh PostgreSQL database per test),
 //! with a fault-injecting store only where S3 cannot fail on cue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use order_pipeline::db::{Begun, ObjectVersion, PgStore, PUBLISH_LOCK};
 use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
 use order_pipeline::s3_events::{self, Decision};
-use order_pipeline::storage::{ObjectRef, ObjectStore, OpenedObject, S3Store, StorageError};
-use order_pipeline::testing::{TestBucket, TestDatabase, TestPipeline};
+use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
+use order_pipeline::testing::{FaultyStore, TestBucket, TestDatabase, TestPipeline};
 
 /// The object a bucket notification for `key` names (as last put).
 fn notified(bucket: &TestBucket, key: &str) -> ObjectRef {
@@ -196,67 +195,11 @@ async fn wait_until_blocked_on_a_lock(db: &TestDatabase) {
     panic!("no session ever waited for the lock");
 }
 
-/// S3, except that writes under `reports/` fail while `failures` lasts.
-struct FailingReportWrites {
-    inner: S3Store,
-    failures: AtomicUsize,
-}
-
-impl FailingReportWrites {
-    fn fail(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        let failing = key.starts_with("reports/")
-            && self
-                .failures
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        match failing {
-            true => Err(StorageError::new(
-                bucket,
-                key,
-                "injected: service unavailable",
-                false,
-            )),
-            false => Ok(()),
-        }
-    }
-}
-
-impl ObjectStore for FailingReportWrites {
-    async fn open(&self, object: &ObjectRef) -> Result<OpenedObject, StorageError> {
-        self.inner.open(object).await
-    }
-
-    async fn put_file(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &std::path::Path,
-        content_type: &str,
-    ) -> Result<(), StorageError> {
-        self.fail(bucket, key)?;
-        self.inner.put_file(bucket, key, path, content_type).await
-    }
-
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), StorageError> {
-        self.fail(bucket, key)?;
-        self.inner.put(bucket, key, body, content_type).await
-    }
-}
-
 #[tokio::test]
 async fn a_rejected_file_is_final_only_with_its_report() {
     let bucket = TestBucket::create().await;
     let db = TestDatabase::create().await;
-    let store = FailingReportWrites {
-        inner: S3Store::new(bucket.client.clone()),
-        failures: AtomicUsize::new(1),
-    };
+    let store = FaultyStore::new(S3Store::new(bucket.client.clone())).failing_writes(1, "reports/");
     let ingestor = Ingestor::new(store, db.store());
     bucket.put("incoming/x.csv", "a,b\n1,2\n").await;
     let object = notified(&bucket, "incoming/x.csv");

@@ -7,7 +7,7 @@ use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::db::Problem;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
 use order_pipeline::storage::{ObjectRef, S3Store};
-use order_pipeline::testing::{FlakyReads, TestPipeline};
+use order_pipeline::testing::{FaultyStore, TestPipeline};
 
 async fn ingest(f: &TestPipeline, key: &str, body: impl Into<Vec<u8>>) -> IngestReport {
     f.bucket.put(key, body).await;
@@ -125,7 +125,7 @@ async fn a_read_that_fails_mid_stream_is_retried_and_then_loads() {
         body.push_str(&format!("{id},{}\n", id % 7 + 1));
     }
     f.bucket.put("incoming/o.csv", body).await;
-    let flaky = FlakyReads::new(S3Store::new(f.bucket.client.clone()), 4000, 1);
+    let flaky = FaultyStore::new(S3Store::new(f.bucket.client.clone())).failing_reads(1, 4000);
     let ingestor = Ingestor::new(flaky, f.db.store());
     let object = ObjectRef::new(&f.bucket.name, "incoming/o.csv");
 
