@@ -100,6 +100,7 @@ async fn the_auth_matrix_holds_on_every_route() {
             scope: "orders:read orders:write analytics:read".into(),
             iss: None,
             aud: None,
+            nbf: None,
         },
     );
     let wrong_key = issue_hs256(
