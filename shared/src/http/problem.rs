@@ -66,9 +66,27 @@ impl ApiError {
     }
 }
 
+/// An error and every cause under it, for the log: a pool error alone
+/// says "db error", the server's message (e.g. which role it refused) is
+/// its cause's cause.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // thiserror's `{0}` already shows the next cause: do not repeat it.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
-        tracing::error!(error = %err, "database error");
+        tracing::error!(error = %causes(&err), "database error");
         Self::unavailable("the database could not answer; try again shortly")
     }
 }
