@@ -380,8 +380,13 @@ async fn export_processed_orders(
         .publish_processed_orders(&files.bucket)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "publishing processed_orders.csv failed");
-            ApiError::unavailable("processed_orders.csv could not be brought up to date; try again")
+            // Behind an ingest's own publish, or a load's locks: busy.
+            ApiError::busy_or(&e, || {
+                tracing::error!(error = %e, "publishing processed_orders.csv failed");
+                ApiError::unavailable(
+                    "processed_orders.csv could not be brought up to date; try again",
+                )
+            })
         })?;
     let url = files
         .presigner
