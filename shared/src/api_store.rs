@@ -508,21 +508,18 @@ impl ApiStore {
                 available,
             });
         }
-        // A file may (against the documented range) have taken an id of the
-        // sales range: draw again.
-        let order_id: i64 = loop {
-            let row = tx
-                .query_opt(
-                    "INSERT INTO orders (order_id, customer_id)
-                     VALUES (nextval('sale_order_ids'), $1)
-                     ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
-                    &[&customer_id],
-                )
-                .await?;
-            if let Some(row) = row {
-                break row.get(0);
-            }
-        };
+        // The id is free: files may not name ids of the sales range
+        // (domain::FIRST_SALE_ORDER_ID), and migration V5 moved the sequence
+        // past any a database took before, so nothing (no order, no barcode
+        // waiting for one) can be there.
+        let order_id: i64 = tx
+            .query_one(
+                "INSERT INTO orders (order_id, customer_id)
+                 VALUES (nextval('sale_order_ids'), $1) RETURNING order_id",
+                &[&customer_id],
+            )
+            .await?
+            .get(0);
         let sale = tx
             .query_opt(
                 "INSERT INTO sales (order_id, customer_id, tickets, idempotency_key, fingerprint, response)
