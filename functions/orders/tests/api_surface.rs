@@ -358,6 +358,16 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             documented.insert((method.to_uppercase(), path.clone()));
+            // Behind a token means reading the database: it may be busy.
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                assert!(
+                    operation["responses"]["503"]["headers"]["Retry-After"].is_object(),
+                    "{method} {path} documents its 503 with Retry-After"
+                );
+            }
             assert!(
                 operation["responses"]
                     .as_object()
