@@ -6,6 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{GenericClient, Pool};
+
+use crate::db::transaction::Transaction;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
 
@@ -483,13 +485,16 @@ impl ApiStore {
         idempotency_key: Option<&str>,
     ) -> Result<SaleOutcome, DbError> {
         let fingerprint = sale_fingerprint(customer_id, tickets);
-        let mut client = self.pool.get().await?;
         if let Some(key) = idempotency_key {
+            let client = self.pool.get().await?;
             if let Some(outcome) = replay(&client, key, &fingerprint).await? {
                 return Ok(outcome);
             }
         }
-        let tx = client.transaction().await?;
+        // A cancelled request must not hand its connection back inside this
+        // transaction (see db::transaction).
+        let guard = Transaction::begin(&self.pool, "BEGIN").await?;
+        let tx = guard.client();
         tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&MERGE_LOCK])
             .await?;
         let rows = tx
@@ -502,27 +507,24 @@ impl ApiStore {
         let codes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         if (codes.len() as i64) < tickets {
             let available = codes.len() as i64;
-            tx.rollback().await?;
+            guard.end("ROLLBACK").await?;
             return Ok(SaleOutcome::NotEnough {
                 wanted: tickets,
                 available,
             });
         }
-        // A file may (against the documented range) have taken an id of the
-        // sales range: draw again.
-        let order_id: i64 = loop {
-            let row = tx
-                .query_opt(
-                    "INSERT INTO orders (order_id, customer_id)
-                     VALUES (nextval('sale_order_ids'), $1)
-                     ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
-                    &[&customer_id],
-                )
-                .await?;
-            if let Some(row) = row {
-                break row.get(0);
-            }
-        };
+        // The id is free: files may not name ids of the sales range
+        // (domain::FIRST_SALE_ORDER_ID), and migration V5 moved the sequence
+        // past any a database took before, so nothing (no order, no barcode
+        // waiting for one) can be there.
+        let order_id: i64 = tx
+            .query_one(
+                "INSERT INTO orders (order_id, customer_id)
+                 VALUES (nextval('sale_order_ids'), $1) RETURNING order_id",
+                &[&customer_id],
+            )
+            .await?
+            .get(0);
         let sale = tx
             .query_opt(
                 "INSERT INTO sales (order_id, customer_id, tickets, idempotency_key, fingerprint, response)
@@ -539,9 +541,9 @@ impl ApiStore {
             .await?;
         let Some(sale) = sale else {
             // The same key committed meanwhile: undo ours, answer with theirs.
-            tx.rollback().await?;
+            guard.end("ROLLBACK").await?;
             let key = idempotency_key.expect("a conflict needs a key");
-            return Ok(replay(&client, key, &fingerprint)
+            return Ok(replay(&self.pool.get().await?, key, &fingerprint)
                 .await?
                 .unwrap_or(SaleOutcome::KeyReused));
         };
@@ -567,7 +569,7 @@ impl ApiStore {
             &[&tickets],
         )
         .await?;
-        let detail = order_detail(&tx, order_id)
+        let detail = order_detail(tx, order_id)
             .await?
             .expect("the order was inserted in this transaction");
         let response = serde_json::to_string(&detail).expect("an order serialises");
@@ -576,7 +578,7 @@ impl ApiStore {
             &[&sale_id, &response],
         )
         .await?;
-        tx.commit().await?;
+        guard.end("COMMIT").await?;
         Ok(SaleOutcome::Sold(detail))
     }
 }

@@ -66,6 +66,84 @@ impl DatabaseSettings {
     }
 }
 
+/// How long an API request's statements may wait and run. Loads hold their
+/// tables (a first or bulk load drops and rebuilds indexes, so the table is
+/// ACCESS EXCLUSIVE until commit) and the merge lock for as long as they
+/// take; with these limits a request gives up after `lock_timeout` and
+/// answers 503 with Retry-After instead of hanging until the function's
+/// own timeout, holding its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// PostgreSQL's `lock_timeout`: the longest wait for any lock (a
+    /// table, a row, the merge lock).
+    pub lock_timeout: Duration,
+    /// PostgreSQL's `statement_timeout`: the longest any statement runs,
+    /// below the API functions' 15 s timeout so the server stops the work
+    /// before Lambda abandons it.
+    pub statement_timeout: Duration,
+}
+
+impl SessionLimits {
+    /// The API functions' defaults.
+    pub const API_DEFAULT: Self = Self {
+        lock_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(10),
+    };
+
+    /// [`SessionLimits::API_DEFAULT`], changed by `DATABASE_LOCK_TIMEOUT_MS`
+    /// and `DATABASE_STATEMENT_TIMEOUT_MS` (positive milliseconds).
+    pub fn api_from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            lock_timeout: millis_from_env(
+                "DATABASE_LOCK_TIMEOUT_MS",
+                Self::API_DEFAULT.lock_timeout,
+            )?,
+            statement_timeout: millis_from_env(
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                Self::API_DEFAULT.statement_timeout,
+            )?,
+        })
+    }
+
+    /// The limits as libpq's `options` startup parameter: set when the
+    /// connection opens, with no `SET` statement (which would pin the
+    /// session to one server connection behind RDS Proxy).
+    pub fn startup_options(&self) -> String {
+        format!(
+            "-c lock_timeout={} -c statement_timeout={}",
+            self.lock_timeout.as_millis(),
+            self.statement_timeout.as_millis()
+        )
+    }
+}
+
+fn millis_from_env(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    parse_millis(name, std::env::var(name).ok(), default)
+}
+
+fn parse_millis(
+    name: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(millis) if millis > 0 => Ok(Duration::from_millis(millis)),
+        Ok(_) => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "must be at least 1 (milliseconds); 0 would mean no limit".to_owned(),
+        }),
+        Err(e) => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: format!("not a number of milliseconds: {e}"),
+        }),
+    }
+}
+
 /// The bucket the API reads files from and publishes the export to.
 pub fn bucket_from_env() -> Result<String, ConfigError> {
     std::env::var("BUCKET")
@@ -76,4 +154,25 @@ pub fn bucket_from_env() -> Result<String, ConfigError> {
             hint:
                 "set it to the pipeline's bucket (`make up` writes BUCKET to .local/functions.env)",
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_limits_are_positive_milliseconds_sent_in_the_startup_packet() {
+        let default = Duration::from_secs(2);
+        let parse = |value: Option<&str>| parse_millis("X_MS", value.map(str::to_owned), default);
+        assert_eq!(parse(None).unwrap(), default);
+        assert_eq!(parse(Some(" 750 ")).unwrap(), Duration::from_millis(750));
+        for bad in ["0", "-1", "2s", ""] {
+            let err = parse(Some(bad)).unwrap_err().to_string();
+            assert!(err.starts_with("X_MS="), "{bad}: {err}");
+        }
+        assert_eq!(
+            SessionLimits::API_DEFAULT.startup_options(),
+            "-c lock_timeout=2000 -c statement_timeout=10000"
+        );
+    }
 }

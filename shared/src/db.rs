@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, SessionLimits};
 use crate::csv_input::RejectedRow;
 use crate::domain::{
     Barcode, BarcodeRow, CustomerId, CustomerTickets, OrderId, OrderRow, ProcessedOrder,
@@ -19,7 +19,7 @@ use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
 mod copy_buffer;
 mod external_sort;
 mod sold_barcodes;
-mod transaction;
+pub(crate) mod transaction;
 
 use copy_buffer::CopyBuffer;
 use external_sort::ExternalSorter;
@@ -74,10 +74,33 @@ fn postgres_detail(err: &tokio_postgres::Error) -> String {
 /// Builds the pool. Connections open lazily, so a cold start does not wait on
 /// the database until the first query.
 pub fn connect_pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+    build_pool(settings, None)
+}
+
+/// The API functions' pool: every connection starts with `limits` in
+/// force, so a request never waits on a load longer than the lock timeout.
+pub fn connect_api_pool(
+    settings: &DatabaseSettings,
+    limits: &SessionLimits,
+) -> Result<Pool, DbError> {
+    build_pool(settings, Some(limits))
+}
+
+fn build_pool(
+    settings: &DatabaseSettings,
+    limits: Option<&SessionLimits>,
+) -> Result<Pool, DbError> {
     let mut config: tokio_postgres::Config = settings.url.parse().map_err(DbError::BadUrl)?;
     config.connect_timeout(settings.connect_timeout);
     if config.get_application_name().is_none() {
         config.application_name("order-pipeline");
+    }
+    if let Some(limits) = limits {
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {}", limits.startup_options()),
+            None => limits.startup_options(),
+        };
+        config.options(&options);
     }
     let manager = crate::postgres_tls::manager(
         config,

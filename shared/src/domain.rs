@@ -34,16 +34,38 @@ fn parse_positive_id(raw: &str, what: &str) -> Result<i64, FieldError> {
     }
 }
 
+/// The first order id of the range sales draw from (the `sale_order_ids`
+/// sequence, migrations/V3): files may not name ids from here up, so a sale
+/// never meets a file's order or a barcode waiting for one.
+pub const FIRST_SALE_ORDER_ID: i64 = 9_000_000_000_000_000_000;
+
+/// Accepts every valid id (customers).
+fn any_id(value: i64) -> Result<i64, FieldError> {
+    Ok(value)
+}
+
+/// Order ids in files stay below the sales range.
+fn order_id_of_a_file(value: i64) -> Result<i64, FieldError> {
+    if value >= FIRST_SALE_ORDER_ID {
+        return Err(FieldError::new(format!(
+            "order ids from {FIRST_SALE_ORDER_ID} up are reserved for sales made through the API, got {value}; \
+             give the order an id below {FIRST_SALE_ORDER_ID}"
+        )));
+    }
+    Ok(value)
+}
+
 macro_rules! positive_id {
-    ($(#[$meta:meta])* $name:ident, $what:literal) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal, $check:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
         #[serde(transparent)]
         pub struct $name(i64);
 
         impl $name {
+            /// Parses an id written in an input file.
             pub fn parse(raw: &str) -> Result<Self, FieldError> {
-                parse_positive_id(raw, $what).map(Self)
+                parse_positive_id(raw, $what).and_then($check).map(Self)
             }
 
             /// Wraps a value that came from the database, where the schema
@@ -66,14 +88,17 @@ macro_rules! positive_id {
 }
 
 positive_id!(
-    /// An order's id: a positive 64-bit integer, unique across all orders.
+    /// An order's id: a positive 64-bit integer, unique across all orders;
+    /// in files below [`FIRST_SALE_ORDER_ID`].
     OrderId,
-    "order_id"
+    "order_id",
+    order_id_of_a_file
 );
 positive_id!(
     /// A customer's id: a positive 64-bit integer.
     CustomerId,
-    "customer_id"
+    "customer_id",
+    any_id
 );
 
 /// A ticket barcode. Kept as text so leading zeros survive.
@@ -172,6 +197,25 @@ mod tests {
             let err = OrderId::parse(bad).unwrap_err();
             assert!(err.reason.contains("order_id"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn order_ids_of_the_sales_range_are_refused_in_files() {
+        assert_eq!(
+            OrderId::parse("8999999999999999999").unwrap().get(),
+            FIRST_SALE_ORDER_ID - 1
+        );
+        for reserved in ["9000000000000000000", "9223372036854775807"] {
+            let err = OrderId::parse(reserved).unwrap_err();
+            assert!(
+                err.reason.starts_with(
+                    "order ids from 9000000000000000000 up are reserved for sales made through the API"
+                ),
+                "{err}"
+            );
+        }
+        // Customers have no reserved range.
+        assert!(CustomerId::parse("9223372036854775807").is_ok());
     }
 
     #[test]

@@ -271,3 +271,55 @@ async fn a_cancelled_publish_never_returns_its_connection_mid_transaction() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_sale_cancelled_while_it_waits_for_a_load_leaves_no_transaction_behind() {
+    let db = TestDatabase::create().await;
+    // One connection, so the next request gets the cancelled one's.
+    let pool = order_pipeline::db::connect_pool(&order_pipeline::config::DatabaseSettings {
+        url: db.url.clone(),
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(10),
+    })
+    .unwrap();
+    let api = order_pipeline::api_store::ApiStore::new(pool.clone());
+    // A load merging holds the merge lock; the sale waits for it and its
+    // client gives up.
+    let (load, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    load.batch_execute("BEGIN").await.unwrap();
+    load.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&order_pipeline::db::MERGE_LOCK],
+    )
+    .await
+    .unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), api.sell(10, 1, Some("k1")));
+    assert!(
+        cancelled.await.is_err(),
+        "the sale waits for the merge lock"
+    );
+    // While the load still merges, the next request is not stuck behind
+    // the abandoned lock wait (5 s is a hang guard, not a speed bound).
+    let next = tokio::time::timeout(Duration::from_secs(5), async {
+        let client = pool.get().await.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+    });
+    assert!(
+        next.await.is_ok(),
+        "the next request waited behind the cancelled sale"
+    );
+    load.batch_execute("COMMIT").await.unwrap();
+
+    // The next request runs in a transaction of its own.
+    let client = pool.get().await.unwrap();
+    // SAVEPOINT is refused outside a transaction block.
+    let in_transaction = client.batch_execute("SAVEPOINT probe").await.is_ok();
+    assert!(
+        !in_transaction,
+        "the connection came back inside the cancelled sale's transaction"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM sales").await, 0);
+}

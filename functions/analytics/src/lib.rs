@@ -360,8 +360,7 @@ async fn get_ingestion(
         (status = 302, description = "Location: a presigned link to processed/processed_orders.csv (valid 15 minutes)"),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn export_processed_orders(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -380,8 +379,13 @@ async fn export_processed_orders(
         .publish_processed_orders(&files.bucket)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "publishing processed_orders.csv failed");
-            ApiError::unavailable("processed_orders.csv could not be brought up to date; try again")
+            // Behind an ingest's own publish, or a load's locks: busy.
+            ApiError::busy_or(&e, || {
+                tracing::error!(error = %e, "publishing processed_orders.csv failed");
+                ApiError::unavailable(
+                    "processed_orders.csv could not be brought up to date; try again",
+                )
+            })
         })?;
     let url = files
         .presigner

@@ -12,7 +12,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     // Configuration, the pool and the S3 client: once per cold start.
     let settings = order_pipeline::database_secret::database_settings().await?;
-    let store = PgStore::new(db::connect_pool(&settings)?);
+    // Requests give up waiting on a load after the lock timeout (503).
+    let limits = order_pipeline::config::SessionLimits::api_from_env()?;
+    let store = PgStore::new(db::connect_api_pool(&settings, &limits)?);
     let auth = Authenticator::from_env()?;
     let bucket = config::bucket_from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;

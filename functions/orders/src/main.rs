@@ -11,7 +11,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     // Configuration and the pool: once per cold start.
     let settings = order_pipeline::database_secret::database_settings().await?;
-    let store = PgStore::new(db::connect_pool(&settings)?);
+    // Requests give up waiting on a load after the lock timeout (503).
+    let limits = order_pipeline::config::SessionLimits::api_from_env()?;
+    let store = PgStore::new(db::connect_api_pool(&settings, &limits)?);
     let state = OrdersState::new(store, Authenticator::from_env()?);
     order_pipeline::http::serve::run(orders::router(state)).await
 }

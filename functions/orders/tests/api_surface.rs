@@ -100,6 +100,7 @@ async fn the_auth_matrix_holds_on_every_route() {
             scope: "orders:read orders:write analytics:read".into(),
             iss: None,
             aud: None,
+            nbf: None,
         },
     );
     let wrong_key = issue_hs256(
@@ -357,6 +358,16 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             documented.insert((method.to_uppercase(), path.clone()));
+            // Behind a token means reading the database: it may be busy.
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                assert!(
+                    operation["responses"]["503"]["headers"]["Retry-After"].is_object(),
+                    "{method} {path} documents its 503 with Retry-After"
+                );
+            }
             assert!(
                 operation["responses"]
                     .as_object()
@@ -500,4 +511,78 @@ async fn a_sale_shows_in_the_next_export() {
             .any(|l| l.starts_with(&format!("10,{order_id},"))),
         "{csv}"
     );
+}
+
+/// The routers of both functions over a database that refuses them.
+async fn routers_over(database_url: &str) -> [Router; 2] {
+    use order_pipeline::config::DatabaseSettings;
+    let settings = DatabaseSettings {
+        url: database_url.to_owned(),
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(5),
+    };
+    let store =
+        || order_pipeline::db::PgStore::new(order_pipeline::db::connect_pool(&settings).unwrap());
+    let s3 =
+        order_pipeline::storage::s3_client(&order_pipeline::testing::localstack_config().await);
+    [
+        orders::router(OrdersState::new(store(), test_authenticator())),
+        analytics::router(AnalyticsState::new(
+            store(),
+            test_authenticator(),
+            s3,
+            "no-bucket".to_owned(),
+        )),
+    ]
+}
+
+#[tokio::test]
+async fn health_says_unavailable_and_nothing_more_when_the_database_refuses() {
+    let logs = order_pipeline::testing::LogCapture::default();
+    let _capture = logs.install("info");
+    // A role the server does not know (its error names it) and a port
+    // nothing listens on.
+    let refusals = [
+        (
+            "postgres://leaky_role_x7@127.0.0.1:54329/leaky_db_x7",
+            "leaky_role_x7",
+        ),
+        (
+            "postgres://leaky_role_x8@127.0.0.1:1/leaky_db_x8",
+            "Connection refused",
+        ),
+    ];
+    for (url, logged) in refusals {
+        for router in routers_over(url).await {
+            let response = send(&router, request("GET", "/health", None)).await;
+            assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{url}");
+            assert_eq!(response.content_type(), "application/problem+json");
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            for leak in [
+                "leaky",
+                "role",
+                "127.0.0.1",
+                "54329",
+                ":1",
+                "pg_hba",
+                "FATAL",
+                "refused",
+                "postgres",
+            ] {
+                assert!(
+                    !body.contains(leak),
+                    "{url}: the answer shows {leak:?}: {body}"
+                );
+            }
+            assert_eq!(
+                response.json()["detail"],
+                "the database is unavailable; try again shortly"
+            );
+        }
+        assert!(
+            logs.text().contains(logged),
+            "the cause ({logged}) is in the log: {}",
+            logs.text()
+        );
+    }
 }

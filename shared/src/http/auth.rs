@@ -1,5 +1,6 @@
-//! Bearer-token authorization: a JWT whose signature, expiry (and, when
-//! configured, issuer and audience) are verified, carrying OAuth-style
+//! Bearer-token authorization: a JWT whose signature, expiry, not-before
+//! (within [`CLOCK_LEEWAY`]) and, when configured, issuer and audience (then
+//! required; `aud` a string or an array) are verified, carrying OAuth-style
 //! space-separated scopes. Handlers ask for a scope with the [`Authorized`]
 //! extractor, so a route cannot forget its check.
 //!
@@ -19,6 +20,10 @@ use super::problem::ApiError;
 use crate::config::ConfigError;
 
 const REALM: &str = "order-pipeline";
+
+/// How far apart the identity provider's clock and ours may be: `exp` and
+/// `nbf` are judged this much in the token's favour.
+pub const CLOCK_LEEWAY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A scope a route requires.
 pub trait Scope: Send + Sync + 'static {
@@ -56,7 +61,18 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+    /// Not before: the token is refused until then (less the leeway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+/// The `aud` claim: one audience or several (RFC 7519 §4.1.3 allows both).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Verifies tokens. Built once per cold start.
@@ -107,16 +123,23 @@ impl Authenticator {
         audience: Option<&str>,
     ) -> Self {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = CLOCK_LEEWAY.as_secs();
+        validation.validate_nbf = true;
+        // A configured issuer or audience is required, not merely checked
+        // when present: jsonwebtoken only judges the claims a token carries.
+        let mut required = vec!["exp"];
         if let Some(issuer) = issuer {
             validation.set_issuer(&[issuer]);
-            validation.set_required_spec_claims(&["exp", "iss"]);
+            required.push("iss");
         }
         match audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         Self { key, validation }
     }
 
@@ -182,6 +205,9 @@ impl Authenticator {
                     }
                     ErrorKind::InvalidIssuer => "the token's issuer is not accepted".to_owned(),
                     ErrorKind::InvalidAudience => "the token's audience is not accepted".to_owned(),
+                    ErrorKind::ImmatureSignature => {
+                        "the token is not valid yet (its nbf is in the future)".to_owned()
+                    }
                     ErrorKind::InvalidAlgorithm => {
                         "the token's algorithm is not accepted".to_owned()
                     }
@@ -271,7 +297,8 @@ pub fn issue_hs256(
         exp: now + valid_for.as_secs(),
         scope: scopes.join(" "),
         iss: issuer.map(str::to_owned),
-        aud: audience.map(str::to_owned),
+        aud: audience.map(|a| Audience::One(a.to_owned())),
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -289,4 +316,117 @@ pub fn issue_hs256_claims(secret: &[u8], claims: &Claims) -> String {
         &EncodingKey::from_secret(secret),
     )
     .expect("HS256 signing cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"unit-test-secret-unit-test-secret-0123";
+    const ISSUER: &str = "https://issuer.example";
+    const AUDIENCE: &str = "order-api";
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// A token carrying exactly `claims`, as an identity provider could
+    /// write them.
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn check(auth: &Authenticator, token: &str) -> Result<Claims, ApiError> {
+        auth.authorize(Some(&format!("Bearer {token}")), "orders:read")
+    }
+
+    fn rejection(auth: &Authenticator, token: &str) -> String {
+        let err = check(auth, token).expect_err("the token is refused");
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        err.detail
+    }
+
+    fn with_audience() -> Authenticator {
+        Authenticator::hs256(SECRET, Some(ISSUER), Some(AUDIENCE))
+    }
+
+    #[test]
+    fn a_configured_audience_is_required() {
+        let auth = with_audience();
+        let token = sign(json!({"exp": now() + 60, "iss": ISSUER, "scope": "orders:read"}));
+        assert_eq!(rejection(&auth, &token), "the token lacks the aud claim");
+    }
+
+    #[test]
+    fn an_audience_array_is_accepted_when_it_names_ours() {
+        let auth = with_audience();
+        let ours = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "scope": "orders:read",
+            "aud": ["another-api", AUDIENCE],
+        }));
+        check(&auth, &ours).expect("an array naming our audience is accepted");
+        let theirs = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "scope": "orders:read",
+            "aud": ["another-api", "a-third-api"],
+        }));
+        assert_eq!(
+            rejection(&auth, &theirs),
+            "the token's audience is not accepted"
+        );
+        let single = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "scope": "orders:read", "aud": AUDIENCE,
+        }));
+        check(&auth, &single).expect("a single audience string is accepted");
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time_beyond_the_leeway() {
+        let auth = with_audience();
+        let claims = |nbf: u64| {
+            sign(json!({
+                "exp": now() + 600, "nbf": nbf, "iss": ISSUER, "aud": AUDIENCE,
+                "scope": "orders:read",
+            }))
+        };
+        let later = claims(now() + CLOCK_LEEWAY.as_secs() + 60);
+        assert_eq!(
+            rejection(&auth, &later),
+            "the token is not valid yet (its nbf is in the future)"
+        );
+        // A clock a few seconds ahead of ours is tolerated.
+        let skewed = claims(now() + CLOCK_LEEWAY.as_secs() / 2);
+        check(&auth, &skewed).expect("nbf within the leeway is accepted");
+    }
+
+    #[test]
+    fn expiry_tolerates_the_leeway_and_no_more() {
+        let auth = Authenticator::hs256(SECRET, None, None);
+        let expired_at = |exp: u64| sign(json!({"exp": exp, "scope": "orders:read"}));
+        let just = expired_at(now() - CLOCK_LEEWAY.as_secs() / 2);
+        check(&auth, &just).expect("expiry within the leeway is tolerated");
+        let long_ago = expired_at(now() - CLOCK_LEEWAY.as_secs() - 60);
+        assert_eq!(
+            rejection(&auth, &long_ago),
+            "the token has expired; get a new one"
+        );
+    }
+
+    #[test]
+    fn without_a_configured_audience_the_aud_claim_is_not_judged() {
+        let auth = Authenticator::hs256(SECRET, None, None);
+        for aud in [json!("anything"), json!(["a", "b"])] {
+            let token = sign(json!({"exp": now() + 60, "scope": "orders:read", "aud": aud}));
+            check(&auth, &token).expect("aud is ignored when none is configured");
+        }
+    }
 }

@@ -36,7 +36,52 @@ pub fn complete(mut openapi: OpenApi, title: &str, description: &str) -> OpenApi
                 .build(),
         ),
     );
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            // Every operation behind a token reads the database, so it may
+            // give up waiting on a file load.
+            let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            if protected && !op.responses.responses.contains_key("503") {
+                op.responses
+                    .responses
+                    .insert("503".to_owned(), RefOr::T(busy_response()));
+            }
+        }
+    }
     openapi
+}
+
+/// The 503 of a request that gave up waiting on a file load (or found the
+/// database down), as the document describes it.
+fn busy_response() -> utoipa::openapi::Response {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(format!(
+            "The data is being loaded (problem type `{}`, with Retry-After), or the database is unavailable",
+            super::problem::BUSY_PROBLEM_TYPE
+        ))
+        .content(
+            super::problem::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
+        )
+        .build()
 }
 
 /// Routes serving `GET /openapi.json` and `GET /docs` (both public).

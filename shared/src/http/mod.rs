@@ -31,11 +31,14 @@ pub struct Health {
     pub database: &'static str,
 }
 
-/// `GET /health`: 200 when the database answers, 503 otherwise. Public.
+/// `GET /health`: 200 when the database answers, 503 otherwise. Public, so
+/// the answer says only that: the driver's error (user, host, port, the
+/// server's authentication detail) goes to the log.
 pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError> {
-    db.ping()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("database check failed: {e}")))?;
+    db.ping().await.map_err(|e| {
+        tracing::error!(error = %problem::causes(&e), "health check: the database did not answer");
+        ApiError::unavailable("the database is unavailable; try again shortly")
+    })?;
     Ok(Json(Health {
         status: "ok",
         database: "ok",

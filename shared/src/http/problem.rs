@@ -7,6 +7,12 @@ use axum::response::{IntoResponse, Response};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The problem type of a 503 that a retry soon will likely cure: the
+/// request gave up waiting on a file load (lock or statement timeout).
+pub const BUSY_PROBLEM_TYPE: &str = "urn:order-pipeline:problem:database-busy";
+/// When to retry after a [`BUSY_PROBLEM_TYPE`] answer (`Retry-After`).
+pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// An error answer. Every handler returns this.
 #[derive(Debug)]
 pub struct ApiError {
@@ -15,6 +21,10 @@ pub struct ApiError {
     pub detail: String,
     /// For 401 and 403 (RFC 6750 §3).
     pub www_authenticate: Option<String>,
+    /// The problem `type` URI, when the status alone does not say it.
+    pub problem_type: Option<&'static str>,
+    /// `Retry-After`, for a 503 that a retry will likely cure.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -24,6 +34,8 @@ impl ApiError {
             title,
             detail: detail.into(),
             www_authenticate: None,
+            problem_type: None,
+            retry_after: None,
         }
     }
 
@@ -60,16 +72,76 @@ impl ApiError {
         )
     }
 
+    /// 503 [`BUSY_PROBLEM_TYPE`] with Retry-After: the request gave up
+    /// waiting on a file load.
+    pub fn busy() -> Self {
+        Self {
+            problem_type: Some(BUSY_PROBLEM_TYPE),
+            retry_after: Some(BUSY_RETRY_AFTER),
+            ..Self::unavailable(format!(
+                "the data is being loaded right now; retry in {} s",
+                BUSY_RETRY_AFTER.as_secs()
+            ))
+        }
+    }
+
+    /// [`ApiError::busy`] when `err` is (or was caused by) a statement that
+    /// gave up waiting on a lock or ran out of time, else `otherwise()`.
+    pub fn busy_or(
+        err: &(dyn std::error::Error + 'static),
+        otherwise: impl FnOnce() -> Self,
+    ) -> Self {
+        if gave_up_waiting(err) {
+            tracing::warn!(error = %causes(err), "gave up waiting on the database");
+            Self::busy()
+        } else {
+            otherwise()
+        }
+    }
+
     pub fn with_www_authenticate(mut self, value: String) -> Self {
         self.www_authenticate = Some(value);
         self
     }
 }
 
+/// An error and every cause under it, for the log: a pool error alone
+/// says "db error", the server's message (e.g. which role it refused) is
+/// its cause's cause.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // thiserror's `{0}` already shows the next cause: do not repeat it.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a PostgreSQL error under `err` is `lock_not_available` (55P03,
+/// `lock_timeout`) or `query_canceled` (57014, `statement_timeout`).
+fn gave_up_waiting(err: &(dyn std::error::Error + 'static)) -> bool {
+    use tokio_postgres::error::SqlState;
+    std::iter::successors(Some(err), |e| e.source()).any(|e| {
+        e.downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|code| {
+                *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED
+            })
+    })
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
-        tracing::error!(error = %err, "database error");
-        Self::unavailable("the database could not answer; try again shortly")
+        Self::busy_or(&err, || {
+            tracing::error!(error = %causes(&err), "database error");
+            Self::unavailable("the database could not answer; try again shortly")
+        })
     }
 }
 
@@ -146,7 +218,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
-            "type": "about:blank",
+            "type": self.problem_type.unwrap_or("about:blank"),
             "title": self.title,
             "status": self.status.as_u16(),
             "detail": self.detail,
@@ -164,6 +236,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
         }
         response
     }
@@ -212,7 +289,9 @@ pub(crate) async fn problem_for_bare_error(response: Response) -> Response {
 /// The problem+json body (RFC 9457), for the OpenAPI document.
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
-    /// Always `about:blank`: the status says what kind of problem it is.
+    /// `about:blank` (the status says what kind of problem it is), or
+    /// `urn:order-pipeline:problem:database-busy` for a 503 that comes with
+    /// `Retry-After`: the request gave up waiting on a file load.
     #[serde(rename = "type")]
     pub problem_type: String,
     pub title: String,
