@@ -289,3 +289,39 @@ async fn ingest_loads_first_bulk_and_later_files_as_its_own_role() {
         .expect("published");
     assert_eq!(processed.lines().count(), 1 + 12_050);
 }
+
+#[test]
+fn make_up_gives_each_function_its_own_database_user() {
+    // scripts/local.sh makes a user per function in its role and writes
+    // .local/env/<function>.env; `cargo lambda watch` reads that file for
+    // that function only (its Cargo.toml's [package.metadata.lambda.watch]).
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let local_sh = std::fs::read_to_string(format!("{root}/scripts/local.sh")).unwrap();
+    let shared_env = local_sh
+        .split("write_env_file() {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}\n").next())
+        .expect("write_env_file in local.sh");
+    assert!(
+        !shared_env.contains("DATABASE_URL"),
+        "the env file every function reads must not hold the owner's DATABASE_URL"
+    );
+    for role in DatabaseRole::ALL {
+        let function = role.function();
+        assert!(
+            local_sh.contains(&format!("{function}:{}", role.group())),
+            "local.sh's FUNCTION_ROLES gives {function} no user in {}",
+            role.group()
+        );
+        let manifest =
+            std::fs::read_to_string(format!("{root}/functions/{function}/Cargo.toml")).unwrap();
+        let watch = manifest
+            .split("[package.metadata.lambda.watch]")
+            .nth(1)
+            .unwrap_or_else(|| panic!("functions/{function}/Cargo.toml has no lambda watch env"));
+        assert!(
+            watch.contains(&format!("env_file = \".local/env/{function}.env\"")),
+            "functions/{function}/Cargo.toml: {watch}"
+        );
+    }
+}
