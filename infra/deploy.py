@@ -4,7 +4,8 @@ brings boto3).
   deploy.py setting NAME   prints a saved deploy setting (stack_name, region,
                            or a template parameter such as Architecture) from
                            infra/samconfig.toml, or nothing
-  deploy.py migrate        invokes the stack's migrate function and fails
+  deploy.py migrate        invokes the stack's migrate function (migrations,
+                           then the functions' database users) and fails
                            unless it succeeded (idempotent: run it any time)
 """
 
@@ -58,7 +59,9 @@ def migrate():
             f"error: migrating failed in {names[0]}: {payload}\n"
             f"(its log group is /order-pipeline/{stack}/migrate; fix the cause and run make migrate-aws)"
         )
-    print(f"migrations: {json.loads(payload).get('applied')} applied ({names[0]})")
+    answer = json.loads(payload)
+    users = ", ".join(answer.get("users", [])) or "none"
+    print(f"migrations: {answer.get('applied')} applied; function database users current: {users} ({names[0]})")
 
 
 def main(argv):

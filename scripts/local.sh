@@ -23,6 +23,8 @@ DB_NAME="${DB_NAME:-orders}"
 LOCALSTACK_VENV="$LOCAL/localstack-venv"
 CARGO_LAMBDA_VENV="$LOCAL/cargo-lambda-venv"
 ENV_FILE="$LOCAL/functions.env"
+# One more file per function, with its own database user (see write_function_env).
+FUNCTION_ENV_DIR="$LOCAL/env"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
@@ -143,10 +145,12 @@ jwt_secret() {
   cat "$file"
 }
 
+# What every function shares. No DATABASE_URL: each function connects as
+# its own user (write_function_env), so one missing its file fails at its
+# cold start instead of running as the schema owner.
 write_env_file() {
   mkdir -p "$LOCAL"
   (umask 077; cat >"$ENV_FILE" <<EOF
-DATABASE_URL=$(database_url)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -156,6 +160,48 @@ JWT_SECRET=$(jwt_secret)
 RUST_LOG=${RUST_LOG:-info}
 EOF
   )
+}
+
+# The database roles of migrations/V4__roles.sql, per function: each gets a
+# login user (pipeline_<function>, as infra/database.yaml names them) that is
+# a member of its group role, with a random password made once and kept in
+# .local/ (needed when DATABASE_URL points at a server that asks for one),
+# and .local/env/<function>.env with its DATABASE_URL, which `cargo lambda
+# watch` reads for that function ([package.metadata.lambda.watch] in its
+# Cargo.toml). Run after the migrations, which create the group roles.
+FUNCTION_ROLES="ingest:order_pipeline_ingest orders:order_pipeline_orders analytics:order_pipeline_analytics"
+
+db_password() { # db_password FUNCTION
+  local file="$LOCAL/db-passwords/$1"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$LOCAL/db-passwords"
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
+url_with_user() { # url_with_user URL USER PASSWORD
+  local url=$1 scheme rest
+  scheme=${url%%://*}; rest=${url#*://}
+  case ${rest%%/*} in *@*) rest=${rest#*@} ;; esac
+  echo "$scheme://$2:$3@$rest"
+}
+
+write_function_env() {
+  local owner_url function group login password
+  owner_url="$(database_url)"
+  mkdir -p "$FUNCTION_ENV_DIR"
+  for pair in $FUNCTION_ROLES; do
+    function=${pair%%:*}; group=${pair#*:}; login="pipeline_$function"
+    password="$(db_password "$function")"
+    "$PG_BIN/psql" "$owner_url" -v ON_ERROR_STOP=1 -qAt -v login="$login" -v password="$password" -v grp="$group" \
+      >/dev/null <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'login') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'login') \gexec
+SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'login', :'password') \gexec
+SELECT format('GRANT %I TO %I', :'grp', :'login') WHERE NOT pg_has_role(:'login', :'grp', 'MEMBER') \gexec
+SQL
+    (umask 077; echo "DATABASE_URL=$(url_with_user "$owner_url" "$login" "$password")" >"$FUNCTION_ENV_DIR/$function.env")
+  done
 }
 
 # Prints a development token with every scope, signed with the secret the
@@ -201,6 +247,8 @@ cmd_up() {
   write_env_file
   say "applying migrations"
   DATABASE_URL="$(database_url)" localenv migrate
+  say "giving each function its own database user (.local/env/)"
+  write_function_env
   say "creating bucket, queues and notification"
   localenv bootstrap
   start_watch

@@ -42,22 +42,59 @@ pub async fn database_settings() -> Result<DatabaseSettings, SecretError> {
         return Ok(DatabaseSettings::from_env()?);
     };
     let overrides = SecretOverrides::from_env()?;
+    let text = secret_text(&arn).await?;
+    let url = url_from_secret(&text, &overrides)
+        .map_err(|reason| SecretError::Unusable { arn, reason })?;
+    Ok(DatabaseSettings::with_url(url)?)
+}
+
+/// A database user's name and password, from an RDS-format secret (the
+/// migrate function creates the functions' users from theirs).
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The user and password of the RDS-format secret `arn`.
+pub async fn login_from_secret(arn: &str) -> Result<Login, SecretError> {
+    let text = secret_text(arn).await?;
+    let secret: RdsSecret = serde_json::from_str(&text).map_err(|e| SecretError::Unusable {
+        arn: arn.to_owned(),
+        reason: format!("not RDS-format JSON ({})", json_problem(&e)),
+    })?;
+    Ok(Login {
+        username: secret.username,
+        password: secret.password,
+    })
+}
+
+/// The text of the secret `arn`, read with the function's own role.
+async fn secret_text(arn: &str) -> Result<String, SecretError> {
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let secret = aws_sdk_secretsmanager::Client::new(&sdk_config)
         .get_secret_value()
-        .secret_id(&arn)
+        .secret_id(arn)
         .send()
         .await
         .map_err(|e| SecretError::Fetch {
-            arn: arn.clone(),
+            arn: arn.to_owned(),
             detail: DisplayErrorContext(e).to_string(),
         })?;
-    let text = secret
+    secret
         .secret_string()
-        .ok_or_else(|| SecretError::NotText { arn: arn.clone() })?;
-    let url = url_from_secret(text, &overrides)
-        .map_err(|reason| SecretError::Unusable { arn, reason })?;
-    Ok(DatabaseSettings::with_url(url)?)
+        .map(str::to_owned)
+        .ok_or_else(|| SecretError::NotText {
+            arn: arn.to_owned(),
+        })
 }
 
 /// TLS to PostgreSQL, as in libpq's `sslmode`. With a secret the default is

@@ -124,6 +124,8 @@ pub async fn migrate(pool: &Pool) -> Result<usize, DbError> {
 
 /// The secondary structures of a big table. Bulk loads drop them and build
 /// them once afterwards: one sort beats maintaining a B-tree row by row.
+/// Index DDL needs the table's owner, which the ingest role is not: the
+/// owner's functions of migrations/V4__roles.sql run it, and only it.
 struct TableIndexes {
     table: &'static str,
     drop: &'static str,
@@ -132,18 +134,14 @@ struct TableIndexes {
 
 const ORDERS_INDEXES: TableIndexes = TableIndexes {
     table: "orders",
-    drop: "ALTER TABLE orders DROP CONSTRAINT orders_pkey;
-           DROP INDEX orders_customer_id_idx;",
-    build: "ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (order_id);
-            CREATE INDEX orders_customer_id_idx ON orders (customer_id, order_id);",
+    drop: "SELECT drop_load_indexes('orders');",
+    build: "SELECT build_load_indexes('orders');",
 };
 
 const BARCODES_INDEXES: TableIndexes = TableIndexes {
     table: "barcodes",
-    drop: "ALTER TABLE barcodes DROP CONSTRAINT barcodes_pkey;
-           DROP INDEX barcodes_order_id_idx;",
-    build: "ALTER TABLE barcodes ADD CONSTRAINT barcodes_pkey PRIMARY KEY (barcode);
-            CREATE INDEX barcodes_order_id_idx ON barcodes (order_id);",
+    drop: "SELECT drop_load_indexes('barcodes');",
+    build: "SELECT build_load_indexes('barcodes');",
 };
 
 /// Reports the later rows of a repeated order_id, from a temporary `ranked`

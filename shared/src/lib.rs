@@ -16,6 +16,7 @@ pub mod migrations;
 pub mod postgres_tls;
 pub mod presign;
 pub mod processed;
+pub mod roles;
 pub mod s3_events;
 pub mod seen;
 pub mod storage;

@@ -8,6 +8,7 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseSettings;
 use crate::db::{self, PgStore};
 use crate::ingest::{IngestReport, Ingestor};
+use crate::roles::{self, DatabaseRole};
 use crate::storage::{ObjectRef, S3Store};
 
 /// A maintenance database URL on the private test cluster `make test` starts.
@@ -77,12 +78,59 @@ impl TestDatabase {
         PgStore::new(self.pool.clone())
     }
 
+    /// A pool connected as `role`'s test login user, as that role's function
+    /// connects in AWS and under `make up` (see [`TestDatabase::login_as`]).
+    pub async fn pool_as(&self, role: DatabaseRole) -> Pool {
+        db::connect_pool(&DatabaseSettings {
+            url: self.login_as(role).await,
+            pool_size: 4,
+            connect_timeout: std::time::Duration::from_secs(10),
+        })
+        .expect("pool")
+    }
+
+    pub async fn store_as(&self, role: DatabaseRole) -> PgStore {
+        PgStore::new(self.pool_as(role).await)
+    }
+
+    /// The URL of this database for `role`'s test login user
+    /// (`<group role>_test`), made or refreshed through the same
+    /// [`roles::provision_login`] the migrate function uses.
+    pub async fn login_as(&self, role: DatabaseRole) -> String {
+        let login = format!("{}_test", role.group());
+        let (mut admin, connection) = tokio_postgres::connect(&self.admin_url, NoTls)
+            .await
+            .expect("admin connection");
+        tokio::spawn(connection);
+        // Login users are cluster-wide and tests run in parallel: one at a
+        // time provisions (advisory locks are per database, and every test's
+        // admin connection goes to the same maintenance database).
+        let provisioning = admin.transaction().await.expect("begin");
+        provisioning
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&LOGIN_PROVISIONING_LOCK],
+            )
+            .await
+            .expect("provisioning lock");
+        roles::provision_login(&provisioning, &login, role, TEST_LOGIN_PASSWORD)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        provisioning.commit().await.expect("commit");
+        replace_user_in_url(&self.url, &login, TEST_LOGIN_PASSWORD)
+    }
+
     /// The first column of the one row `sql` returns, as an integer.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let client = self.pool.get().await.expect("connection");
         client.query_one(sql, &[]).await.expect(sql).get(0)
     }
 }
+
+/// Held on the maintenance database while a test provisions a login user.
+const LOGIN_PROVISIONING_LOCK: i64 = 0x6c_6f67_696e; // "login"
+/// The test login users' password (a cluster with trust auth ignores it).
+const TEST_LOGIN_PASSWORD: &str = "order-pipeline-test-login";
 
 /// A bucket and a database of a test's own, and the ingestor over them.
 pub struct TestPipeline {
@@ -119,6 +167,14 @@ impl TestPipeline {
     pub async fn scalar(&self, sql: &str) -> i64 {
         self.db.scalar(sql).await
     }
+
+    /// An ingestor over the same bucket, connected as `role`'s login user.
+    pub async fn ingestor_as(&self, role: DatabaseRole) -> Ingestor<S3Store> {
+        Ingestor::new(
+            S3Store::new(self.bucket.client.clone()),
+            self.db.store_as(role).await,
+        )
+    }
 }
 
 fn replace_db_in_url(url: &str, db: &str) -> String {
@@ -134,6 +190,18 @@ fn replace_db_in_url(url: &str, db: &str) -> String {
         Some(query) => format!("{base}?{query}"),
         None => base,
     }
+}
+
+/// `url` with its user and password replaced (plain names and passwords:
+/// nothing to escape).
+fn replace_user_in_url(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{scheme}://{user}:{password}@{host}")
 }
 
 impl Drop for TestDatabase {
@@ -358,6 +426,22 @@ mod tests {
         assert_eq!(
             super::replace_db_in_url("postgres://u:p@h:1/db?sslmode=disable", "t2"),
             "postgres://u:p@h:1/t2?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn replaces_the_user_in_a_url() {
+        assert_eq!(
+            super::replace_user_in_url("postgres://postgres@127.0.0.1:54329/t1", "u", "p"),
+            "postgres://u:p@127.0.0.1:54329/t1"
+        );
+        assert_eq!(
+            super::replace_user_in_url("postgres://a:b@h:1/t2?sslmode=disable", "u", "p"),
+            "postgres://u:p@h:1/t2?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_user_in_url("postgres://h:1/t3", "u", "p"),
+            "postgres://u:p@h:1/t3"
         );
     }
 }

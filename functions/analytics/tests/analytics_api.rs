@@ -306,3 +306,62 @@ async fn health_checks_the_database() {
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.content_type(), "application/problem+json");
 }
+
+/// The analytics function connects as its own database role
+/// (migrations/V4__roles.sql), which may read and record what it published
+/// but change no schema: every route works under it, including the
+/// republish of an export a sale (made as the orders role) left stale.
+#[tokio::test]
+async fn the_analytics_routes_work_as_the_analytics_role() {
+    use order_pipeline::roles::DatabaseRole;
+    let pipeline = TestPipeline::with_sample_data(3).await;
+    let sales =
+        order_pipeline::api_store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
+    let sold = sales
+        .sell(13, 1, None)
+        .await
+        .expect("a sale as the orders role");
+    let order_id = match sold {
+        order_pipeline::api_store::SaleOutcome::Sold(order) => order.order_id,
+        other => panic!("not sold: {other:?}"),
+    };
+    let app = analytics::router(AnalyticsState::new(
+        pipeline.db.store_as(DatabaseRole::Analytics).await,
+        test_authenticator(),
+        pipeline.bucket.client.clone(),
+        pipeline.bucket.name.clone(),
+    ));
+    for path in [
+        "/health",
+        "/analytics/top-customers?limit=5",
+        "/analytics/summary",
+        "/analytics/unused-barcodes?limit=10",
+        "/ingestions",
+        "/ingestions/1",
+    ] {
+        let response = send(&app, get(path, Some(&token()))).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{path}: {:?}",
+            response.body
+        );
+    }
+    let export = send(&app, get("/exports/processed-orders.csv", Some(&token()))).await;
+    assert_eq!(export.status, StatusCode::FOUND);
+    let (status, csv) = download(export.header("location").unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with(&format!("13,{order_id},"))),
+        "the republished export shows the sale: {csv}"
+    );
+    assert_eq!(
+        pipeline
+            .scalar("SELECT data_version FROM published_outputs")
+            .await,
+        pipeline
+            .scalar("SELECT output_version FROM pipeline_stats")
+            .await
+    );
+}

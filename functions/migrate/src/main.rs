@@ -1,5 +1,6 @@
 //! The `migrate` Lambda function: `make deploy` invokes it after each deploy
-//! to bring the PostgreSQL schema up to date (any event; idempotent).
+//! to bring the PostgreSQL schema up to date and create the functions'
+//! database users (any event; idempotent).
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
@@ -10,9 +11,11 @@ async fn main() -> Result<(), Error> {
     let settings = order_pipeline::database_secret::database_settings().await?;
     let pool = migrate::pool(&settings)?;
     let pool = &pool;
+    let users = migrate::function_users_from_env().await?;
+    let users = &users;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
         // Lambda reports the error's message (what failed and what to do).
-        migrate::handle(pool).await.map_err(Error::from)
+        migrate::handle(pool, users).await.map_err(Error::from)
     }))
     .await
 }

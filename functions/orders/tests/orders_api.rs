@@ -761,3 +761,59 @@ async fn sales_draw_past_file_ids_a_database_took_in_the_range_before_it_was_res
     assert_eq!(order["order_id"], FIRST_SALE_ID + 4);
     assert_eq!(order["tickets"], 1, "{order}");
 }
+
+/// The orders function connects as its own database role
+/// (migrations/V4__roles.sql), which may read and sell but change no schema:
+/// every route, a sale, its replay and a refused sale work under it.
+#[tokio::test]
+async fn the_orders_routes_work_as_the_orders_role() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let store = pipeline
+        .db
+        .store_as(order_pipeline::roles::DatabaseRole::Orders)
+        .await;
+    let app = orders::router(OrdersState::new(store, test_authenticator()));
+    let token = test_token_all();
+    let sell = |tickets: i64, key: &'static str| {
+        post_json(
+            "/orders",
+            &token,
+            &json!({"customer_id": 13, "tickets": tickets}),
+            Some(key),
+        )
+    };
+    let sale = send(&app, sell(2, "role-sale")).await;
+    assert_eq!(sale.status, StatusCode::CREATED, "{}", sale.json());
+    let order = sale.json();
+    let replay = send(&app, sell(2, "role-sale")).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.json(), order);
+    let too_many = send(&app, sell(5, "role-too-many")).await;
+    assert_eq!(too_many.status, StatusCode::CONFLICT);
+
+    let order_id = order["order_id"].as_i64().unwrap();
+    for path in [
+        format!("/orders/{order_id}"),
+        "/orders?limit=2".to_owned(),
+        "/orders?customer_id=13".to_owned(),
+        "/customers/13".to_owned(),
+        "/customers/13/orders".to_owned(),
+        "/openapi.json".to_owned(),
+    ] {
+        let response = send(&app, get(&path, Some(&token))).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{path}: {:?}",
+            response.body
+        );
+    }
+    let fetched = send(&app, get(&format!("/orders/{order_id}"), Some(&token))).await;
+    assert_eq!(fetched.json(), order);
+    assert_eq!(
+        pipeline
+            .scalar("SELECT tickets FROM customer_tickets WHERE customer_id = 13")
+            .await,
+        1 + 2
+    );
+}

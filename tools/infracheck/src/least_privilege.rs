@@ -25,36 +25,57 @@ pub struct Promise {
     pub s3_write: &'static [&'static str],
     /// The queue (logical id) it consumes through its SQS event source.
     pub consumes_queue: Option<&'static str>,
+    /// The parameter holding its own database secret: its
+    /// `DATABASE_SECRET_ARN` names it, and it may read it.
+    pub database_secret: &'static str,
+    /// Other functions' secrets it may read (the migrate function makes
+    /// their database users); none for everyone else.
+    pub provisions_secrets: &'static [&'static str],
 }
 
 /// The project's promises (issue 5): ingest reads `incoming/*` and writes
 /// `processed/*` and `reports/*`; analytics reads `processed/*` and
 /// `reports/*` (to presign downloads) and writes exactly one key, the export
 /// it republishes when a sale made it stale; orders and migrate touch no S3.
+/// Each function connects to PostgreSQL with a secret of its own (issue 11:
+/// its own database role); migrate, the schema owner, also reads the others
+/// to create their users.
 pub const PROMISES: &[Promise] = &[
     Promise {
         function: "IngestFunction",
         s3_read: &["incoming/"],
         s3_write: &["processed/", "reports/"],
         consumes_queue: Some("IngestQueue"),
+        database_secret: "IngestDatabaseSecretArn",
+        provisions_secrets: &[],
     },
     Promise {
         function: "AnalyticsFunction",
         s3_read: &["processed/", "reports/"],
         s3_write: &["processed/processed_orders.csv"],
         consumes_queue: None,
+        database_secret: "AnalyticsDatabaseSecretArn",
+        provisions_secrets: &[],
     },
     Promise {
         function: "OrdersFunction",
         s3_read: &[],
         s3_write: &[],
         consumes_queue: None,
+        database_secret: "OrdersDatabaseSecretArn",
+        provisions_secrets: &[],
     },
     Promise {
         function: "MigrateFunction",
         s3_read: &[],
         s3_write: &[],
         consumes_queue: None,
+        database_secret: "DatabaseSecretArn",
+        provisions_secrets: &[
+            "IngestDatabaseSecretArn",
+            "OrdersDatabaseSecretArn",
+            "AnalyticsDatabaseSecretArn",
+        ],
     },
 ];
 
@@ -172,6 +193,7 @@ fn check_function(
              own (no retention), and need a wider logs permission",
         );
     }
+    check_database_secret_setting(template, function, promise, found);
     let is_http = events(function).any(|(kind, _)| kind == "HttpApi" || kind == "Api");
     for (kind, properties) in events(function) {
         if kind == "SQS" {
@@ -200,6 +222,35 @@ fn check_function(
     };
     for statement in role_statements(template, &role, found, name) {
         context.check_statement(statement, found);
+    }
+}
+
+/// The function's `DATABASE_SECRET_ARN` must name its own secret. SAM
+/// merges `Globals.Function.Environment.Variables` into each function's, so
+/// the function's own setting wins, else the global one counts.
+fn check_database_secret_setting(
+    template: &Template,
+    function: &Resource<'_>,
+    promise: &Promise,
+    found: &mut Violations,
+) {
+    const VARIABLE: &str = "/Environment/Variables/DATABASE_SECRET_ARN";
+    let setting = function.properties.pointer(VARIABLE).or_else(|| {
+        template
+            .root
+            .pointer(&format!("/Globals/Function{VARIABLE}"))
+    });
+    let named = setting.and_then(ref_target);
+    if named != Some(promise.database_secret) {
+        found.add(
+            function.logical_id,
+            format!(
+                "its DATABASE_SECRET_ARN is {}, not its own secret !Ref {}: each function \
+                 connects as its own database role",
+                setting.map_or("unset".to_owned(), Value::to_string),
+                promise.database_secret
+            ),
+        );
     }
 }
 
@@ -388,6 +439,14 @@ impl Context<'_> {
             for resource in resources {
                 if !self.is_specific_secret(resource) {
                     found.add(name, format!("allows {action} on {resource}: name the secret (a parameter or an ARN without wildcards)"));
+                } else if !self.may_read_secret(resource) {
+                    found.add(
+                        name,
+                        format!(
+                            "allows {action} on {resource}, not only its own secret ({}) {:?}",
+                            self.promise.database_secret, self.promise.provisions_secrets
+                        ),
+                    );
                 }
             }
         } else {
@@ -409,6 +468,13 @@ impl Context<'_> {
         resource
             .as_str()
             .is_some_and(|arn| arn.starts_with("arn:") && !arn.contains('*'))
+    }
+
+    /// Its own secret, or one it provisions, by `!Ref` of the parameter.
+    fn may_read_secret(&self, resource: &Value) -> bool {
+        ref_target(resource).is_some_and(|id| {
+            id == self.promise.database_secret || self.promise.provisions_secrets.contains(&id)
+        })
     }
 
     /// Each resource must be `<pipeline bucket>/<prefix>*` for an allowed prefix.

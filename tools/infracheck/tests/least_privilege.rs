@@ -25,12 +25,16 @@ const PROMISES_UNDER_TEST: &[Promise] = &[
         s3_read: &["incoming/"],
         s3_write: &["processed/"],
         consumes_queue: Some("Queue"),
+        database_secret: "SecretArn",
+        provisions_secrets: &[],
     },
     Promise {
         function: "Api",
         s3_read: &["processed/"],
         s3_write: &[],
         consumes_queue: None,
+        database_secret: "ApiSecretArn",
+        provisions_secrets: &[],
     },
 ];
 
@@ -39,6 +43,13 @@ const GOOD: &str = r#"
 Parameters:
   SecretArn:
     Type: String
+  ApiSecretArn:
+    Type: String
+Globals:
+  Function:
+    Environment:
+      Variables:
+        DATABASE_SECRET_ARN: !Ref SecretArn
 Resources:
   Bucket:
     Type: AWS::S3::Bucket
@@ -101,7 +112,7 @@ Resources:
                 Resource: !Sub "arn:${AWS::Partition}:s3:::${AWS::StackName}-data/processed/*"
               - Effect: Allow
                 Action: secretsmanager:GetSecretValue
-                Resource: !If [HasOther, !Ref SecretArn, !Ref SecretArn]
+                Resource: !If [HasOther, !Ref ApiSecretArn, !Ref ApiSecretArn]
   Worker:
     Type: AWS::Serverless::Function
     Properties:
@@ -117,6 +128,9 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       Role: !GetAtt ApiRole.Arn
+      Environment:
+        Variables:
+          DATABASE_SECRET_ARN: !Ref ApiSecretArn
       LoggingConfig:
         LogGroup: !Ref ApiLogs
       Events:
@@ -340,4 +354,56 @@ fn an_exact_key_promise_allows_that_key_and_nothing_wider() {
             .any(|v| v.subject == "Api" && v.message.contains("its promise is")),
         "{wider:#?}"
     );
+}
+
+#[test]
+fn reading_another_functions_database_secret_is_caught() {
+    assert_caught(
+        "Resource: !If [HasOther, !Ref ApiSecretArn, !Ref ApiSecretArn]",
+        "Resource: !If [HasOther, !Ref ApiSecretArn, !Ref SecretArn]",
+        "Api",
+        "not only its own secret",
+    );
+    assert_caught(
+        "Resource: !Ref SecretArn\n",
+        "Resource: [!Ref SecretArn, !Ref ApiSecretArn]\n",
+        "Worker",
+        "not only its own secret",
+    );
+}
+
+#[test]
+fn connecting_with_another_functions_database_secret_is_caught() {
+    // The Api's own setting names the Worker's secret...
+    assert_caught(
+        "DATABASE_SECRET_ARN: !Ref ApiSecretArn",
+        "DATABASE_SECRET_ARN: !Ref SecretArn",
+        "Api",
+        "not its own secret !Ref ApiSecretArn",
+    );
+    // ...or it has none and inherits the global one.
+    assert_caught(
+        "      Environment:\n        Variables:\n          DATABASE_SECRET_ARN: !Ref ApiSecretArn\n",
+        "",
+        "Api",
+        "not its own secret !Ref ApiSecretArn",
+    );
+}
+
+#[test]
+fn every_function_of_the_project_has_a_database_secret_of_its_own() {
+    let mut secrets: Vec<&str> = PROMISES.iter().map(|p| p.database_secret).collect();
+    secrets.sort_unstable();
+    secrets.dedup();
+    assert_eq!(secrets.len(), PROMISES.len(), "{PROMISES:#?}");
+    let template = Template::load_project(env!("CARGO_MANIFEST_DIR")).expect("infra/template.yaml");
+    for promise in PROMISES {
+        for secret in std::iter::once(&promise.database_secret).chain(promise.provisions_secrets) {
+            assert!(
+                template.root["Parameters"].get(*secret).is_some(),
+                "{}'s secret {secret} is not a parameter of the template",
+                promise.function
+            );
+        }
+    }
 }
