@@ -85,6 +85,21 @@ impl<'c> TimeBudget<'c> {
         }
     }
 
+    /// The budget of an invocation whose runtime named `deadline`. Lambda's
+    /// deadline is always ahead when an invocation starts; one that is not
+    /// (`cargo lambda watch` sends no real one) sets no limit.
+    pub fn for_invocation(deadline: SystemTime, reserve: Duration, clock: &'c dyn Clock) -> Self {
+        if deadline <= clock.now() {
+            tracing::debug!("the runtime named no deadline ahead; no time budget");
+            return Self {
+                limit: None,
+                started: false,
+                exhausted: false,
+            };
+        }
+        Self::until(deadline, reserve, clock)
+    }
+
     /// Whether another file may start. The first always does: refusing it
     /// would make no progress at all, however long the invocation (only a
     /// reserve above the timeout gets there). Each later one reads the
@@ -125,6 +140,28 @@ impl<'c> TimeBudget<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
+
+    struct Fixed(SystemTime);
+    impl Clock for Fixed {
+        fn now(&self) -> SystemTime {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_deadline_already_passed_at_the_start_sets_no_limit() {
+        // `cargo lambda watch` names no deadline ahead: every file starts.
+        let now = Fixed(UNIX_EPOCH + Duration::from_secs(1_000));
+        let reserve = Duration::from_secs(60);
+        let mut local = TimeBudget::for_invocation(UNIX_EPOCH, reserve, &now);
+        assert!((0..3).all(|_| local.may_start()));
+        // A real deadline closer than the reserve still stops the second file.
+        let soon = UNIX_EPOCH + Duration::from_secs(1_030);
+        let mut lambda = TimeBudget::for_invocation(soon, reserve, &now);
+        assert!(lambda.may_start());
+        assert!(!lambda.may_start());
+    }
 
     #[test]
     fn the_reserve_is_whole_seconds_with_a_default() {

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let reserve = budget::reserve_from_env()?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let mut budget = TimeBudget::until(deadline, reserve, &SystemClock);
+        let mut budget = TimeBudget::for_invocation(deadline, reserve, &SystemClock);
         ingest::handle_invocation(ingestor, event.payload, &mut budget).await
     }))
     .await
