@@ -1,4 +1,5 @@
-"""Deletes a local benchmark bucket (its objects first) and its ingest queues
+"""Deletes a local benchmark bucket (every version of its objects first: the
+bucket is versioned, as in AWS) and its ingest queues
 in LocalStack. Run with the boto3 of LocalStack's own venv:
 
     .local/localstack-venv/bin/python scripts/delete-bucket.py BUCKET
@@ -16,10 +17,11 @@ kw = dict(endpoint_url="http://127.0.0.1:4566", region_name="us-east-1",
           aws_access_key_id="test", aws_secret_access_key="test")
 s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
 try:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        versions = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if versions:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": versions})
     s3.delete_bucket(Bucket=bucket)
 except bx.ClientError as e:
     if e.response["Error"]["Code"] != "NoSuchBucket":
