@@ -46,18 +46,7 @@ impl DatabaseSettings {
 
     /// The settings for `url`, with the pool size from `DATABASE_POOL_SIZE`.
     pub fn with_url(url: String) -> Result<Self, ConfigError> {
-        let pool_size = match std::env::var("DATABASE_POOL_SIZE") {
-            Ok(value) => {
-                value
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-                        name: "DATABASE_POOL_SIZE",
-                        value,
-                        reason: e.to_string(),
-                    })?
-            }
-            Err(_) => 2,
-        };
+        let pool_size = positive_from_env("DATABASE_POOL_SIZE", "connections", 2)? as usize;
         Ok(Self {
             url,
             pool_size,
@@ -118,28 +107,37 @@ impl SessionLimits {
 }
 
 fn millis_from_env(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-    parse_millis(name, std::env::var(name).ok(), default)
+    positive_from_env(name, "milliseconds", default.as_millis() as u64).map(Duration::from_millis)
 }
 
-fn parse_millis(
+/// A positive whole number of `unit` from the environment variable `name`,
+/// or `default` when it is not set. Zero is refused: every setting read
+/// this way is a limit, and zero would mean none.
+pub fn positive_from_env(name: &'static str, unit: &str, default: u64) -> Result<u64, ConfigError> {
+    positive_setting(name, unit, std::env::var(name).ok(), default)
+}
+
+/// [`positive_from_env`] for a value already read (`None`: not set).
+pub fn positive_setting(
     name: &'static str,
+    unit: &str,
     value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
+    default: u64,
+) -> Result<u64, ConfigError> {
     let Some(value) = value else {
         return Ok(default);
     };
     match value.trim().parse::<u64>() {
-        Ok(millis) if millis > 0 => Ok(Duration::from_millis(millis)),
+        Ok(number) if number > 0 => Ok(number),
         Ok(_) => Err(ConfigError::Invalid {
             name,
             value,
-            reason: "must be at least 1 (milliseconds); 0 would mean no limit".to_owned(),
+            reason: format!("must be at least 1 ({unit}); 0 would mean no limit"),
         }),
         Err(e) => Err(ConfigError::Invalid {
             name,
             value,
-            reason: format!("not a number of milliseconds: {e}"),
+            reason: format!("not a whole number of {unit}: {e}"),
         }),
     }
 }
@@ -163,7 +161,10 @@ mod tests {
     #[test]
     fn session_limits_are_positive_milliseconds_sent_in_the_startup_packet() {
         let default = Duration::from_secs(2);
-        let parse = |value: Option<&str>| parse_millis("X_MS", value.map(str::to_owned), default);
+        let parse = |value: Option<&str>| {
+            positive_setting("X_MS", "milliseconds", value.map(str::to_owned), 2000)
+                .map(Duration::from_millis)
+        };
         assert_eq!(parse(None).unwrap(), default);
         assert_eq!(parse(Some(" 750 ")).unwrap(), Duration::from_millis(750));
         for bad in ["0", "-1", "2s", ""] {

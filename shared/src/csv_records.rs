@@ -54,22 +54,12 @@ impl CsvLimits {
 }
 
 fn limit_from_env(name: &'static str, default: usize) -> Result<usize, ConfigError> {
-    let Ok(value) = std::env::var(name) else {
-        return Ok(default);
-    };
-    match value.trim().parse::<usize>() {
-        Ok(limit) if limit > 0 => Ok(limit),
-        Ok(_) => Err(ConfigError::Invalid {
-            name,
-            value,
-            reason: "a limit must be at least 1".to_owned(),
-        }),
-        Err(e) => Err(ConfigError::Invalid {
-            name,
-            value,
-            reason: e.to_string(),
-        }),
-    }
+    let limit = crate::config::positive_from_env(name, "bytes or columns", default as u64)?;
+    usize::try_from(limit).map_err(|e| ConfigError::Invalid {
+        name,
+        value: limit.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Bytes read from the input at once.

@@ -305,7 +305,9 @@ impl ObjectVersion {
     }
 }
 
-/// The outcome of claiming a version's ledger row for a final outcome.
+/// The outcome of claiming a version's ledger row: for a load
+/// ([`PgStore::begin_ingestion`]) or a whole-file rejection
+/// ([`PgStore::begin_rejection`]).
 pub enum Claim<S> {
     /// The row is this session's to finish.
     Claimed(S),
@@ -328,14 +330,6 @@ impl Rejection {
     pub async fn commit(self) -> Result<(), DbError> {
         self.tx.end("COMMIT").await
     }
-}
-
-/// The outcome of claiming an object version for ingestion.
-pub enum Begun {
-    /// Not ingested before: load it in this session (one transaction).
-    New(Box<LoadSession>),
-    /// Already loaded or rejected: nothing to do.
-    AlreadyIngested { ingestion_id: i64, status: String },
 }
 
 /// What the ledger records when a load commits.
@@ -404,7 +398,10 @@ impl PgStore {
     /// Opens the load transaction and claims the object version in the
     /// ledger. A concurrent delivery of the same version waits here until the
     /// first one commits (then finds it done) or rolls back (then loads it).
-    pub async fn begin_ingestion(&self, version: &ObjectVersion) -> Result<Begun, DbError> {
+    pub async fn begin_ingestion(
+        &self,
+        version: &ObjectVersion,
+    ) -> Result<Claim<Box<LoadSession>>, DbError> {
         // Sorting and hashing millions of staged rows wants more than the
         // default 4 MB; this is server memory, for this transaction only.
         // JIT compiling costs more than it saves on these one-pass queries
@@ -428,24 +425,17 @@ impl PgStore {
                 &version.key_params(),
             )
             .await?;
-        match claimed {
-            Some(row) => Ok(Begun::New(Box::new(LoadSession {
+        settle_claim(tx, claimed, version, |tx, ingestion_id| {
+            Box::new(LoadSession {
                 tx,
-                ingestion_id: row.get(0),
+                ingestion_id,
                 deltas: Deltas::default(),
                 repeat_filter_bytes: self.repeat_filter_bytes,
                 sort_budget: self.sort_budget,
                 exported: None,
-            }))),
-            None => {
-                let (ingestion_id, status) = final_outcome(tx.client(), version).await?;
-                tx.end("ROLLBACK").await?;
-                Ok(Begun::AlreadyIngested {
-                    ingestion_id,
-                    status,
-                })
-            }
-        }
+            })
+        })
+        .await
     }
 
     /// Starts recording that a version was rejected whole (the content
@@ -475,20 +465,11 @@ impl PgStore {
                 &[bucket, key, etag, version_id, &reason, &report_key],
             )
             .await?;
-        match claimed {
-            Some(row) => Ok(Claim::Claimed(Rejection {
-                tx,
-                ingestion_id: row.get(0),
-            })),
-            None => {
-                let (ingestion_id, status) = final_outcome(tx.client(), version).await?;
-                tx.end("ROLLBACK").await?;
-                Ok(Claim::Final {
-                    ingestion_id,
-                    status,
-                })
-            }
-        }
+        settle_claim(tx, claimed, version, |tx, ingestion_id| Rejection {
+            tx,
+            ingestion_id,
+        })
+        .await
     }
 
     /// Records, outside any load transaction, that the last attempt at a
@@ -593,17 +574,32 @@ impl PgStore {
     }
 }
 
-/// The id and status of a version's finished ledger row (the row exists:
-/// the claim that found it conflicted with it).
-async fn final_outcome(client: &Object, version: &ObjectVersion) -> Result<(i64, String), DbError> {
-    let row = client
+/// Ends a claim on a version's ledger row. `claimed` is what the claiming
+/// statement returned: the row's id when this transaction took the row
+/// (`session` then owns the transaction), nothing when a conflicting row was
+/// already final (then its outcome is read and the transaction rolled back).
+async fn settle_claim<S>(
+    tx: Transaction,
+    claimed: Option<tokio_postgres::Row>,
+    version: &ObjectVersion,
+    session: impl FnOnce(Transaction, i64) -> S,
+) -> Result<Claim<S>, DbError> {
+    if let Some(row) = claimed {
+        return Ok(Claim::Claimed(session(tx, row.get(0))));
+    }
+    let row = tx
+        .client()
         .query_one(
             "SELECT id, status FROM ingestions
              WHERE bucket = $1 AND key = $2 AND etag = $3 AND version_id = $4",
             &version.key_params(),
         )
         .await?;
-    Ok((row.get(0), row.get(1)))
+    tx.end("ROLLBACK").await?;
+    Ok(Claim::Final {
+        ingestion_id: row.get(0),
+        status: row.get(1),
+    })
 }
 
 /// Barcode rows a load accepted: new ones (some unsold), and stored unsold

@@ -14,8 +14,8 @@ use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
 use crate::csv_records::CsvLimits;
 use crate::db::{
-    Batch, Begun, Claim, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion,
-    PgStore, Problem,
+    Batch, Claim, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
+    Problem,
 };
 use crate::domain::{BarcodeRow, OrderRow};
 use crate::processed::ExportFile;
@@ -209,8 +209,8 @@ impl<S: ObjectStore> Ingestor<S> {
         };
         let version = version_read(object, Some(&opened));
         let session = match self.db.begin_ingestion(&version).await? {
-            Begun::New(session) => *session,
-            Begun::AlreadyIngested {
+            Claim::Claimed(session) => *session,
+            Claim::Final {
                 ingestion_id,
                 status,
             } => {

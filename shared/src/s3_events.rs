@@ -83,11 +83,6 @@ pub fn notification_from_value(value: Value) -> Result<Notification, Unrecognize
     }
 }
 
-/// The decisions an event or message body asks for (none for a test event).
-pub fn decisions_from_value(value: Value) -> Result<Vec<Decision>, UnrecognizedEvent> {
-    notification_from_value(value).map(Notification::into_decisions)
-}
-
 /// The shapes we tell apart, by the fields that name them.
 enum Shape {
     TestEvent,

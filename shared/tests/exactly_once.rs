@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use order_pipeline::db::{Begun, ObjectVersion, PgStore, PUBLISH_LOCK};
+use order_pipeline::db::{Claim, ObjectVersion, PgStore, PUBLISH_LOCK};
 use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
 use order_pipeline::s3_events::{self, Decision};
 use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
@@ -14,8 +14,9 @@ use order_pipeline::testing::{FaultyStore, TestBucket, TestDatabase, TestPipelin
 
 /// The object a bucket notification for `key` names (as last put).
 fn notified(bucket: &TestBucket, key: &str) -> ObjectRef {
-    match s3_events::decisions_from_value(bucket.put_event(key))
+    match s3_events::notification_from_value(bucket.put_event(key))
         .unwrap()
+        .into_decisions()
         .as_slice()
     {
         [Decision::Ingest(object)] => object.clone(),
@@ -144,7 +145,7 @@ async fn a_late_failure_never_overwrites_a_concurrent_success() {
     let version = version_of(&object);
 
     // Delivery A claims the version; delivery B waits on A's ledger row.
-    let Begun::New(attempt_a) = f.db.store().begin_ingestion(&version).await.unwrap() else {
+    let Claim::Claimed(attempt_a) = f.db.store().begin_ingestion(&version).await.unwrap() else {
         panic!("the version is new");
     };
     let delivery_b = tokio::spawn({

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use order_pipeline::config::ConfigError;
+use order_pipeline::config::{positive_setting, ConfigError};
 
 /// The setting for the reserve, in seconds.
 pub const RESERVE_SETTING: &str = "INGEST_TIME_RESERVE_SECS";
@@ -21,17 +21,8 @@ pub fn reserve_from_env() -> Result<Duration, ConfigError> {
 }
 
 fn reserve_from(setting: Option<String>) -> Result<Duration, ConfigError> {
-    let Some(value) = setting else {
-        return Ok(DEFAULT_RESERVE);
-    };
-    value
-        .parse()
-        .map(Duration::from_secs)
-        .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
-            name: RESERVE_SETTING,
-            value,
-            reason: format!("{e}; give whole seconds, e.g. 60"),
-        })
+    let default = DEFAULT_RESERVE.as_secs();
+    positive_setting(RESERVE_SETTING, "seconds", setting, default).map(Duration::from_secs)
 }
 
 /// Where the time comes from: the system clock, or a test's.

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use order_pipeline::config::{DatabaseSettings, SessionLimits};
-use order_pipeline::db::{self, Batch, Begun, LedgerEntry, LoadSession, ObjectVersion, PgStore};
+use order_pipeline::db::{self, Batch, Claim, LedgerEntry, LoadSession, ObjectVersion, PgStore};
 use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
 use order_pipeline::http::problem::{BUSY_PROBLEM_TYPE, BUSY_RETRY_AFTER};
 use order_pipeline::testing::{
@@ -120,8 +120,8 @@ async fn begin_load(pipeline: &TestPipeline, key: &str) -> Box<LoadSession> {
         version_id: String::new(),
     };
     match pipeline.db.store().begin_ingestion(&version).await.unwrap() {
-        Begun::New(session) => session,
-        Begun::AlreadyIngested { .. } => panic!("{key} is new"),
+        Claim::Claimed(session) => session,
+        Claim::Final { .. } => panic!("{key} is new"),
     }
 }
 
