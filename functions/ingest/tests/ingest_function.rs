@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ingest::budget::{Clock, TimeBudget};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::testing::TestPipeline;
+use order_pipeline::testing::{LogCapture, TestPipeline};
 use serde_json::{json, Value};
 
 const ORDERS: &str = "order_id,customer_id\n1,10\n2,11\n3,10\n4,12\n";
@@ -396,56 +396,37 @@ async fn sns_wrapped_and_eventbridge_notifications_load_their_files() {
     assert_eq!(f.scalar("SELECT count(*) FROM barcodes").await, 6);
 }
 
-/// Collects what the handler logs while the guard lives (the test runtime
-/// runs on this one thread).
-#[derive(Clone, Default)]
-struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || logs.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Asserts that one line holds every one of `fragments`.
-    fn assert_a_line_with(&self, fragments: &[&str]) {
-        let lines = self.lines();
-        assert!(
-            lines
+/// Asserts that one line the handler logged holds every one of
+/// `fragments`, each field of the JSON line read as `name="value"`.
+fn assert_a_line_with(logs: &LogCapture, fragments: &[&str]) {
+    let lines: Vec<String> = logs
+        .text()
+        .lines()
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(fields)) => fields
                 .iter()
-                .any(|l| fragments.iter().all(|f| l.contains(f))),
-            "no log line holds all of {fragments:?}: {lines:#?}"
-        );
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+                .map(|(name, value)| match value {
+                    Value::String(text) => format!("{name}=\"{text}\""),
+                    other => format!("{name}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => line.to_owned(),
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| fragments.iter().all(|f| l.contains(f))),
+        "no log line holds all of {fragments:?}: {lines:#?}"
+    );
 }
 
 #[tokio::test]
 async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were() {
     let f = fixture().await;
-    let logs = CapturedLogs::default();
-    let _guard = logs.start();
+    let logs = LogCapture::default();
+    let _guard = logs.install("info");
     let messages = [
         ("empty", "{}".to_owned(), "an empty JSON object"),
         (
@@ -480,7 +461,7 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         .collect();
     assert_eq!(answer, json!({ "batchItemFailures": failed }));
     for (id, _, named) in messages {
-        logs.assert_a_line_with(&[&format!("message_id=\"{id}\""), named]);
+        assert_a_line_with(&logs, &[&format!("message_id=\"{id}\""), named]);
     }
 
     // Invoked directly, such an event fails the invocation, saying what it was.
@@ -491,7 +472,7 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         error.to_string().contains("an empty JSON object"),
         "{error}"
     );
-    logs.assert_a_line_with(&["ERROR", "an empty JSON object"]);
+    assert_a_line_with(&logs, &["ERROR", "an empty JSON object"]);
 }
 
 /// A clock that moves on by `step` each time it is read, as if every file
@@ -547,8 +528,8 @@ async fn an_sqs_batch_starts_no_file_once_time_runs_short_and_hands_the_rest_bac
         Duration::from_secs(30),
         &clock,
     );
-    let logs = CapturedLogs::default();
-    let guard = logs.start();
+    let logs = LogCapture::default();
+    let guard = logs.install("info");
     let answer = ingest::handle_invocation(&f.ingestor, batch, &mut budget)
         .await
         .unwrap();
@@ -557,7 +538,7 @@ async fn an_sqs_batch_starts_no_file_once_time_runs_short_and_hands_the_rest_bac
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
     );
-    logs.assert_a_line_with(&["message_id=\"m3\"", "not started"]);
+    assert_a_line_with(&logs, &["message_id=\"m3\"", "not started"]);
     assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
     assert_eq!(
         f.scalar("SELECT count(*) FROM orders WHERE order_id = 3")
