@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use order_pipeline::api_store::{ApiStore, IngestionRow, Summary, INGESTION_STATUSES};
-use order_pipeline::config::PROCESSED_ORDERS_KEY;
+use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
 use order_pipeline::db::PgStore;
 use order_pipeline::http::auth::{AnalyticsRead, Authenticator, Authorized};
 use order_pipeline::http::cursor::{self, Listing};
@@ -60,6 +60,19 @@ impl AnalyticsState {
             }),
             db,
         }
+    }
+}
+
+impl AnalyticsState {
+    /// The state a cold start builds from the environment: the database
+    /// store, the token verifier, the bucket and the S3 client.
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let store = order_pipeline::http::store_from_env().await?;
+        let auth = Authenticator::from_env()?;
+        let bucket = config::bucket_from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let s3 = order_pipeline::storage::s3_client(&sdk);
+        Ok(Self::new(store, auth, s3, bucket))
     }
 }
 

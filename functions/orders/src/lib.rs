@@ -46,6 +46,15 @@ impl OrdersState {
     }
 }
 
+impl OrdersState {
+    /// The state a cold start builds from the environment: the database
+    /// store and the token verifier.
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let store = order_pipeline::http::store_from_env().await?;
+        Ok(Self::new(store, Authenticator::from_env()?))
+    }
+}
+
 impl FromRef<OrdersState> for Arc<Authenticator> {
     fn from_ref(state: &OrdersState) -> Self {
         state.auth.clone()

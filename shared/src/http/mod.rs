@@ -45,6 +45,15 @@ pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError>
     }))
 }
 
+/// The database store an API function opens at its cold start: the
+/// database settings (or secret) and the API session limits, under which
+/// requests give up waiting on a load after the lock timeout (503).
+pub async fn store_from_env() -> Result<PgStore, lambda_http::Error> {
+    let settings = crate::database_secret::database_settings().await?;
+    let limits = crate::config::SessionLimits::api_from_env()?;
+    Ok(PgStore::new(crate::db::connect_api_pool(&settings, &limits)?))
+}
+
 /// Adds what every API router needs around its routes: problem+json for
 /// unknown routes, wrong methods and axum's own rejections, the body limit
 /// (413), and a request id on the logs and the response.

@@ -1,0 +1,27 @@
+//! `apiserve --addr 127.0.0.1:9300`: the orders and analytics functions
+//! under one base URL (see the library), configured from the environment
+//! as each function is at its cold start (DATABASE_URL, JWT_SECRET, BUCKET,
+//! AWS_ENDPOINT_URL, ...).
+
+use analytics::AnalyticsState;
+use apiserve::{gateway, RouterMap};
+use clap::Parser;
+use orders::OrdersState;
+
+#[derive(Parser)]
+#[command(about = "Serve the whole HTTP API under one base URL, as `cargo lambda watch` does")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9300")]
+    addr: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    order_pipeline::telemetry::init();
+    let args = Args::parse();
+    let orders = orders::router(OrdersState::from_env().await?);
+    let analytics = analytics::router(AnalyticsState::from_env().await?);
+    let router = gateway(RouterMap::of_workspace(), orders, analytics);
+    order_pipeline::http::serve::serve_local(router, &args.addr).await
+}
