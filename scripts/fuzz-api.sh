@@ -106,7 +106,7 @@ curl -sf "$BASE_URL/health" >/dev/null || die "the API did not start; see $OUT/a
 say "schemathesis $SCHEMATHESIS_VERSION: every check, $EXAMPLES examples per operation${SEED:+, seed $SEED}"
 started=$(date +%s)
 "$SCHEMATHESIS_VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$BASE_URL/openapi.json" \
-  -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" --workers 2 \
-  ${SEED:+--seed "$SEED"} --no-color --output-sanitize true \
+  -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" --workers 1 \
+  ${SEED:+--seed "$SEED"} --no-color --output-sanitize true --generation-database "$OUT/examples" \
   --report junit,ndjson --report-dir "$OUT/report-$STAMP"
 say "schemathesis passed in $(($(date +%s) - started)) s (reports: $OUT/report-$STAMP)"

@@ -12,9 +12,8 @@ use order_pipeline::api_store::{ApiStore, IngestionRow, Summary, INGESTION_STATU
 use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
 use order_pipeline::db::PgStore;
 use order_pipeline::http::auth::{AnalyticsRead, Authenticator, Authorized};
-use order_pipeline::http::cursor::{self, Listing};
+use order_pipeline::http::cursor::{self, IngestionsCursor, Listing, UnusedBarcodesCursor};
 use order_pipeline::http::extract::{parse_id, parse_limit, parse_limit_from, ApiPath, ApiQuery};
-use order_pipeline::http::problem::Problem;
 use order_pipeline::http::{etag, ApiError, Health};
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::presign::Presigner;
@@ -96,8 +95,8 @@ pub fn api() -> OpenApiRouter<AnalyticsState> {
 
 /// The function's router.
 pub fn router(state: AnalyticsState) -> Router {
-    let (routes, _) = api().split_for_parts();
-    order_pipeline::http::finish(routes.with_state(state))
+    let (routes, openapi) = api().split_for_parts();
+    order_pipeline::http::finish(routes.with_state(state), &openapi)
 }
 
 /// This function's part of the OpenAPI document.
@@ -107,7 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Health: 200 when the database answers.
 #[utoipa::path(get, path = "/health", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Health)))]
 async fn health(State(state): State<AnalyticsState>) -> Result<Json<Health>, ApiError> {
     order_pipeline::http::health(State(state.db)).await
 }
@@ -116,6 +115,7 @@ async fn health(State(state): State<AnalyticsState>) -> Result<Json<Health>, Api
 #[into_params(parameter_in = Query)]
 pub struct TopCustomersQuery {
     /// How many customers, 1 to 100 (default 5).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
@@ -131,11 +131,9 @@ pub struct TopCustomer {
     params(TopCustomersQuery),
     security(("bearer" = ["analytics:read"])),
     responses(
-        (status = 200, body = [TopCustomer], description = "Top customers; ETag follows the data version"),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = [TopCustomer], description = "Top customers; ETag follows the data version",
+            links(("GetTopCustomer" = (operation_id = "get_customer", parameters(("customer_id" = "$response.body#/0/customer_id")))))),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
 async fn top_customers(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -164,8 +162,10 @@ async fn top_customers(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 0 to 1000 (default 100); 0 gives the count alone.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1000)]
     limit: Option<String>,
     /// `next_cursor` of the previous page; absent for the first page.
+    #[param(value_type = Option<UnusedBarcodesCursor>)]
     cursor: Option<String>,
 }
 
@@ -176,6 +176,7 @@ pub struct UnusedBarcodes {
     pub count: i64,
     pub barcodes: Vec<String>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(value_type = Option<UnusedBarcodesCursor>)]
     pub next_cursor: Option<String>,
 }
 
@@ -185,10 +186,7 @@ pub struct UnusedBarcodes {
     security(("bearer" = ["analytics:read"])),
     responses(
         (status = 200, body = UnusedBarcodes),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
 async fn unused_barcodes(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -231,9 +229,7 @@ fn next_page<T>(items: &mut Vec<T>, limit: i64) -> Option<&T> {
     security(("bearer" = ["analytics:read"])),
     responses(
         (status = 200, body = Summary),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
 async fn summary(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -259,17 +255,36 @@ pub struct Ingestion {
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct IngestionPage {
     pub items: Vec<Ingestion>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(value_type = Option<IngestionsCursor>)]
     pub next_cursor: Option<String>,
 }
+
+/// The document's schema of the `status` filter: the ledger's statuses.
+pub struct IngestionStatus;
+
+impl utoipa::PartialSchema for IngestionStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(INGESTION_STATUSES))
+            .into()
+    }
+}
+
+impl ToSchema for IngestionStatus {}
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IngestionsQuery {
     /// Only rows with this status: loading, loaded, rejected or failed.
+    #[param(inline, value_type = Option<IngestionStatus>)]
     status: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<IngestionsCursor>)]
     cursor: Option<String>,
 }
 
@@ -307,17 +322,14 @@ async fn with_links(files: &Files, row: IngestionRow) -> Result<Ingestion, ApiEr
     params(IngestionsQuery),
     security(("bearer" = ["analytics:read"])),
     responses(
-        (status = 200, body = IngestionPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = IngestionPage)))]
 async fn list_ingestions(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
     ApiQuery(query): ApiQuery<IngestionsQuery>,
 ) -> Result<Json<IngestionPage>, ApiError> {
     let status = match query.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) if INGESTION_STATUSES.contains(&s) => Some(s),
         Some(s) => {
             return Err(ApiError::bad_parameter(
@@ -343,14 +355,10 @@ async fn list_ingestions(
 
 /// One ledger row with download links.
 #[utoipa::path(get, path = "/ingestions/{id}", tag = "ingestions",
-    params(("id" = i64, Path, description = "The ledger id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The ledger id")),
     security(("bearer" = ["analytics:read"])),
     responses(
-        (status = 200, body = Ingestion),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = Ingestion)))]
 async fn get_ingestion(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -371,9 +379,7 @@ async fn get_ingestion(
     security(("bearer" = ["analytics:read"])),
     responses(
         (status = 302, description = "Location: a presigned link to processed/processed_orders.csv (valid 15 minutes)"),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
 async fn export_processed_orders(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,

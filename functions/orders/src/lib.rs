@@ -12,9 +12,8 @@ use order_pipeline::api_store::{
 };
 use order_pipeline::db::PgStore;
 use order_pipeline::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
-use order_pipeline::http::cursor::{self, Listing};
+use order_pipeline::http::cursor::{self, Listing, OrdersCursor};
 use order_pipeline::http::extract::{parse_id, parse_limit, ApiJson, ApiPath, ApiQuery};
-use order_pipeline::http::problem::Problem;
 use order_pipeline::http::{docs, ApiError, Health};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -87,12 +86,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The function's router, including `/openapi.json` and `/docs`.
 pub fn router(state: OrdersState) -> Router {
     let (routes, _) = api().split_for_parts();
-    order_pipeline::http::finish(routes.merge(docs::routes(openapi())).with_state(state))
+    let openapi = openapi();
+    let routes = routes
+        .merge(docs::routes(openapi.clone()))
+        .with_state(state);
+    order_pipeline::http::finish(routes, &openapi)
 }
 
 /// Health: 200 when the database answers.
 #[utoipa::path(get, path = "/health", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Health)))]
 async fn health(State(state): State<OrdersState>) -> Result<Json<Health>, ApiError> {
     order_pipeline::http::health(State(state.db)).await
 }
@@ -101,10 +104,13 @@ async fn health(State(state): State<OrdersState>) -> Result<Json<Health>, ApiErr
 #[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
     /// Only this customer's orders.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 9223372036854775807_i64)]
     customer_id: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `next_cursor` of the previous page; absent for the first page.
+    #[param(value_type = Option<OrdersCursor>)]
     cursor: Option<String>,
 }
 
@@ -113,6 +119,7 @@ pub struct OrdersQuery {
 pub struct OrderPage {
     pub items: Vec<OrderSummary>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(value_type = Option<OrdersCursor>)]
     pub next_cursor: Option<String>,
 }
 
@@ -142,17 +149,14 @@ async fn order_page(
     params(OrdersQuery),
     security(("bearer" = ["orders:read"])),
     responses(
-        (status = 200, body = OrderPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = OrderPage)))]
 async fn list_orders(
     _auth: Authorized<OrdersRead>,
     State(state): State<OrdersState>,
     ApiQuery(query): ApiQuery<OrdersQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let customer_id = match query.customer_id.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(raw) => Some(parse_id("customer_id", raw)?),
     };
     Ok(Json(order_page(&state, customer_id, &query).await?))
@@ -163,8 +167,10 @@ async fn list_orders(
 #[serde(deny_unknown_fields)]
 pub struct SaleRequest {
     /// The buying customer (positive).
+    #[schema(minimum = 1, maximum = 9223372036854775807_i64)]
     pub customer_id: i64,
     /// How many tickets, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
     pub tickets: i64,
 }
 
@@ -172,19 +178,21 @@ pub struct SaleRequest {
 /// `Idempotency-Key` header a retried request returns the first answer
 /// instead of selling twice (the same key with another body: 422).
 #[utoipa::path(post, path = "/orders", tag = "orders",
-    request_body(content = SaleRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key returns the first sale (at most 255 characters)")),
+    request_body(content = SaleRequest, content_type = "application/json",
+        description = "The sale, as JSON of at most 16384 bytes (413 beyond)"),
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "Makes retries safe: the same key returns the first sale (printable ASCII, at most 255 characters)")),
     security(("bearer" = ["orders:write"])),
     responses(
-        (status = 201, body = OrderDetail, description = "Sold; Location names the order"),
-        (status = 200, body = OrderDetail, description = "A retry: the sale made for this Idempotency-Key"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "Not enough unused barcodes"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 201, body = OrderDetail, description = "Sold; Location names the order",
+            headers(("Location" = String, description = "The order's URL: /orders/{order_id}")),
+            links(
+                ("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/order_id")))),
+                ("GetCustomer" = (operation_id = "get_customer", parameters(("customer_id" = "$response.body#/customer_id")))),
+                ("GetCustomerOrders" = (operation_id = "customer_orders", parameters(("customer_id" = "$response.body#/customer_id")))))),
+        (status = 200, body = OrderDetail, description = "A retry: the sale made for this Idempotency-Key",
+            links(("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/order_id")))))),
+        (status = 409, description = "Not enough unused barcodes; nothing was sold")))]
 async fn create_order(
     auth: Authorized<OrdersWrite>,
     State(state): State<OrdersState>,
@@ -208,17 +216,7 @@ async fn create_order(
     }
     let key = match headers.get("idempotency-key") {
         None => None,
-        Some(value) => match value.to_str() {
-            Ok(key) if !key.trim().is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
-                Some(key.trim())
-            }
-            _ => {
-                return Err(ApiError::bad_parameter(
-                    "Idempotency-Key",
-                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-                ))
-            }
-        },
+        Some(value) => Some(idempotency_key(value.as_bytes())?),
     };
     // Keys are the client's: scoped by the token's subject, so two clients
     // choosing the same key never see each other's sale.
@@ -252,17 +250,34 @@ async fn create_order(
     }
 }
 
+/// The Idempotency-Key header's value, if it is one: printable ASCII with
+/// spaces only inside (HTTP trims them at the ends), at most
+/// [`MAX_IDEMPOTENCY_KEY`] long; the document's pattern says the same.
+fn idempotency_key(value: &[u8]) -> Result<&str, ApiError> {
+    let printable = |b: &u8| (b'!'..=b'~').contains(b);
+    let valid = (1..=MAX_IDEMPOTENCY_KEY).contains(&value.len())
+        && value.first().is_some_and(printable)
+        && value.last().is_some_and(printable)
+        && value.iter().all(|b| *b == b' ' || printable(b));
+    match std::str::from_utf8(value) {
+        Ok(key) if valid => Ok(key),
+        _ => Err(ApiError::bad_parameter(
+            "Idempotency-Key",
+            format!(
+                "must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters (spaces only inside)"
+            ),
+        )),
+    }
+}
+
 /// One order with its barcodes and where each came from (file and line, or
 /// sale).
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
-    params(("order_id" = i64, Path, description = "The order")),
+    params(("order_id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The order")),
     security(("bearer" = ["orders:read"])),
     responses(
-        (status = 200, body = OrderDetail),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = OrderDetail,
+            links(("GetCustomer" = (operation_id = "get_customer", parameters(("customer_id" = "$response.body#/customer_id"))))))))]
 async fn get_order(
     _auth: Authorized<OrdersRead>,
     State(state): State<OrdersState>,
@@ -279,14 +294,10 @@ async fn get_order(
 
 /// A customer's order and ticket counts.
 #[utoipa::path(get, path = "/customers/{customer_id}", tag = "customers",
-    params(("customer_id" = i64, Path, description = "The customer")),
+    params(("customer_id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The customer")),
     security(("bearer" = ["orders:read"])),
     responses(
-        (status = 200, body = CustomerSummary),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = CustomerSummary)))]
 async fn get_customer(
     _auth: Authorized<OrdersRead>,
     State(state): State<OrdersState>,
@@ -309,21 +320,19 @@ fn unknown_customer(customer_id: i64) -> ApiError {
 #[into_params(parameter_in = Query)]
 pub struct CustomerOrdersQuery {
     /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<OrdersCursor>)]
     cursor: Option<String>,
 }
 
 /// A customer's orders, by order_id, keyset-paginated.
 #[utoipa::path(get, path = "/customers/{customer_id}/orders", tag = "customers",
-    params(("customer_id" = i64, Path, description = "The customer"), CustomerOrdersQuery),
+    params(("customer_id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The customer"), CustomerOrdersQuery),
     security(("bearer" = ["orders:read"])),
     responses(
-        (status = 200, body = OrderPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, body = OrderPage)))]
 async fn customer_orders(
     _auth: Authorized<OrdersRead>,
     State(state): State<OrdersState>,

@@ -1,11 +1,17 @@
-//! Opaque keyset-pagination cursors: `base64url("<listing>:<last key>")`.
-//! The listing tag makes a cursor from one listing useless on another, and
-//! clients are told to treat cursors as opaque so the format can change.
+//! Keyset-pagination cursors: `<listing>:<last key>`, e.g. `orders:1042`.
+//! The listing tag makes a cursor from one listing useless on another. The
+//! OpenAPI document declares each listing's format (a pattern, from
+//! [`Listing::pattern`]), and every value of that format is served: a key
+//! past the last row gives an empty page, not an error.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
 use super::problem::ApiError;
+use crate::domain::Barcode;
+
+/// Digits in the longest integer key (`i64::MAX` has 19).
+const MAX_ID_DIGITS: usize = 19;
 
 /// Which listing a cursor belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,45 +29,95 @@ impl Listing {
             Listing::Ingestions => "ingestions",
         }
     }
+
+    /// The JSON Schema pattern of this listing's cursors, as the document
+    /// declares it; [`decode`] accepts exactly these.
+    pub fn pattern(self) -> String {
+        match self {
+            Listing::Orders | Listing::Ingestions => {
+                format!("^{}:[0-9]{{1,{MAX_ID_DIGITS}}}$", self.tag())
+            }
+            Listing::UnusedBarcodes => {
+                format!("^{}:[A-Za-z0-9._-]{{1,{}}}$", self.tag(), Barcode::MAX_LEN)
+            }
+        }
+    }
+
+    fn is_key(self, key: &str) -> bool {
+        match self {
+            Listing::Orders | Listing::Ingestions => {
+                (1..=MAX_ID_DIGITS).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit())
+            }
+            // A barcode as ingest accepts it, without the trimming.
+            Listing::UnusedBarcodes => Barcode::parse(key).is_ok_and(|b| b.as_str() == key),
+        }
+    }
+
+    fn schema(self) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(self.pattern()))
+            .description(Some(
+                "The `next_cursor` of the previous page: `<listing>:<last key>`",
+            ))
+            .into()
+    }
 }
 
 /// Encodes the last key of a page as the cursor of the next page.
 pub fn encode(listing: Listing, last_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{last_key}", listing.tag()))
+    format!("{}:{last_key}", listing.tag())
 }
 
 /// Decodes `cursor` (the query parameter) into the key after which the page
-/// starts; `None` when absent or empty (the first page).
+/// starts; `None` when absent (the first page).
 pub fn decode(listing: Listing, cursor: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = cursor.filter(|c| !c.is_empty()) else {
+    let Some(raw) = cursor else {
         return Ok(None);
     };
-    let invalid = || {
-        ApiError::bad_parameter(
+    match raw.strip_prefix(listing.tag()).and_then(|r| r.strip_prefix(':')) {
+        Some(key) if listing.is_key(key) => Ok(Some(key.to_owned())),
+        _ => Err(ApiError::bad_parameter(
             "cursor",
-            "not a cursor of this listing; pass back the next_cursor of the previous page unchanged",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (tag, key) = text.split_once(':').ok_or_else(invalid)?;
-    if tag != listing.tag() || key.is_empty() {
-        return Err(invalid());
+            format!(
+                "{raw:?} is not a cursor of this listing (pattern {}); pass back the next_cursor of the previous page",
+                listing.pattern()
+            ),
+        )),
     }
-    Ok(Some(key.to_owned()))
 }
 
-/// Decodes a cursor whose key is a positive integer id.
+/// Decodes a cursor whose key is an integer id. Keys beyond the largest id
+/// (up to 19 digits) count as the largest id: past every row.
 pub fn decode_id(listing: Listing, cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match decode(listing, cursor)? {
-        None => Ok(None),
-        Some(key) => key.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad_parameter(
-                "cursor",
-                "not a cursor of this listing; pass back next_cursor unchanged",
-            )
-        }),
-    }
+    Ok(decode(listing, cursor)?.map(|key| {
+        // At most 19 digits: always a u64.
+        let key: u64 = key.parse().unwrap_or(u64::MAX);
+        i64::try_from(key).unwrap_or(i64::MAX)
+    }))
+}
+
+/// The document's schemas of the cursors, one per listing.
+macro_rules! cursor_schema {
+    ($($(#[$doc:meta])* $name:ident = $listing:expr;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $listing.schema()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    )*};
+}
+
+cursor_schema! {
+    /// A cursor of `GET /orders` and `GET /customers/{customer_id}/orders`.
+    OrdersCursor = Listing::Orders;
+    /// A cursor of `GET /analytics/unused-barcodes`.
+    UnusedBarcodesCursor = Listing::UnusedBarcodes;
+    /// A cursor of `GET /ingestions`.
+    IngestionsCursor = Listing::Ingestions;
 }
 
 #[cfg(test)]
@@ -75,7 +131,19 @@ mod tests {
         assert_eq!(decode(Listing::Orders, None).unwrap(), None);
         assert!(decode(Listing::Ingestions, Some(&cursor)).is_err());
         assert!(decode(Listing::Orders, Some("not base64!")).is_err());
+        assert!(decode(Listing::Orders, Some("")).is_err());
         let err = decode_id(Listing::Orders, Some(&encode(Listing::Orders, "x"))).unwrap_err();
         assert!(err.detail.starts_with("cursor:"));
+    }
+
+    #[test]
+    fn keys_past_the_largest_id_count_as_the_largest() {
+        let far = encode(Listing::Orders, "9999999999999999999");
+        assert_eq!(
+            decode_id(Listing::Orders, Some(&far)).unwrap(),
+            Some(i64::MAX)
+        );
+        let too_long = encode(Listing::Orders, "99999999999999999999");
+        assert!(decode_id(Listing::Orders, Some(&too_long)).is_err());
     }
 }

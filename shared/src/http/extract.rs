@@ -57,12 +57,13 @@ pub fn parse_id(name: &str, raw: &str) -> Result<i64, ApiError> {
     }
 }
 
-/// `limit`: absent or empty means `default`; otherwise an integer in 1..=max.
+/// `limit`: absent means `default`; otherwise an integer in 1..=max (an
+/// empty value is not one: the document declares an integer).
 pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
     parse_limit_from(raw, 1, default, max)
 }
 
-/// `limit` in min..=max (absent or empty: `default`).
+/// `limit` in min..=max (absent: `default`).
 pub fn parse_limit_from(
     raw: Option<&str>,
     min: i64,
@@ -70,7 +71,7 @@ pub fn parse_limit_from(
     max: i64,
 ) -> Result<i64, ApiError> {
     match raw {
-        None | Some("") => Ok(default),
+        None => Ok(default),
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_parameter(

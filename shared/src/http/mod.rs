@@ -8,6 +8,7 @@ pub mod docs;
 pub mod etag;
 pub mod extract;
 pub mod problem;
+pub mod query_keys;
 pub mod serve;
 
 use std::time::Instant;
@@ -51,14 +52,21 @@ pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError>
 pub async fn store_from_env() -> Result<PgStore, lambda_http::Error> {
     let settings = crate::database_secret::database_settings().await?;
     let limits = crate::config::SessionLimits::api_from_env()?;
-    Ok(PgStore::new(crate::db::connect_api_pool(&settings, &limits)?))
+    Ok(PgStore::new(crate::db::connect_api_pool(
+        &settings, &limits,
+    )?))
 }
 
 /// Adds what every API router needs around its routes: problem+json for
 /// unknown routes, wrong methods and axum's own rejections, the body limit
-/// (413), and a request id on the logs and the response.
-pub fn finish(router: Router) -> Router {
+/// (413), the refusal of query keys `openapi` does not declare for the
+/// route, and a request id on the logs and the response.
+pub fn finish(router: Router, openapi: &utoipa::openapi::OpenApi) -> Router {
+    let keys = query_keys::DeclaredQueryKeys::of(openapi);
     router
+        .layer(middleware::from_fn(move |request, next| {
+            query_keys::refuse_undeclared(keys.clone(), request, next)
+        }))
         .fallback(unknown_route)
         .layer(middleware::map_response(problem::problem_for_bare_error))
         .layer(DefaultBodyLimit::max(problem::MAX_BODY_BYTES))

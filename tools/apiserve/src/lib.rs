@@ -56,7 +56,9 @@ impl RouterMap {
             toml::from_str(manifest).map_err(|e| format!("Cargo.toml is not TOML: {e}"))?;
         let table = ["metadata", "lambda", "watch", "router"]
             .iter()
-            .fold(manifest.get("workspace"), |v, key| v.and_then(|v| v.get(key)))
+            .fold(manifest.get("workspace"), |v, key| {
+                v.and_then(|v| v.get(key))
+            })
             .and_then(toml::Value::as_table)
             .ok_or("Cargo.toml has no [workspace.metadata.lambda.watch.router] table")?;
         let routes = table
