@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,3 +56,6 @@ token: ## Print a local API token with every scope: TOKEN=$$(make -s token)
 
 bench-api: ## Load generated data through ingest, serve the API locally, drive it with wrk (BENCH_API_ORDERS=1000000)
 	@scripts/bench-api.sh
+
+fuzz-api: ## schemathesis, every check, against the API over generated data (FUZZ_API_EXAMPLES=500 FUZZ_API_ORDERS=20000 FUZZ_API_SEED=)
+	@scripts/fuzz-api.sh

@@ -20,11 +20,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT="$ROOT/.local/bench-api"
-PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
-PG_PORT="${PG_PORT:-54329}"
-ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+PREFIX=bench_api NAME=bench-api
+# shellcheck source=scripts/api-data.sh
+. "$ROOT/scripts/api-data.sh"
 
 ORDERS="${BENCH_API_ORDERS:-1000000}"
 DURATION="${BENCH_API_DURATION:-10}"
@@ -32,31 +30,6 @@ CONNS="${BENCH_API_CONNS:-8}"
 POOL="${BENCH_API_POOL:-8}"
 ORDERS_PORT="${BENCH_API_ORDERS_PORT:-9181}"
 ANALYTICS_PORT="${BENCH_API_ANALYTICS_PORT:-9182}"
-STAMP="$(date +%Y%m%d%H%M%S)_$$"
-DB="bench_api_$STAMP"
-BUCKET="bench-api-${STAMP//_/-}"
-DB_URL="postgres://postgres@127.0.0.1:$PG_PORT/$DB"
-SERVER_PIDS=()
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'bench-api: error: %s\n' "$*" >&2; exit 1; }
-psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$ADMIN_URL" "$@"; }
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-  psql_admin -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" 2>/dev/null
-  local py="$ROOT/.local/localstack-venv/bin/python"
-  if [ -x "$py" ]; then
-    "$py" "$ROOT/scripts/delete-bucket.py" "$BUCKET" 2>/dev/null
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 if ! command -v wrk >/dev/null; then
   [ "$(id -u)" = 0 ] || die "wrk is missing: apt-get install wrk"
   say "installing wrk (apt-get install wrk)"
@@ -75,30 +48,16 @@ say "building the workspace (release)"
 cargo build --workspace --release --quiet
 BIN="$ROOT/target/release"
 
-DATA="$OUT/orders-$ORDERS"
-if [ ! -s "$DATA/barcodes.csv" ]; then
-  say "generating $ORDERS orders into $DATA"
-  mkdir -p "$OUT"
-  "$BIN/datagen" --orders "$ORDERS" --seed 1 --first-order-id 1 --out "$DATA"
-fi
-
-say "loading through the real ingest path into $DB (bucket $BUCKET)"
-psql_admin -c "CREATE DATABASE \"$DB\""
-DATABASE_URL="$DB_URL" "$BIN/localenv" migrate >/dev/null
-"$BIN/localenv" --bucket "$BUCKET" bootstrap >/dev/null
-"$BIN/localenv" --bucket "$BUCKET" upload "$DATA/orders.csv" "$DATA/barcodes.csv" >/dev/null
+generate_data "$BIN" "$ORDERS"
+prepare_data "$BIN"
 t0=$(date +%s)
-DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN/localenv" --bucket "$BUCKET" ingest \
-  incoming/orders.csv incoming/barcodes.csv >"$OUT/ingest-$STAMP.json"
+ingest_data "$BIN"
 say "ingested in $(($(date +%s) - t0)) s: $(jq -c '{key, status, accepted: .counts.accepted}' "$OUT/ingest-$STAMP.json" | tr '\n' ' ')"
 "$PG_BIN/psql" -X -q "$DB_URL" -c "VACUUM ANALYZE" >/dev/null
 STATS=$("$PG_BIN/psql" -X -Atq "$DB_URL" -c "SELECT orders || ' orders, ' || barcodes || ' barcodes, ' || unused_barcodes || ' unused' FROM pipeline_stats")
 CUSTOMERS=$((ORDERS / 10 > 0 ? ORDERS / 10 : 1))
 
-SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'JWT_SECRET=%s\n' "$SECRET" >"$OUT/token.env"
-TOKEN=$("$BIN/localenv" token --env-file "$OUT/token.env" --hours 1)
-rm -f "$OUT/token.env"
+make_token "$BIN" 1
 
 serve() { # serve NAME PORT
   DATABASE_URL="$DB_URL" DATABASE_POOL_SIZE="$POOL" JWT_SECRET="$SECRET" BUCKET="$BUCKET" \

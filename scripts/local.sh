@@ -304,11 +304,21 @@ cmd_test() {
   fi
   if ! localstack_up; then start_localstack; STARTED_FOR_TESTS+=(localstack); fi
   cd "$ROOT"
+  local status=0
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast "$@"
+    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
   else
-    cargo test --workspace --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@" || status=$?
   fi
+  # The API against its OpenAPI document, bounded (make fuzz-api runs long);
+  # only for the whole suite, not a filtered run. A fixed seed keeps CI's
+  # cases the same run to run.
+  if [ $# -eq 0 ]; then
+    say "schemathesis against the API (bounded; make fuzz-api runs the long version)"
+    FUZZ_API_EXAMPLES="${FUZZ_API_EXAMPLES:-25}" FUZZ_API_ORDERS="${FUZZ_API_ORDERS:-3000}" \
+      FUZZ_API_SEED="${FUZZ_API_SEED:-1}" "$ROOT/scripts/fuzz-api.sh" || status=$?
+  fi
+  return "$status"
 }
 
 cmd_services() { start_postgres_unless_external; start_localstack; }
