@@ -5,8 +5,12 @@
 # and token, and on exit the servers stopped and the database and bucket
 # removed. Talks to nothing but 127.0.0.1.
 #
-# The caller sets ROOT, OUT (where data, logs and results go), PREFIX and
-# NAME (for messages), then calls the functions below in order.
+# The caller sets PREFIX and NAME (for messages; data, logs and results go
+# to .local/NAME), then calls the functions below in order.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT="$ROOT/.local/$NAME"
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_PORT="${PG_PORT:-54329}"

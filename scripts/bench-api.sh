@@ -17,12 +17,9 @@
 # nothing but 127.0.0.1.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-OUT="$ROOT/.local/bench-api"
 PREFIX=bench_api NAME=bench-api
 # shellcheck source=scripts/api-data.sh
-. "$ROOT/scripts/api-data.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/api-data.sh"
 
 ORDERS="${BENCH_API_ORDERS:-1000000}"
 DURATION="${BENCH_API_DURATION:-10}"

@@ -20,12 +20,9 @@
 # bucket fuzz-api-* are removed on exit. Talks to nothing but 127.0.0.1.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-OUT="$ROOT/.local/fuzz-api"
 PREFIX=fuzz_api NAME=fuzz-api
 # shellcheck source=scripts/api-data.sh
-. "$ROOT/scripts/api-data.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/api-data.sh"
 
 # The version the contract was checked with; a newer one may add checks.
 SCHEMATHESIS_VERSION=4.32.5

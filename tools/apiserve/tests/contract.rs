@@ -30,10 +30,14 @@ fn api(pipeline: &TestPipeline) -> Router {
     )
 }
 
-async fn document(api: &Router) -> Value {
-    let response = send(api, get("/openapi.json", None)).await;
+/// The sample data plus `extra_unused` unused barcodes, the API over it,
+/// and the document it serves. Keep the pipeline: it owns the database.
+async fn serve(extra_unused: usize) -> (TestPipeline, Router, Value) {
+    let pipeline = TestPipeline::with_sample_data(extra_unused).await;
+    let api = api(&pipeline);
+    let response = send(&api, get("/openapi.json", None)).await;
     assert_eq!(response.status, StatusCode::OK);
-    response.json()
+    (pipeline, api, response.json())
 }
 
 /// `value` with a local `$ref` followed (once is enough for this document).
@@ -116,9 +120,7 @@ fn assert_served(response: &TestResponse, what: &str) {
 
 #[tokio::test]
 async fn every_integer_parameter_declares_the_bounds_the_server_enforces() {
-    let pipeline = TestPipeline::with_sample_data(5).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(5).await;
     let mut bounded = Vec::new();
     for (method, path, operation) in operations(&doc) {
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
@@ -173,9 +175,7 @@ async fn every_integer_parameter_declares_the_bounds_the_server_enforces() {
 
 #[tokio::test]
 async fn cursors_have_a_declared_format_that_the_server_accepts_and_emits() {
-    let pipeline = TestPipeline::with_sample_data(5).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(5).await;
     let mut listings = Vec::new();
     for (method, path, operation) in operations(&doc) {
         let Some(parameter) = operation["parameters"]
@@ -305,9 +305,7 @@ impl Pattern {
 
 #[tokio::test]
 async fn the_ingestion_status_filter_is_an_enum_of_what_the_server_accepts() {
-    let pipeline = TestPipeline::with_sample_data(0).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(0).await;
     let parameter = doc["paths"]["/ingestions"]["get"]["parameters"]
         .as_array()
         .unwrap()
@@ -336,9 +334,7 @@ async fn the_ingestion_status_filter_is_an_enum_of_what_the_server_accepts() {
 /// each operation's parameters) would not describe what the server takes.
 #[tokio::test]
 async fn query_keys_the_document_does_not_declare_are_refused_by_name() {
-    let pipeline = TestPipeline::with_sample_data(0).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(0).await;
     for (method, path, operation) in operations(&doc) {
         let declared: Vec<&str> = operation["parameters"]
             .as_array()
@@ -374,9 +370,7 @@ async fn query_keys_the_document_does_not_declare_are_refused_by_name() {
 
 #[tokio::test]
 async fn error_answers_are_declared_once_and_referenced_where_they_can_happen() {
-    let pipeline = TestPipeline::with_sample_data(0).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(0).await;
     let shared = doc["components"]["responses"]
         .as_object()
         .expect("components/responses");
@@ -479,9 +473,7 @@ async fn error_answers_are_declared_once_and_referenced_where_they_can_happen() 
 
 #[tokio::test]
 async fn links_lead_from_a_sale_and_an_order_to_real_operations_with_real_parameters() {
-    let pipeline = TestPipeline::with_sample_data(5).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(5).await;
     let by_id: std::collections::BTreeMap<String, Value> = operations(&doc)
         .into_iter()
         .map(|(_, _, op)| (op["operationId"].as_str().unwrap().to_owned(), op))
@@ -525,16 +517,7 @@ async fn links_lead_from_a_sale_and_an_order_to_real_operations_with_real_parame
     );
     // Following POST /orders's link gets the order it sold.
     let token = test_token_all();
-    let sale = send(
-        &api,
-        post_json(
-            "/orders",
-            &token,
-            &json!({"customer_id": 10, "tickets": 1}),
-            None,
-        ),
-    )
-    .await;
+    let sale = call(&api, "POST", "/orders").await;
     assert_eq!(sale.status, StatusCode::CREATED);
     let link = &doc["paths"]["/orders"]["post"]["responses"]["201"]["links"]["GetOrder"];
     let pointer = link["parameters"]["order_id"].as_str().unwrap();
@@ -550,9 +533,7 @@ async fn links_lead_from_a_sale_and_an_order_to_real_operations_with_real_parame
 
 #[tokio::test]
 async fn the_sale_body_and_idempotency_key_declare_the_limits_the_server_enforces() {
-    let pipeline = TestPipeline::with_sample_data(200).await;
-    let api = api(&pipeline);
-    let doc = document(&api).await;
+    let (_pipeline, api, doc) = serve(200).await;
     let operation = &doc["paths"]["/orders"]["post"];
     let body = resolve(&doc, &operation["requestBody"]);
     assert!(
@@ -591,10 +572,7 @@ async fn the_sale_body_and_idempotency_key_declare_the_limits_the_server_enforce
                 response.status
             );
             let detail = response.json()["detail"].as_str().unwrap().to_owned();
-            assert!(
-                detail.starts_with(field),
-                "{field}={value}: {detail}"
-            );
+            assert!(detail.starts_with(field), "{field}={value}: {detail}");
         }
     }
     let key = operation["parameters"]
