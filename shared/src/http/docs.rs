@@ -414,3 +414,16 @@ pub fn render(openapi: &OpenApi) -> String {
     html.push_str("<section><h2>Errors</h2><p>Every error is <code>application/problem+json</code> (RFC 9457): <code>{type, title, status, detail}</code>, where <code>detail</code> says what was wrong and how to fix it.</p></section></body></html>");
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_503_names_the_busy_problem_type() {
+        let unavailable = SHARED_PROBLEMS.iter().find(|p| p.status == 503).unwrap();
+        assert!(unavailable
+            .description
+            .contains(super::super::problem::BUSY_PROBLEM_TYPE));
+    }
+}
