@@ -1,0 +1,211 @@
+//! `chaos`: runs the fault matrix against the real pipeline and prints a
+//! table (case, runs, passed, rows lost, rows doubled, retries, time).
+//! Exits non-zero when any run fails. `make chaos` drives it.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use chaos::cases::{Chaos, Fault, RunOutcome};
+use chaos::postgres_cluster::PostgresCluster;
+use chaos::world::Settings;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Injects faults into the real pipeline and checks nothing is lost or doubled")]
+struct Args {
+    /// Runs per case (each with its own seed: the base seed plus the run's index).
+    #[arg(long, env = "CHAOS_RUNS", default_value_t = 10)]
+    runs: u64,
+    /// Base seed; a failed run prints the seed that replays it alone.
+    #[arg(long, env = "CHAOS_SEED")]
+    seed: Option<u64>,
+    /// Cases to run, comma-separated (default: all).
+    #[arg(long, env = "CHAOS_CASES", value_delimiter = ',')]
+    cases: Vec<String>,
+    /// Orders in the first orders file (barcodes: about 3.3 per order); the
+    /// increment has a quarter as many.
+    #[arg(long, env = "CHAOS_ORDERS", default_value_t = 20_000)]
+    orders: u64,
+    /// LocalStack (never stopped by these cases).
+    #[arg(long, default_value = "http://127.0.0.1:4566")]
+    localstack: String,
+    /// Port of the private PostgreSQL cluster the cases stop and start.
+    #[arg(long, default_value_t = 54339)]
+    pg_port: u16,
+    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
+    pg_bin: PathBuf,
+    /// Where the workspace's binaries are.
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// Inputs and logs (the cluster lives in /tmp: PostgreSQL must reach it).
+    #[arg(long, default_value = ".local/chaos")]
+    work_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    order_pipeline::telemetry::init_for_cli("warn");
+    match run(Args::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("chaos: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One case's line of the table.
+#[derive(Default)]
+struct Tally {
+    runs: u64,
+    passed: u64,
+    rows_lost: u64,
+    rows_doubled: u64,
+    retries: u64,
+    time: Duration,
+}
+
+async fn run(args: Args) -> Result<bool> {
+    anyhow::ensure!(
+        args.localstack.starts_with("http://127.0.0.1"),
+        "--localstack must be on 127.0.0.1, not {}",
+        args.localstack
+    );
+    let faults = selected(&args.cases)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    });
+    eprintln!("chaos: seed {seed}, {} run(s) per case", args.runs);
+    let log_dir = args.work_dir.join("logs");
+    std::fs::create_dir_all(&log_dir)?;
+    let files = generate_inputs(&args.work_dir.join("inputs"), args.orders)?;
+    let cluster = PostgresCluster::start_new(
+        &args.pg_bin,
+        &PathBuf::from(format!("/tmp/order-pipeline-chaos-pg-{}", args.pg_port)),
+        args.pg_port,
+    )?;
+    let chaos = Chaos {
+        settings: Settings {
+            bin_dir: args.bin_dir.clone(),
+            localstack: args.localstack.clone(),
+            log_dir: log_dir.clone(),
+        },
+        cluster,
+        files,
+    };
+    let reference = chaos.clean_run().await.context("the clean run")?;
+    eprintln!("chaos: clean run done; logs in {}", log_dir.display());
+
+    let mut table = Vec::new();
+    for fault in faults {
+        let mut tally = Tally::default();
+        for run in 0..args.runs {
+            let run_seed = seed.wrapping_add(run);
+            let started = Instant::now();
+            let outcome = chaos
+                .run(fault, run_seed, &reference)
+                .await
+                .unwrap_or_else(|error| RunOutcome {
+                    problems: vec![format!("{error:#}")],
+                    ..RunOutcome::default()
+                });
+            tally.time += started.elapsed();
+            tally.runs += 1;
+            tally.rows_lost += outcome.rows_lost;
+            tally.rows_doubled += outcome.rows_doubled;
+            tally.retries += outcome.retries;
+            if outcome.problems.is_empty() {
+                tally.passed += 1;
+            } else {
+                eprintln!(
+                    "chaos: {} run {run} FAILED (replay: CHAOS_CASES={} CHAOS_SEED={run_seed} CHAOS_RUNS=1 make chaos):",
+                    fault.name(),
+                    fault.name()
+                );
+                for problem in &outcome.problems {
+                    eprintln!("  - {problem}");
+                }
+            }
+        }
+        eprintln!("chaos: {} {}/{} passed", fault.name(), tally.passed, tally.runs);
+        table.push((fault, tally));
+    }
+    print_table(&table);
+    Ok(table.iter().all(|(_, t)| t.passed == t.runs))
+}
+
+fn selected(names: &[String]) -> Result<Vec<Fault>> {
+    if names.is_empty() {
+        return Ok(Fault::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            Fault::ALL
+                .into_iter()
+                .find(|f| f.name() == name)
+                .with_context(|| {
+                    let known: Vec<_> = Fault::ALL.iter().map(|f| f.name()).collect();
+                    format!("unknown case {name:?}; the cases are {}", known.join(", "))
+                })
+        })
+        .collect()
+}
+
+/// The four files every run loads, in order: a first orders and barcodes
+/// load, then an increment of each (order ids beyond the first files').
+fn generate_inputs(dir: &Path, orders: u64) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let increment = (orders / 4).max(1);
+    let sets = [
+        ("", datagen::Config { orders, seed: 1, first_order_id: 1 }),
+        ("-2", datagen::Config { orders: increment, seed: 2, first_order_id: orders + 1 }),
+    ];
+    let mut orders_files = Vec::new();
+    let mut barcodes_files = Vec::new();
+    for (suffix, config) in sets {
+        let orders_path = dir.join(format!("orders{suffix}.csv"));
+        let barcodes_path = dir.join(format!("barcodes{suffix}.csv"));
+        let create = |path: &Path| -> Result<BufWriter<File>> {
+            Ok(BufWriter::new(
+                File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            ))
+        };
+        datagen::generate(&config, create(&orders_path)?, create(&barcodes_path)?)
+            .context("generating the inputs")?;
+        orders_files.push(orders_path);
+        barcodes_files.push(barcodes_path);
+    }
+    Ok(vec![
+        orders_files[0].clone(),
+        barcodes_files[0].clone(),
+        orders_files[1].clone(),
+        barcodes_files[1].clone(),
+    ])
+}
+
+fn print_table(table: &[(Fault, Tally)]) {
+    println!(
+        "{:<22} {:>5} {:>7} {:>10} {:>13} {:>8} {:>9}",
+        "case", "runs", "passed", "rows lost", "rows doubled", "retries", "time s"
+    );
+    for (fault, t) in table {
+        println!(
+            "{:<22} {:>5} {:>7} {:>10} {:>13} {:>8} {:>9.1}",
+            fault.name(),
+            t.runs,
+            t.passed,
+            t.rows_lost,
+            t.rows_doubled,
+            t.retries,
+            t.time.as_secs_f64()
+        );
+    }
+}
