@@ -12,7 +12,7 @@ use datagen::SplitMix64;
 
 use crate::postgres_cluster::PostgresCluster;
 use crate::s3_proxy::FaultPlan;
-use crate::state::Snapshot;
+use crate::state::{aggregate_drift, Snapshot};
 use crate::world::{Settings, World};
 
 /// The faults, in the order the table lists them.
@@ -50,6 +50,13 @@ impl Fault {
     }
 }
 
+impl Reference {
+    /// Invocations the clean run took (one per file, and the s3:TestEvent).
+    pub fn invocations(&self) -> u64 {
+        self.invocations
+    }
+}
+
 /// What a clean run of the files produced and how it went, per file.
 pub struct Reference {
     pub snapshot: Snapshot,
@@ -76,21 +83,27 @@ pub struct RunOutcome {
     /// Invocations and S3 requests beyond the clean run's.
     pub retries: u64,
     pub problems: Vec<String>,
+    /// Where the fault landed ("killed mid-load", "dead-lettered, redriven").
+    pub landed: Vec<&'static str>,
 }
 
 pub struct Chaos {
     pub settings: Settings,
     pub cluster: PostgresCluster,
-    /// The files, in load order.
+    /// The fault cases' files, in load order.
     pub files: Vec<PathBuf>,
+    /// A large orders file and its barcodes file (order ids beyond `files`').
+    pub large_files: Vec<PathBuf>,
+    /// Orders in the large orders file.
+    pub large_orders: u64,
 }
 
 impl Chaos {
-    /// Loads the files with no fault, into a fresh world.
-    pub async fn clean_run(&self) -> Result<Reference> {
-        let world = World::create(&self.settings, &self.cluster, "chaos-clean").await?;
-        let mut files = Vec::new();
-        for file in &self.files {
+    /// Loads `files` in order with no fault, into a fresh world named `name`.
+    pub async fn clean_run(&self, name: &str, files: &[PathBuf]) -> Result<Reference> {
+        let world = World::create(&self.settings, &self.cluster, name).await?;
+        let mut cleans = Vec::new();
+        for file in files {
             let invocations = world.lambda.invocations();
             let publishes = world.proxy.counts().publish_writes;
             let key = world.upload(file).await?;
@@ -110,7 +123,7 @@ impl Chaos {
                     started.elapsed()
                 }
             };
-            files.push(CleanFile {
+            cleans.push(CleanFile {
                 load,
                 published: world.proxy.counts().publish_writes > publishes,
                 rows_after: row_counts(&world).await?,
@@ -119,7 +132,7 @@ impl Chaos {
         let counts = world.proxy.counts();
         let reference = Reference {
             snapshot: Snapshot::take(&world.owner, &world.s3, &world.name).await?,
-            files,
+            files: cleans,
             invocations: world.lambda.invocations(),
             input_gets: counts.input_gets,
             publish_writes: counts.publish_writes,
@@ -135,21 +148,24 @@ impl Chaos {
         let mut rng = SplitMix64::new(seed);
         let target = pick_target(fault, &mut rng, reference);
         let mut problems = Vec::new();
+        let mut landed = Vec::new();
         for (index, file) in self.files.iter().enumerate() {
             if index == target {
-                let fault_problems = self
+                let injected = self
                     .inject(fault, &mut world, &mut rng, reference, index, file)
                     .await
                     .with_context(|| format!("{} on {}", fault.name(), file.display()))?;
-                problems.extend(fault_problems);
+                problems.extend(injected.problems);
+                landed.push(injected.landed);
             } else {
                 let key = world.upload(file).await?;
                 world.wait_settled(&key).await?;
             }
         }
         let snapshot = Snapshot::take(&world.owner, &world.s3, &world.name).await?;
-        let difference = snapshot.difference_from(&reference.snapshot);
+        let difference = snapshot.difference_from(&reference.snapshot, false);
         problems.extend(difference.problems);
+        problems.extend(aggregate_drift(&world.owner).await?);
         let counts = world.proxy.counts();
         let retries = world.lambda.invocations().saturating_sub(reference.invocations)
             + counts.input_gets.saturating_sub(reference.input_gets)
@@ -160,6 +176,7 @@ impl Chaos {
             rows_doubled: difference.rows_doubled,
             retries,
             problems,
+            landed,
         })
     }
 
@@ -173,19 +190,24 @@ impl Chaos {
         reference: &Reference,
         index: usize,
         file: &std::path::Path,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Injected> {
         let invocations = world.lambda.invocations();
         let publishes = world.proxy.counts().publish_writes;
         let mut problems = Vec::new();
+        let landed;
         let key = match fault {
             Fault::KillDuringLoad => {
                 let key = world.upload(file).await?;
                 world.lambda.wait_for_invocation(invocations).await;
                 sleep_within(rng, reference.files[index].load).await;
+                landed = if !world.lambda.busy() {
+                    "killed after the invocation ended"
+                } else if world.proxy.counts().publish_writes > publishes {
+                    "killed in the publish, after the commit"
+                } else {
+                    "killed mid-load"
+                };
                 world.function.kill_now().await;
-                if world.proxy.counts().publish_writes > publishes {
-                    tracing::info!("the kill landed in the publish, after the commit");
-                }
                 problems.extend(all_or_nothing(world, reference, index, &key).await?);
                 key
             }
@@ -198,6 +220,7 @@ impl Chaos {
                 world.proxy.wait_for_publish(publishes).await;
                 tokio::time::sleep(Duration::from_millis(rng.below(50))).await;
                 world.function.kill_now().await;
+                landed = "killed mid-publish";
                 world.proxy.set_plan(FaultPlan::default());
                 problems.extend(all_or_nothing(world, reference, index, &key).await?);
                 key
@@ -209,6 +232,10 @@ impl Chaos {
                 self.cluster.stop_abruptly()?;
                 // A load that finished before the stop has nothing to retry.
                 let still_queued = world.queue_depth(&world.queue_url).await? > 0;
+                landed = match still_queued {
+                    true => "dead-lettered, redriven",
+                    false => "stopped after the load ended",
+                };
                 let dead_lettered = match still_queued {
                     true => wait_dead_lettered(world).await,
                     false => Ok(()),
@@ -233,6 +260,7 @@ impl Chaos {
                 let key = world.upload(file).await?;
                 world.wait_settled(&key).await?;
                 let cut = world.proxy.counts().cuts - cut_before;
+                landed = "input GET cut mid-body";
                 if cut != cuts as u64 {
                     problems.push(format!("{cut} GET(s) cut, {cuts} planned"));
                 }
@@ -248,6 +276,11 @@ impl Chaos {
                 let key = world.upload(file).await?;
                 world.wait_settled(&key).await?;
                 let failed = world.proxy.counts().failed_writes - failed_before;
+                landed = if failed >= 3 {
+                    "publish failed after the commit, redelivered"
+                } else {
+                    "publish retried by the SDK"
+                };
                 if failed != failures as u64 {
                     problems.push(format!("{failed} write(s) refused, {failures} planned"));
                 }
@@ -256,8 +289,14 @@ impl Chaos {
         };
         world.wait_settled(&key).await?;
         world.proxy.set_plan(FaultPlan::default());
-        Ok(problems)
+        Ok(Injected { problems, landed })
     }
+}
+
+/// What one injected fault found, and where it landed.
+struct Injected {
+    problems: Vec<String>,
+    landed: &'static str,
 }
 
 /// The file a run aims its fault at: any, or for the publish faults one

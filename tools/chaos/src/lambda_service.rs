@@ -108,6 +108,11 @@ impl LambdaService {
         *self.shared.handed_out.borrow()
     }
 
+    /// True while a function process holds an invocation it has not answered.
+    pub fn busy(&self) -> bool {
+        !self.shared.queue.lock().unwrap().in_flight.is_empty()
+    }
+
     /// Waits until more than `seen` events have been handed out.
     pub async fn wait_for_invocation(&self, seen: u64) {
         let mut handed_out = self.shared.handed_out.subscribe();

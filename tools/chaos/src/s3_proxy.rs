@@ -16,6 +16,8 @@ use axum::Router;
 use order_pipeline::config::{INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
 use tokio::sync::Notify;
 
+/// How long a cut body stalls before its connection drops.
+const CUT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest request body forwarded (a multipart part is 8 MiB).
 const MAX_REQUEST_BYTES: usize = 64 << 20;
 
@@ -241,6 +243,9 @@ fn body_stream(
         |(response, remaining)| async move {
             let mut response = response?;
             if remaining == 0 {
+                // A pause first, so the bytes before the cut reach the client
+                // (the server flushes while the body is pending).
+                tokio::time::sleep(CUT_PAUSE).await;
                 let cut = std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
                     "chaos: body cut mid-stream",

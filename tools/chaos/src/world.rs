@@ -26,8 +26,8 @@ pub const VISIBILITY_TIMEOUT_SECS: u32 = 3;
 pub const MAX_RECEIVES: u32 = 3;
 /// How long one file may take to settle, retries included.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(180);
-const INGEST_LOGIN: &str = "chaos_ingest";
-const INGEST_PASSWORD: &str = "chaos-ingest-login";
+/// The password of every function's login user (the cluster trusts loopback).
+const LOGIN_PASSWORD: &str = "chaos-login";
 
 /// What every run shares.
 pub struct Settings {
@@ -37,6 +37,13 @@ pub struct Settings {
     pub localstack: String,
     /// Logs of the processes each run starts.
     pub log_dir: PathBuf,
+}
+
+/// One version of an input, as the upload made it.
+pub struct Uploaded {
+    pub key: String,
+    pub version_id: String,
+    pub etag: String,
 }
 
 pub struct World {
@@ -53,6 +60,8 @@ pub struct World {
     pub proxy: S3Proxy,
     forwarder: tokio::process::Child,
     admin_url: String,
+    /// Each function's own database user.
+    login_urls: Vec<(DatabaseRole, String)>,
     localstack: String,
     bin_dir: PathBuf,
 }
@@ -72,13 +81,13 @@ impl World {
         order_pipeline::db::migrate(&owner)
             .await
             .with_context(|| format!("migrating {database}"))?;
-        roles::provision_login(
-            &**owner.get().await?,
-            INGEST_LOGIN,
-            DatabaseRole::Ingest,
-            INGEST_PASSWORD,
-        )
-        .await?;
+        let mut login_urls = Vec::new();
+        for role in DatabaseRole::ALL {
+            let login = format!("chaos_{}", role.function());
+            roles::provision_login(&**owner.get().await?, &login, role, LOGIN_PASSWORD).await?;
+            login_urls.push((role, cluster.url_of(&database, &login, LOGIN_PASSWORD)));
+        }
+        let ingest_url = url_of_role(&login_urls, DatabaseRole::Ingest);
 
         let names = ResourceNames::for_bucket(name);
         run_localenv(
@@ -105,10 +114,7 @@ impl World {
         let function = lambda.run_function(
             settings.bin_dir.join("ingest"),
             vec![
-                (
-                    "DATABASE_URL".into(),
-                    cluster.url_of(&database, INGEST_LOGIN, INGEST_PASSWORD),
-                ),
+                ("DATABASE_URL".into(), ingest_url),
                 ("AWS_ENDPOINT_URL".into(), proxy.url().to_owned()),
                 ("RUST_LOG".into(), "info".into()),
             ]
@@ -132,19 +138,31 @@ impl World {
             proxy,
             forwarder,
             admin_url,
+            login_urls,
             localstack: settings.localstack.clone(),
             bin_dir: settings.bin_dir.clone(),
         })
     }
 
+    /// The database URL of `role`'s login user.
+    pub fn login_url(&self, role: DatabaseRole) -> String {
+        url_of_role(&self.login_urls, role)
+    }
+
     /// Uploads `file` as `incoming/<name>`; returns the key.
     pub async fn upload(&self, file: &Path) -> Result<String> {
+        Ok(self.upload_version(file).await?.key)
+    }
+
+    /// Uploads `file` as `incoming/<name>`; returns the version made.
+    pub async fn upload_version(&self, file: &Path) -> Result<Uploaded> {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("input.csv");
         let key = format!("{}{name}", order_pipeline::config::INCOMING_PREFIX);
         let body = aws_sdk_s3::primitives::ByteStream::from_path(file)
             .await
             .with_context(|| format!("reading {}", file.display()))?;
-        self.s3
+        let put = self
+            .s3
             .put_object()
             .bucket(&self.name)
             .key(&key)
@@ -153,29 +171,71 @@ impl World {
             .await
             .map_err(localenv::sdk_error)
             .with_context(|| format!("uploading {key}"))?;
-        Ok(key)
+        Ok(Uploaded {
+            key,
+            version_id: put.version_id().unwrap_or_default().to_owned(),
+            etag: put.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Sends the bucket's notification for this version of `key` to the
+    /// ingest queue again, as SQS's at-least-once delivery may.
+    pub async fn deliver_again(&self, uploaded: &Uploaded) -> Result<()> {
+        let body = serde_json::json!({"Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "bucket": {"name": self.name, "arn": format!("arn:aws:s3:::{}", self.name)},
+                "object": {"key": uploaded.key, "versionId": uploaded.version_id,
+                           "eTag": uploaded.etag}
+            }
+        }]});
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .map_err(localenv::sdk_error)
+            .context("sending a notification again")?;
+        Ok(())
     }
 
     /// Waits until `key` is ingested (a final ledger row), processed_orders.csv
     /// shows the data, and the ingest queue is empty.
     pub async fn wait_settled(&self, key: &str) -> Result<()> {
+        self.wait_until(key, true).await
+    }
+
+    /// Waits until `key` is ingested and the ingest queue is empty, whether
+    /// or not processed_orders.csv is current (a sale makes it stale until
+    /// the next event).
+    pub async fn wait_ingested(&self, key: &str) -> Result<()> {
+        self.wait_until(key, false).await
+    }
+
+    async fn wait_until(&self, key: &str, published: bool) -> Result<()> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
-            if self.is_settled(key).await.unwrap_or(false) {
+            if self.is_settled(key, published).await.unwrap_or(false) {
                 return Ok(());
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "{key} did not settle within {} s (ledger final, processed_orders.csv current, \
-                 queue empty); see the logs of run {}",
+                "{key} did not settle within {} s (ledger final, queue empty{}); \
+                 see the logs of run {}",
                 SETTLE_TIMEOUT.as_secs(),
+                if published { ", processed_orders.csv current" } else { "" },
                 self.name
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    async fn is_settled(&self, key: &str) -> Result<bool> {
+    async fn is_settled(&self, key: &str, published_too: bool) -> Result<bool> {
         let client = self.owner.get().await?;
         let row = client
             .query_one(
@@ -188,7 +248,9 @@ impl World {
             )
             .await?;
         let (final_row, published): (bool, bool) = (row.get(0), row.get(1));
-        Ok(final_row && published && self.queue_depth(&self.queue_url).await? == 0)
+        Ok(final_row
+            && (published || !published_too)
+            && self.queue_depth(&self.queue_url).await? == 0)
     }
 
     /// Messages waiting plus messages in flight.
@@ -223,6 +285,14 @@ impl World {
         )
         .await
     }
+}
+
+fn url_of_role(login_urls: &[(DatabaseRole, String)], role: DatabaseRole) -> String {
+    login_urls
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, url)| url.clone())
+        .unwrap_or_default()
 }
 
 /// LocalStack's dummy credentials and region, for the processes a run starts.
