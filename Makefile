@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api chaos
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,3 +56,6 @@ token: ## Print a local API token with every scope: TOKEN=$$(make -s token)
 
 bench-api: ## Load generated data through ingest, serve the API locally, drive it with wrk (BENCH_API_ORDERS=1000000)
 	@scripts/bench-api.sh
+
+chaos: ## Fault injection against the real binaries (kill -9, PostgreSQL stopped, S3 faults, sales and reads during loads); CHAOS_RUNS=10 CHAOS_SEED=… CHAOS_CASES=…
+	@$(LOCAL_SH) chaos

@@ -28,7 +28,9 @@ impl ApiServers {
         for role in [DatabaseRole::Orders, DatabaseRole::Analytics] {
             let function = role.function();
             let port = free_port()?;
-            let log_path = settings.log_dir.join(format!("{}.{function}.log", world.name));
+            let log_path = settings
+                .log_dir
+                .join(format!("{}.{function}.log", world.name));
             let log = std::fs::File::create(&log_path)
                 .with_context(|| format!("creating {}", log_path.display()))?;
             let process = tokio::process::Command::new(settings.bin_dir.join(function))

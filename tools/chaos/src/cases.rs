@@ -167,9 +167,14 @@ impl Chaos {
         problems.extend(difference.problems);
         problems.extend(aggregate_drift(&world.owner).await?);
         let counts = world.proxy.counts();
-        let retries = world.lambda.invocations().saturating_sub(reference.invocations)
+        let retries = world
+            .lambda
+            .invocations()
+            .saturating_sub(reference.invocations)
             + counts.input_gets.saturating_sub(reference.input_gets)
-            + counts.publish_writes.saturating_sub(reference.publish_writes);
+            + counts
+                .publish_writes
+                .saturating_sub(reference.publish_writes);
         world.tear_down().await?;
         Ok(RunOutcome {
             rows_lost: difference.rows_lost,
@@ -313,7 +318,8 @@ fn pick_target(fault: Fault, rng: &mut SplitMix64, reference: &Reference) -> usi
 
 /// Sleeps a random moment inside a window as long as the clean load took.
 async fn sleep_within(rng: &mut SplitMix64, window: Duration) {
-    let millis = window.as_millis().max(1) as u64;
+    // Within the first 80%: a load may run a little faster than the clean one.
+    let millis = (window.as_millis() * 4 / 5).max(1) as u64;
     tokio::time::sleep(Duration::from_millis(rng.below(millis))).await;
 }
 

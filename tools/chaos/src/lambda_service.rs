@@ -277,9 +277,10 @@ async fn invoke(State(shared): State<Arc<Shared>>, event: Bytes) -> Response {
     shared.wake.notify_waiters();
     let function_error = |body: Bytes| {
         let mut response = (StatusCode::OK, body).into_response();
-        response
-            .headers_mut()
-            .insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+        response.headers_mut().insert(
+            "x-amz-function-error",
+            HeaderValue::from_static("Unhandled"),
+        );
         response
     };
     match answered.await {
@@ -333,7 +334,10 @@ fn event_response(request_id: &str, event: Bytes) -> Response {
     };
     set("lambda-runtime-aws-request-id", request_id.to_owned());
     set("lambda-runtime-deadline-ms", deadline_ms.to_string());
-    set("lambda-runtime-invoked-function-arn", FUNCTION_ARN.to_owned());
+    set(
+        "lambda-runtime-invoked-function-arn",
+        FUNCTION_ARN.to_owned(),
+    );
     set(
         "lambda-runtime-trace-id",
         format!("Root=1-00000000-{request_id}"),

@@ -52,7 +52,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    order_pipeline::telemetry::init_for_cli("warn");
+    // The harness's own pool loses its connections whenever a case stops
+    // PostgreSQL: expected, so not worth a warning each time.
+    order_pipeline::telemetry::init_for_cli("warn,deadpool.postgres=error");
     match run(Args::parse()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -168,7 +170,10 @@ async fn run(args: Args) -> Result<bool> {
     let mut table = Vec::new();
     for case in cases {
         let reference = chaos
-            .clean_run(&format!("chaos-clean-{}", case.name()), &case.clean_files(&chaos))
+            .clean_run(
+                &format!("chaos-clean-{}", case.name()),
+                &case.clean_files(&chaos),
+            )
             .await
             .with_context(|| format!("the clean run for {}", case.name()))?;
         let mut tally = Tally::default();
@@ -203,7 +208,12 @@ async fn run(args: Args) -> Result<bool> {
                 }
             }
         }
-        eprintln!("chaos: {} {}/{} passed", case.name(), tally.passed, tally.runs);
+        eprintln!(
+            "chaos: {} {}/{} passed",
+            case.name(),
+            tally.passed,
+            tally.runs
+        );
         table.push((case, tally));
     }
     print_table(&table);
@@ -232,11 +242,23 @@ fn selected(names: &[String]) -> Result<Vec<Case>> {
 /// barcodes load, then an increment of each (order ids beyond the first
 /// files').
 fn generate_inputs(dir: &Path, orders: u64) -> Result<Vec<PathBuf>> {
-    let first = generate(dir, "", datagen::Config { orders, seed: 1, first_order_id: 1 })?;
+    let first = generate(
+        dir,
+        "",
+        datagen::Config {
+            orders,
+            seed: 1,
+            first_order_id: 1,
+        },
+    )?;
     let increment = generate(
         dir,
         "-2",
-        datagen::Config { orders: (orders / 4).max(1), seed: 2, first_order_id: orders + 1 },
+        datagen::Config {
+            orders: (orders / 4).max(1),
+            seed: 2,
+            first_order_id: orders + 1,
+        },
     )?;
     Ok([first, increment].concat())
 }
@@ -277,7 +299,11 @@ fn print_table(table: &[(Case, Tally)]) {
     }
     println!();
     for (fault, t) in table {
-        let landed: Vec<String> = t.landed.iter().map(|(what, n)| format!("{n}x {what}")).collect();
+        let landed: Vec<String> = t
+            .landed
+            .iter()
+            .map(|(what, n)| format!("{n}x {what}"))
+            .collect();
         println!("{}: {}", fault.name(), landed.join(", "));
     }
 }

@@ -101,7 +101,10 @@ impl PostgresCluster {
 impl Drop for PostgresCluster {
     fn drop(&mut self) {
         if let Err(error) = self.stop("fast") {
-            eprintln!("chaos: stopping PostgreSQL on port {}: {error:#}", self.port);
+            eprintln!(
+                "chaos: stopping PostgreSQL on port {}: {error:#}",
+                self.port
+            );
         }
     }
 }

@@ -217,7 +217,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     };
     let mut answer = Response::builder().status(response.status());
     for (name, value) in response.headers() {
-        if !matches!(name.as_str(), "connection" | "keep-alive" | "transfer-encoding") {
+        if !matches!(
+            name.as_str(),
+            "connection" | "keep-alive" | "transfer-encoding"
+        ) {
             answer = answer.header(name, value);
         }
     }

@@ -105,14 +105,10 @@ impl Snapshot {
         }
         let mut differ = |what: &str, ours: &[String], clean: &[String]| {
             if ours != clean {
-                let first = ours
-                    .iter()
-                    .zip(clean)
-                    .find(|(a, b)| a != b)
-                    .map_or_else(
-                        || format!("{} lines against {}", ours.len(), clean.len()),
-                        |(a, b)| format!("{a:?} where the clean run has {b:?}"),
-                    );
+                let first = ours.iter().zip(clean).find(|(a, b)| a != b).map_or_else(
+                    || format!("{} lines against {}", ours.len(), clean.len()),
+                    |(a, b)| format!("{a:?} where the clean run has {b:?}"),
+                );
                 difference.problems.push(format!("{what} differ: {first}"));
             }
         };
@@ -242,4 +238,51 @@ enum RegenerateError {
     Database(#[from] DbError),
     #[error("writing the regenerated processed_orders.csv: {0}")]
     Write(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(rows: &[(&str, u64)], aggregates: &[&str]) -> Snapshot {
+        Snapshot {
+            rows: rows.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            aggregates: aggregates.iter().map(|a| a.to_string()).collect(),
+            ledger: vec!["incoming/orders.csv loaded orders".into()],
+            processed: "abc".into(),
+            regenerated: "abc".into(),
+        }
+    }
+
+    #[test]
+    fn counts_rows_lost_and_doubled_against_the_clean_run() {
+        let clean = snapshot(
+            &[("order 1", 1), ("order 2", 1), ("barcode a", 1)],
+            &["t 3"],
+        );
+        let run = snapshot(
+            &[("order 1", 2), ("barcode a", 1), ("barcode b", 1)],
+            &["t 3"],
+        );
+        let difference = run.difference_from(&clean, false);
+        assert_eq!((difference.rows_lost, difference.rows_doubled), (1, 2));
+        assert_eq!(difference.problems.len(), 1, "{:?}", difference.problems);
+        assert!(clean.difference_from(&clean, false).problems.is_empty());
+    }
+
+    #[test]
+    fn aggregates_and_processed_orders_must_match_unless_sales_changed_them() {
+        let clean = snapshot(&[("order 1", 1)], &["t 3"]);
+        let mut run = snapshot(&[("order 1", 1)], &["t 4"]);
+        run.processed = "def".into();
+        let problems = run.difference_from(&clean, false).problems;
+        assert_eq!(
+            problems.len(),
+            3,
+            "aggregates, clean file, regeneration: {problems:?}"
+        );
+        let problems = run.difference_from(&clean, true).problems;
+        assert_eq!(problems.len(), 1, "still the regeneration: {problems:?}");
+        assert!(problems[0].contains("regeneration"), "{problems:?}");
+    }
 }

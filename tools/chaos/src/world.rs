@@ -69,7 +69,11 @@ pub struct World {
 impl World {
     /// Builds a run's pipeline; `name` (lowercase letters, digits, dashes)
     /// names its bucket and database.
-    pub async fn create(settings: &Settings, cluster: &PostgresCluster, name: &str) -> Result<Self> {
+    pub async fn create(
+        settings: &Settings,
+        cluster: &PostgresCluster,
+        name: &str,
+    ) -> Result<Self> {
         let database = name.replace('-', "_");
         let admin_url = cluster.admin_url();
         admin(&admin_url, &format!("CREATE DATABASE {database}")).await?;
@@ -156,7 +160,10 @@ impl World {
 
     /// Uploads `file` as `incoming/<name>`; returns the version made.
     pub async fn upload_version(&self, file: &Path) -> Result<Uploaded> {
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("input.csv");
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("input.csv");
         let key = format!("{}{name}", order_pipeline::config::INCOMING_PREFIX);
         let body = aws_sdk_s3::primitives::ByteStream::from_path(file)
             .await
@@ -228,7 +235,11 @@ impl World {
                 "{key} did not settle within {} s (ledger final, queue empty{}); \
                  see the logs of run {}",
                 SETTLE_TIMEOUT.as_secs(),
-                if published { ", processed_orders.csv current" } else { "" },
+                if published {
+                    ", processed_orders.csv current"
+                } else {
+                    ""
+                },
                 self.name
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -335,7 +346,11 @@ async fn run_localenv(bin_dir: &Path, localstack: &str, bucket: &str, args: &[&s
     Ok(())
 }
 
-fn spawn_forwarder(settings: &Settings, bucket: &str, invoke_url: &str) -> Result<tokio::process::Child> {
+fn spawn_forwarder(
+    settings: &Settings,
+    bucket: &str,
+    invoke_url: &str,
+) -> Result<tokio::process::Child> {
     let log_path = settings.log_dir.join(format!("{bucket}.forwarder.log"));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
@@ -372,7 +387,11 @@ async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
-            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())))
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
             .filter_map(|(key, version)| {
                 ObjectIdentifier::builder()
                     .set_key(key.map(str::to_owned))

@@ -24,7 +24,10 @@ while true; do
 done
 "#;
 
-fn echo_function(service: &LambdaService, dir: &tempfile::TempDir) -> chaos::lambda_service::FunctionProcess {
+fn echo_function(
+    service: &LambdaService,
+    dir: &tempfile::TempDir,
+) -> chaos::lambda_service::FunctionProcess {
     let script = dir.path().join("runtime.sh");
     std::fs::write(&script, format!("#!/bin/sh\n{ECHO_RUNTIME}")).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -50,7 +53,8 @@ async fn the_runtime_gets_each_invocation_and_its_answer_goes_back_to_the_invoke
 }
 
 #[tokio::test]
-async fn a_killed_function_fails_its_invocation_as_lambda_does_and_a_fresh_process_takes_the_next() {
+async fn a_killed_function_fails_its_invocation_as_lambda_does_and_a_fresh_process_takes_the_next()
+{
     let service = LambdaService::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut function = echo_function(&service, &dir);
@@ -64,7 +68,10 @@ async fn a_killed_function_fails_its_invocation_as_lambda_does_and_a_fresh_proce
     assert!(service.busy(), "the invocation is held by the process");
     function.kill_now().await;
 
-    let failed = hung.await.unwrap().expect_err("a killed process never answers");
+    let failed = hung
+        .await
+        .unwrap()
+        .expect_err("a killed process never answers");
     let message = format!("{failed:#}");
     assert!(message.contains("Runtime.ExitError"), "{message}");
     assert!(!service.busy());
@@ -99,7 +106,11 @@ impl Bucket {
 
     async fn delete(self, keys: &[&str]) {
         for key in keys {
-            self.http.delete(format!("{}/{key}", self.url)).send().await.unwrap();
+            self.http
+                .delete(format!("{}/{key}", self.url))
+                .send()
+                .await
+                .unwrap();
         }
         self.http.delete(&self.url).send().await.unwrap();
     }
@@ -108,7 +119,11 @@ impl Bucket {
 #[tokio::test]
 async fn the_proxy_cuts_input_gets_mid_body_and_refuses_publishes_as_planned() {
     let bucket = Bucket::create().await;
-    let upstream = bucket.url.trim_end_matches(bucket.name()).trim_end_matches('/').to_owned();
+    let upstream = bucket
+        .url
+        .trim_end_matches(bucket.name())
+        .trim_end_matches('/')
+        .to_owned();
     let proxy = S3Proxy::start(&upstream).await.unwrap();
     let input = "order_id,customer_id\n".to_owned() + &"1,2\n".repeat(50_000);
     let input_key = "incoming/orders.csv";
@@ -128,11 +143,28 @@ async fn the_proxy_cuts_input_gets_mid_body_and_refuses_publishes_as_planned() {
         fail_publish_writes: 1,
         ..FaultPlan::default()
     });
-    let cut = bucket.http.get(through_proxy(input_key)).send().await.unwrap();
+    let cut = bucket
+        .http
+        .get(through_proxy(input_key))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cut.status(), 200);
-    assert!(cut.bytes().await.is_err(), "the body ends in an error, not short");
-    let whole = bucket.http.get(through_proxy(input_key)).send().await.unwrap();
-    assert_eq!(whole.text().await.unwrap(), input, "only one GET was to be cut");
+    assert!(
+        cut.bytes().await.is_err(),
+        "the body ends in an error, not short"
+    );
+    let whole = bucket
+        .http
+        .get(through_proxy(input_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        whole.text().await.unwrap(),
+        input,
+        "only one GET was to be cut"
+    );
 
     let publish = |body: &'static str| {
         bucket
