@@ -188,12 +188,8 @@ async fn supervise(
         let runtime = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_event))
             .route(
-                "/2018-06-01/runtime/invocation/{request_id}/response",
+                "/2018-06-01/runtime/invocation/{request_id}/{kind}",
                 post(respond),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{request_id}/error",
-                post(fail),
             )
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state((shared.clone(), generation));
@@ -357,20 +353,17 @@ fn answer(shared: &Shared, request_id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
+/// POST /runtime/invocation/{id}/response or .../error.
 async fn respond(
     State((shared, _)): RuntimeState,
-    Path(request_id): Path<String>,
+    Path((request_id, kind)): Path<(String, String)>,
     body: Bytes,
 ) -> StatusCode {
-    answer(&shared, &request_id, Outcome::Response(body))
-}
-
-async fn fail(
-    State((shared, _)): RuntimeState,
-    Path(request_id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    answer(&shared, &request_id, Outcome::Error(body))
+    match kind.as_str() {
+        "response" => answer(&shared, &request_id, Outcome::Response(body)),
+        "error" => answer(&shared, &request_id, Outcome::Error(body)),
+        _ => StatusCode::NOT_FOUND,
+    }
 }
 
 async fn init_error(body: Bytes) -> StatusCode {

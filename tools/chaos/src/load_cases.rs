@@ -303,6 +303,52 @@ async fn sold_as_answered(world: &World, sold: &Sold) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+#[derive(Clone, Copy)]
+enum Server {
+    Orders,
+    Analytics,
+}
+
+/// What the readers read: every GET endpoint, as its line in the answers,
+/// its server and its path (`{order}` and `{customer}`: random ids of the
+/// large files).
+const READS: [(&str, Server, &str); 10] = [
+    ("GET /health", Server::Analytics, "/health"),
+    (
+        "GET /analytics/top-customers",
+        Server::Analytics,
+        "/analytics/top-customers?limit=5",
+    ),
+    (
+        "GET /analytics/summary",
+        Server::Analytics,
+        "/analytics/summary",
+    ),
+    (
+        "GET /analytics/unused-barcodes?limit=0",
+        Server::Analytics,
+        "/analytics/unused-barcodes?limit=0",
+    ),
+    (
+        "GET /analytics/unused-barcodes?limit=100",
+        Server::Analytics,
+        "/analytics/unused-barcodes?limit=100",
+    ),
+    ("GET /ingestions", Server::Analytics, "/ingestions"),
+    ("GET /orders/{id}", Server::Orders, "/orders/{order}"),
+    ("GET /orders?limit=100", Server::Orders, "/orders?limit=100"),
+    (
+        "GET /customers/{id}",
+        Server::Orders,
+        "/customers/{customer}",
+    ),
+    (
+        "GET /customers/{id}/orders",
+        Server::Orders,
+        "/customers/{customer}/orders",
+    ),
+];
+
 /// Reads random endpoints until `stop`; returns how they answered.
 async fn read_until(
     servers: Arc<ApiServers>,
@@ -316,45 +362,15 @@ async fn read_until(
     while !stop.load(Ordering::Relaxed) {
         let order = LARGE_FIRST_ORDER_ID + rng.below(orders);
         let customer = 1 + rng.below((orders / 10).max(1));
-        let (what, url) = match rng.below(10) {
-            0 => ("GET /health", format!("{}/health", servers.analytics)),
-            1 => (
-                "GET /analytics/top-customers",
-                format!("{}/analytics/top-customers?limit=5", servers.analytics),
-            ),
-            2 => (
-                "GET /analytics/summary",
-                format!("{}/analytics/summary", servers.analytics),
-            ),
-            3 => (
-                "GET /analytics/unused-barcodes?limit=0",
-                format!("{}/analytics/unused-barcodes?limit=0", servers.analytics),
-            ),
-            4 => (
-                "GET /analytics/unused-barcodes?limit=100",
-                format!("{}/analytics/unused-barcodes?limit=100", servers.analytics),
-            ),
-            5 => (
-                "GET /ingestions",
-                format!("{}/ingestions", servers.analytics),
-            ),
-            6 => (
-                "GET /orders/{id}",
-                format!("{}/orders/{order}", servers.orders),
-            ),
-            7 => (
-                "GET /orders?limit=100",
-                format!("{}/orders?limit=100", servers.orders),
-            ),
-            8 => (
-                "GET /customers/{id}",
-                format!("{}/customers/{customer}", servers.orders),
-            ),
-            _ => (
-                "GET /customers/{id}/orders",
-                format!("{}/customers/{customer}/orders", servers.orders),
-            ),
+        let (what, server, path) = READS[rng.below(READS.len() as u64) as usize];
+        let base = match server {
+            Server::Orders => &servers.orders,
+            Server::Analytics => &servers.analytics,
         };
+        let path = path
+            .replace("{order}", &order.to_string())
+            .replace("{customer}", &customer.to_string());
+        let url = format!("{base}{path}");
         match client.get(url).bearer_auth(&servers.token).send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
