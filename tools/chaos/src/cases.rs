@@ -101,50 +101,41 @@ pub struct Chaos {
 impl Chaos {
     /// Loads `files` in order with no fault, into a fresh world named `name`.
     pub async fn clean_run(&self, name: &str, files: &[PathBuf]) -> Result<Reference> {
-        let world = World::create(&self.settings, &self.cluster, name).await?;
-        let mut cleans = Vec::new();
-        for file in files {
-            let invocations = world.lambda.invocations();
-            let publishes = world.proxy.counts().publish_writes;
-            let key = world.upload(file).await?;
-            world.lambda.wait_for_invocation(invocations).await;
-            let started = Instant::now();
-            let publish_seen = world.proxy.wait_for_publish(publishes);
-            let settled = world.wait_settled(&key);
-            tokio::pin!(publish_seen, settled);
-            let load = tokio::select! {
-                _ = &mut publish_seen => {
-                    let load = started.elapsed();
-                    settled.await?;
-                    load
-                }
-                settled_now = &mut settled => {
-                    settled_now?;
-                    started.elapsed()
-                }
-            };
-            cleans.push(CleanFile {
-                load,
-                published: world.proxy.counts().publish_writes > publishes,
-                rows_after: row_counts(&world).await?,
-            });
-        }
-        let counts = world.proxy.counts();
-        let reference = Reference {
-            snapshot: Snapshot::take(&world.owner, &world.s3, &world.name).await?,
-            files: cleans,
-            invocations: world.lambda.invocations(),
-            input_gets: counts.input_gets,
-            publish_writes: counts.publish_writes,
-        };
-        world.tear_down().await?;
-        Ok(reference)
+        self.in_world(name, async |world| clean_run_in(world, files).await)
+            .await
+    }
+
+    /// Runs `drive` in a fresh world named `name`, then tears the world
+    /// down whatever `drive` came to.
+    pub async fn in_world<T>(
+        &self,
+        name: &str,
+        drive: impl AsyncFnOnce(&mut World) -> Result<T>,
+    ) -> Result<T> {
+        let mut world = World::create(&self.settings, &self.cluster, name).await?;
+        let driven = drive(&mut world).await;
+        let torn_down = world.tear_down().await;
+        let driven = driven?;
+        torn_down.with_context(|| format!("tearing down {name}"))?;
+        Ok(driven)
     }
 
     /// One run of `fault`, driven by `seed`.
     pub async fn run(&self, fault: Fault, seed: u64, reference: &Reference) -> Result<RunOutcome> {
         let name = format!("chaos-{}-{seed:x}", fault.name());
-        let mut world = World::create(&self.settings, &self.cluster, &name).await?;
+        self.in_world(&name, async |world| {
+            self.run_in(world, fault, seed, reference).await
+        })
+        .await
+    }
+
+    async fn run_in(
+        &self,
+        world: &mut World,
+        fault: Fault,
+        seed: u64,
+        reference: &Reference,
+    ) -> Result<RunOutcome> {
         let mut rng = SplitMix64::new(seed);
         let target = pick_target(fault, &mut rng, reference);
         let mut problems = Vec::new();
@@ -152,7 +143,7 @@ impl Chaos {
         for (index, file) in self.files.iter().enumerate() {
             if index == target {
                 let injected = self
-                    .inject(fault, &mut world, &mut rng, reference, index, file)
+                    .inject(fault, world, &mut rng, reference, index, file)
                     .await
                     .with_context(|| format!("{} on {}", fault.name(), file.display()))?;
                 problems.extend(injected.problems);
@@ -175,7 +166,6 @@ impl Chaos {
             + counts
                 .publish_writes
                 .saturating_sub(reference.publish_writes);
-        world.tear_down().await?;
         Ok(RunOutcome {
             rows_lost: difference.rows_lost,
             rows_doubled: difference.rows_doubled,
@@ -302,6 +292,46 @@ impl Chaos {
 struct Injected {
     problems: Vec<String>,
     landed: &'static str,
+}
+
+/// Loads `files` in order with no fault, timing each load.
+async fn clean_run_in(world: &mut World, files: &[PathBuf]) -> Result<Reference> {
+    let mut cleans = Vec::new();
+    for file in files {
+        let invocations = world.lambda.invocations();
+        let publishes = world.proxy.counts().publish_writes;
+        let key = world.upload(file).await?;
+        world.lambda.wait_for_invocation(invocations).await;
+        let started = Instant::now();
+        let publish_seen = world.proxy.wait_for_publish(publishes);
+        let settled = world.wait_settled(&key);
+        tokio::pin!(publish_seen, settled);
+        let load = tokio::select! {
+            _ = &mut publish_seen => {
+                let load = started.elapsed();
+                settled.await?;
+                load
+            }
+            settled_now = &mut settled => {
+                settled_now?;
+                started.elapsed()
+            }
+        };
+        cleans.push(CleanFile {
+            load,
+            published: world.proxy.counts().publish_writes > publishes,
+            rows_after: row_counts(&world).await?,
+        });
+    }
+    let counts = world.proxy.counts();
+    let reference = Reference {
+        snapshot: Snapshot::take(&world.owner, &world.s3, &world.name).await?,
+        files: cleans,
+        invocations: world.lambda.invocations(),
+        input_gets: counts.input_gets,
+        publish_writes: counts.publish_writes,
+    };
+    Ok(reference)
 }
 
 /// The file a run aims its fault at: any, or for the publish faults one

@@ -83,7 +83,18 @@ impl Chaos {
     /// file loads, fires [`SALES`] concurrent sales.
     pub async fn sales_during_load(&self, seed: u64, reference: &Reference) -> Result<RunOutcome> {
         let name = format!("chaos-sales-{seed:x}");
-        let world = World::create(&self.settings, &self.cluster, &name).await?;
+        self.in_world(&name, async |world| {
+            self.sales_in(world, seed, reference).await
+        })
+        .await
+    }
+
+    async fn sales_in(
+        &self,
+        world: &World,
+        seed: u64,
+        reference: &Reference,
+    ) -> Result<RunOutcome> {
         for file in self
             .files
             .iter()
@@ -93,7 +104,7 @@ impl Chaos {
             let key = world.upload(file).await?;
             world.wait_settled(&key).await?;
         }
-        let servers = ApiServers::start(&self.settings, &world).await?;
+        let servers = ApiServers::start(&self.settings, world).await?;
         let invocations = world.lambda.invocations();
         let large = world.upload_version(&self.large_files[1]).await?;
         world.lambda.wait_for_invocation(invocations).await;
@@ -122,7 +133,7 @@ impl Chaos {
         if doubled_sales > 0 {
             problems.push(format!("{doubled_sales} barcode(s) sold in two sales"));
         }
-        problems.extend(sold_as_answered(&world, &sold).await?);
+        problems.extend(sold_as_answered(world, &sold).await?);
         // Sold, out of barcodes, or busy (a load holds the lock): nothing else.
         problems.extend(answers.unexpected("POST /orders", &[201, 409, 503]));
         let outcome = RunOutcome {
@@ -136,7 +147,6 @@ impl Chaos {
             landed: vec![landed],
         };
         print_answers("sales", &answers);
-        world.tear_down().await?;
         Ok(outcome)
     }
 
@@ -144,9 +154,22 @@ impl Chaos {
     /// [`READERS`] clients read every endpoint; no answer may be a 5xx.
     pub async fn api_during_load(&self, seed: u64, reference: &Reference) -> Result<RunOutcome> {
         let name = format!("chaos-api-{seed:x}");
-        let world = World::create(&self.settings, &self.cluster, &name).await?;
-        let servers = Arc::new(ApiServers::start(&self.settings, &world).await?);
+        self.in_world(&name, async |world| {
+            self.api_reads_in(world, seed, reference).await
+        })
+        .await
+    }
+
+    async fn api_reads_in(
+        &self,
+        world: &World,
+        seed: u64,
+        reference: &Reference,
+    ) -> Result<RunOutcome> {
+        let servers = Arc::new(ApiServers::start(&self.settings, world).await?);
         let stop = Arc::new(AtomicBool::new(false));
+        // The readers stop however this ends, and with them the servers.
+        let _stop_readers = StopOnDrop(stop.clone());
         let readers: Vec<_> = (0..READERS as u64)
             .map(|reader| {
                 tokio::spawn(read_until(
@@ -185,7 +208,6 @@ impl Chaos {
             landed: vec!["API read during the bulk load"],
         };
         print_answers("API reads", &answers);
-        world.tear_down().await?;
         Ok(outcome)
     }
 }
@@ -301,6 +323,15 @@ async fn sold_as_answered(world: &World, sold: &Sold) -> Result<Vec<String>> {
         ));
     }
     Ok(problems)
+}
+
+/// Raises its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone, Copy)]

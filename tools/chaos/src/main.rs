@@ -55,7 +55,12 @@ async fn main() -> ExitCode {
     // The harness's own pool loses its connections whenever a case stops
     // PostgreSQL: expected, so not worth a warning each time.
     order_pipeline::telemetry::init_for_cli("warn,deadpool.postgres=error");
-    match run(Args::parse()).await {
+    // Ctrl-C drops the run, and with it the cluster (stopped on drop).
+    let ran = tokio::select! {
+        ran = run(Args::parse()) => ran,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    match ran {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {

@@ -36,8 +36,20 @@ impl PostgresCluster {
                 .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
                 .arg("--locale=C.UTF-8"))?;
         }
-        cluster.start()?;
+        // A run interrupted before it could stop the cluster left it running.
+        if !cluster.is_running() {
+            cluster.start()?;
+        }
         Ok(cluster)
+    }
+
+    fn is_running(&self) -> bool {
+        self.as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("status")
+            .output()
+            .is_ok_and(|output| output.status.success())
     }
 
     pub fn admin_url(&self) -> String {
