@@ -295,7 +295,7 @@ struct Injected {
 }
 
 /// Loads `files` in order with no fault, timing each load.
-async fn clean_run_in(world: &mut World, files: &[PathBuf]) -> Result<Reference> {
+async fn clean_run_in(world: &World, files: &[PathBuf]) -> Result<Reference> {
     let mut cleans = Vec::new();
     for file in files {
         let invocations = world.lambda.invocations();
@@ -320,7 +320,7 @@ async fn clean_run_in(world: &mut World, files: &[PathBuf]) -> Result<Reference>
         cleans.push(CleanFile {
             load,
             published: world.proxy.counts().publish_writes > publishes,
-            rows_after: row_counts(&world).await?,
+            rows_after: row_counts(world).await?,
         });
     }
     let counts = world.proxy.counts();
