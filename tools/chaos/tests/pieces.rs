@@ -20,7 +20,7 @@ while true; do
   event=$(curl -sS -D "$headers" "$api/next") || exit 1
   id=$(grep -i '^lambda-runtime-aws-request-id:' "$headers" | cut -d' ' -f2 | tr -d '\r')
   rm -f "$headers"
-  case "$event" in *hang*) sleep 600 ;; esac
+  case "$event" in *hang*) exec sleep 600 ;; esac
   curl -sS -o /dev/null -X POST -d "{\"echo\":$event}" "$api/$id/response"
 done
 "#;
