@@ -28,15 +28,20 @@ pub enum Fault {
     InputGetCut,
     /// The writes of processed_orders.csv answered 503 after the commit.
     PublishWriteFails,
+    /// Every S3 connection of the function dropped for 1-5 s mid-load (what
+    /// a LocalStack restart does to it, without the restart's loss of every
+    /// bucket and queue: the community edition keeps no state across one).
+    S3Unreachable,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::KillDuringLoad,
         Fault::KillDuringPublish,
         Fault::PostgresStopped,
         Fault::InputGetCut,
         Fault::PublishWriteFails,
+        Fault::S3Unreachable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +51,7 @@ impl Fault {
             Fault::PostgresStopped => "postgres-stopped",
             Fault::InputGetCut => "s3-get-cut",
             Fault::PublishWriteFails => "s3-put-fails",
+            Fault::S3Unreachable => "s3-unreachable",
         }
     }
 }
@@ -279,6 +285,26 @@ impl Chaos {
                 if failed != failures as u64 {
                     problems.push(format!("{failed} write(s) refused, {failures} planned"));
                 }
+                key
+            }
+            Fault::S3Unreachable => {
+                let key = world.upload(file).await?;
+                world.lambda.wait_for_invocation(invocations).await;
+                sleep_within(rng, reference.files[index].load).await;
+                let dropped = world.proxy.counts().dropped;
+                world.proxy.set_plan(FaultPlan {
+                    unreachable: true,
+                    ..FaultPlan::default()
+                });
+                tokio::time::sleep(Duration::from_millis(1000 + rng.below(4000))).await;
+                world.proxy.set_plan(FaultPlan::default());
+                landed = if world.proxy.counts().dropped > dropped {
+                    "S3 unreachable mid-load"
+                } else {
+                    "S3 unreachable after the load ended"
+                };
+                world.lambda.wait_idle().await;
+                problems.extend(all_or_nothing(world, reference, index, &key).await?);
                 key
             }
         };

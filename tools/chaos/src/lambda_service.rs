@@ -113,6 +113,13 @@ impl LambdaService {
         !self.shared.queue.lock().unwrap().in_flight.is_empty()
     }
 
+    /// Waits until no invocation is held by a function process.
+    pub async fn wait_idle(&self) {
+        while self.busy() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until more than `seen` events have been handed out.
     pub async fn wait_for_invocation(&self, seen: u64) {
         let mut handed_out = self.shared.handed_out.subscribe();

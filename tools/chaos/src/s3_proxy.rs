@@ -3,7 +3,8 @@
 //! it cuts the body of an input's GET after N bytes (the connection closes
 //! mid-stream, as a reset would), answers 503 to the writes of
 //! processed_orders.csv, or holds them (so the function can be killed
-//! mid-publish, after its commit). Everything else passes through untouched.
+//! mid-publish, after its commit), or drops every connection for a while
+//! (S3 unreachable). Everything else passes through untouched.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +33,8 @@ pub struct FaultPlan {
     pub fail_publish_writes: usize,
     /// Hold every write of processed_orders.csv unanswered (never forwarded).
     pub hold_publish_writes: bool,
+    /// Drop every request's connection, as an S3 that went away does.
+    pub unreachable: bool,
 }
 
 /// What the proxy saw and did.
@@ -41,6 +44,8 @@ pub struct ProxyCounts {
     pub publish_writes: u64,
     pub cuts: u64,
     pub failed_writes: u64,
+    /// Requests whose connection was dropped while unreachable.
+    pub dropped: u64,
 }
 
 #[derive(Default)]
@@ -150,14 +155,26 @@ enum Action {
     Cut(u64),
     Fail,
     Hold,
+    Drop,
 }
 
 fn decide(shared: &Shared, target: &Target) -> Action {
     let mut faults = shared.faults.lock().unwrap();
     let Faults { plan, counts } = &mut *faults;
     match target {
+        Target::InputGet => counts.input_gets += 1,
+        Target::PublishWrite => {
+            counts.publish_writes += 1;
+            shared.publish_seen.notify_waiters();
+        }
+        Target::Other => {}
+    }
+    if plan.unreachable {
+        counts.dropped += 1;
+        return Action::Drop;
+    }
+    match target {
         Target::InputGet => {
-            counts.input_gets += 1;
             if plan.cut_input_gets == 0 {
                 return Action::Pass;
             }
@@ -166,8 +183,6 @@ fn decide(shared: &Shared, target: &Target) -> Action {
             Action::Cut(plan.cut_after_bytes)
         }
         Target::PublishWrite => {
-            counts.publish_writes += 1;
-            shared.publish_seen.notify_waiters();
             if plan.hold_publish_writes {
                 Action::Hold
             } else if plan.fail_publish_writes > 0 {
@@ -197,6 +212,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     match action {
         Action::Hold => return std::future::pending().await,
         Action::Fail => return service_unavailable(),
+        Action::Drop => return dropped_connection(),
         Action::Pass | Action::Cut(_) => {}
     }
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
@@ -266,6 +282,18 @@ fn body_stream(
             }
         },
     )
+}
+
+/// An answer that never comes: the connection closes before a byte of it
+/// is sent.
+fn dropped_connection() -> Response {
+    let reset = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "chaos: S3 unreachable",
+        ))
+    });
+    Response::new(Body::from_stream(reset))
 }
 
 fn service_unavailable() -> Response {

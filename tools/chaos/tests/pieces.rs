@@ -184,8 +184,20 @@ async fn the_proxy_cuts_input_gets_mid_body_and_refuses_publishes_as_planned() {
         .unwrap();
     assert_eq!(published.text().await.unwrap(), "second");
 
+    proxy.set_plan(FaultPlan {
+        unreachable: true,
+        ..FaultPlan::default()
+    });
+    let answered = match bucket.http.get(through_proxy(input_key)).send().await {
+        Ok(response) => response.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!answered, "an unreachable S3 answers nothing whole");
+    proxy.set_plan(FaultPlan::default());
+
     let counts = proxy.counts();
-    assert_eq!((counts.input_gets, counts.cuts), (2, 1));
+    assert_eq!(counts.dropped, 1);
+    assert_eq!((counts.input_gets - 1, counts.cuts), (2, 1));
     assert_eq!((counts.publish_writes, counts.failed_writes), (2, 1));
     tokio::time::timeout(Duration::from_secs(1), proxy.wait_for_publish(1))
         .await
