@@ -374,8 +374,9 @@ fn pick_target(fault: Fault, rng: &mut SplitMix64, reference: &Reference) -> usi
 
 /// Sleeps a random moment inside a window as long as the clean load took.
 async fn sleep_within(rng: &mut SplitMix64, window: Duration) {
-    // Within the first 80%: a load may run a little faster than the clean one.
-    let millis = (window.as_millis() * 4 / 5).max(1) as u64;
+    // Within the first 60%: a load may run faster than the clean one did,
+    // and a fault after its end tests nothing.
+    let millis = (window.as_millis() * 3 / 5).max(1) as u64;
     tokio::time::sleep(Duration::from_millis(rng.below(millis))).await;
 }
 
