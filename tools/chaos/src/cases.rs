@@ -192,15 +192,12 @@ impl Chaos {
         index: usize,
         file: &std::path::Path,
     ) -> Result<Injected> {
-        let invocations = world.lambda.invocations();
         let publishes = world.proxy.counts().publish_writes;
         let mut problems = Vec::new();
         let landed;
         let key = match fault {
             Fault::KillDuringLoad => {
-                let key = world.upload(file).await?;
-                world.lambda.wait_for_invocation(invocations).await;
-                sleep_within(rng, reference.files[index].load).await;
+                let key = upload_and_reach_mid_load(world, rng, reference, index, file).await?;
                 landed = if !world.lambda.busy() {
                     "killed after the invocation ended"
                 } else if world.proxy.counts().publish_writes > publishes {
@@ -227,9 +224,7 @@ impl Chaos {
                 key
             }
             Fault::PostgresStopped => {
-                let key = world.upload(file).await?;
-                world.lambda.wait_for_invocation(invocations).await;
-                sleep_within(rng, reference.files[index].load).await;
+                let key = upload_and_reach_mid_load(world, rng, reference, index, file).await?;
                 self.cluster.stop_abruptly()?;
                 // A load that finished before the stop has nothing to retry.
                 let still_queued = world.queue_depth(&world.queue_url).await? > 0;
@@ -288,9 +283,7 @@ impl Chaos {
                 key
             }
             Fault::S3Unreachable => {
-                let key = world.upload(file).await?;
-                world.lambda.wait_for_invocation(invocations).await;
-                sleep_within(rng, reference.files[index].load).await;
+                let key = upload_and_reach_mid_load(world, rng, reference, index, file).await?;
                 let dropped = world.proxy.counts().dropped;
                 world.proxy.set_plan(FaultPlan {
                     unreachable: true,
@@ -370,6 +363,22 @@ fn pick_target(fault: Fault, rng: &mut SplitMix64, reference: &Reference) -> usi
         })
         .collect();
     candidates[rng.below(candidates.len() as u64) as usize]
+}
+
+/// Uploads file `index` and returns once its load has run a random moment
+/// into it (the invocation handed out, then [`sleep_within`]).
+async fn upload_and_reach_mid_load(
+    world: &World,
+    rng: &mut SplitMix64,
+    reference: &Reference,
+    index: usize,
+    file: &std::path::Path,
+) -> Result<String> {
+    let invocations = world.lambda.invocations();
+    let key = world.upload(file).await?;
+    world.lambda.wait_for_invocation(invocations).await;
+    sleep_within(rng, reference.files[index].load).await;
+    Ok(key)
 }
 
 /// Sleeps a random moment inside a window as long as the clean load took.
