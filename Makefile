@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api chaos
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,3 +59,6 @@ bench-api: ## Load generated data through ingest, serve the API locally, drive i
 
 fuzz-api: ## schemathesis, every check, against the API over generated data (FUZZ_API_EXAMPLES=500 FUZZ_API_ORDERS=20000 FUZZ_API_SEED=)
 	@scripts/fuzz-api.sh
+
+chaos: ## Fault injection against the real binaries (kill -9, PostgreSQL stopped, S3 faults, sales and reads during loads); CHAOS_RUNS=10 CHAOS_SEED=… CHAOS_CASES=…
+	@$(LOCAL_SH) chaos

@@ -321,6 +321,17 @@ cmd_test() {
   return "$status"
 }
 
+# `make chaos`: the fault matrix (tools/chaos). It starts and stops its own
+# PostgreSQL cluster (never the shared one) and uses LocalStack, started
+# here when not running, with buckets and queues of its own.
+cmd_chaos() {
+  trap stop_started_for_tests EXIT
+  if ! localstack_up; then start_localstack; STARTED_FOR_TESTS+=(localstack); fi
+  cd "$ROOT"
+  cargo build --workspace --quiet
+  "$ROOT/target/debug/chaos" --work-dir "$LOCAL/chaos" --pg-bin "$PG_BIN" "$@"
+}
+
 cmd_services() { start_postgres_unless_external; start_localstack; }
 
 # Stops everything and deletes the private PostgreSQL cluster (all its data).
@@ -336,10 +347,11 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   test) shift; cmd_test "$@" ;;
+  chaos) shift; cmd_chaos "$@" ;;
   services) cmd_services ;;
   reset) cmd_reset ;;
   install) install_localstack; install_cargo_lambda ;;
   install-cargo-lambda) install_cargo_lambda ;;
   token) cmd_token ;;
-  *) echo "usage: $0 up|down|test|services|reset|install|install-cargo-lambda|token" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|test|chaos|services|reset|install|install-cargo-lambda|token" >&2; exit 2 ;;
 esac
