@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,3 +56,7 @@ token: ## Print a local API token with every scope: TOKEN=$$(make -s token)
 
 bench-api: ## Load generated data through ingest, serve the API locally, drive it with wrk (BENCH_API_ORDERS=1000000)
 	@scripts/bench-api.sh
+
+fuzz: ## Fuzz the parsers with cargo fuzz (nightly), each target FUZZ_SECONDS (default 180); prints executions and crashes
+	@scripts/fuzz.sh run
+	@# The long property-test run (issue 12, property tests) goes here.
