@@ -562,11 +562,7 @@ mod tests {
                 error.contains("is malformed (invalid type: string \"999"),
                 "{error:.200}"
             );
-            assert!(
-                error.chars().count() <= 400,
-                "{} characters: {error:.500}",
-                error.len()
-            );
+            assert_at_most_chars(&error, 400);
             assert!(error.ends_with("9999\", expected i64)"), "{error:.500}");
         }
         // The input fuzz/regressions/s3_events/malformed-error-quotes-a-long-string,
@@ -576,11 +572,7 @@ mod tests {
         let error = notification_from_body(&String::from_utf8_lossy(found))
             .unwrap_err()
             .to_string();
-        assert!(
-            error.chars().count() <= 400,
-            "{} characters: {error}",
-            error.len()
-        );
+        assert_at_most_chars(&error, 400);
     }
 
     #[test]
@@ -596,10 +588,14 @@ mod tests {
             "{error:.200}"
         );
         // Eight names of at most 40 characters, and the sentence around them.
+        assert_at_most_chars(&error, 600);
+    }
+
+    fn assert_at_most_chars(text: &str, max: usize) {
+        let chars = text.chars().count();
         assert!(
-            error.chars().count() <= 600,
-            "{} characters: {error}",
-            error.chars().count()
+            chars <= max,
+            "{chars} characters (at most {max}): {text:.600}"
         );
     }
 }
