@@ -92,7 +92,7 @@ run_target() {
   local crashes_before
   crashes_before=$(find "$artifacts" -type f | wc -l)
   say "fuzzing $target for ${seconds}s (log: ${log#"$ROOT/"})"
-  local status=0
+  local status=0 started=$SECONDS
   cargo_fuzz run "$target" \
     "$WORK/corpus/$target" "$FUZZ_DIR/corpus/$target" -- \
     -max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout="$TIMEOUT_SECONDS" \
@@ -100,7 +100,9 @@ run_target() {
     -print_final_stats=1 >"$log" 2>&1 || status=$?
   local executions elapsed crashes
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  # libFuzzer's own count when it finished, else (a crash) the wall time.
   elapsed=$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  elapsed=${elapsed:-$((SECONDS - started))}
   crashes=$(($(find "$artifacts" -type f | wc -l) - crashes_before))
   if [ "$status" != 0 ] && [ "$crashes" = 0 ]; then
     crashes="failed"
@@ -109,7 +111,7 @@ run_target() {
     grep -m1 -A3 -E 'panicked at|ERROR: libFuzzer' "$log" >&2 || true
     say "$target: crashing input(s) in ${artifacts#"$ROOT/"}/"
   fi
-  printf '%-20s %8s %12s %8s\n' "$target" "${elapsed:-$seconds}" "${executions:-?}" "$crashes" >>"$RESULTS"
+  printf '%-20s %8s %12s %8s\n' "$target" "$elapsed" "${executions:-?}" "$crashes" >>"$RESULTS"
 }
 
 fuzz_all() { # fuzz_all SECONDS [TARGET...]
