@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api chaos
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api chaos fuzz
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,3 +62,7 @@ fuzz-api: ## schemathesis, every check, against the API over generated data (FUZ
 
 chaos: ## Fault injection against the real binaries (kill -9, PostgreSQL stopped, S3 faults, sales and reads during loads); CHAOS_RUNS=10 CHAOS_SEED=… CHAOS_CASES=…
 	@$(LOCAL_SH) chaos
+
+fuzz: ## Fuzz the parsers with cargo fuzz (nightly), each target FUZZ_SECONDS (default 180); prints executions and crashes
+	@scripts/fuzz.sh run
+	@# The long property-test run (issue 12, property tests) goes here.

@@ -324,13 +324,13 @@ impl<R: Read> RecordReader<R> {
         if let Some(quote) = open_quote(&self.buffer[self.record_start..self.pos]) {
             return self.cut_at_open_quote(line, quote, &limit.record.exceeded());
         }
-        // Said the same way whether the field ended inside the buffer or not.
-        let reason = if field_len > limit.field.bytes {
-            limit.field.exceeded()
+        // Said the same way whether the field ended inside the buffer or not;
+        // the field being read is named only when it is the one too long.
+        let cut = if field_len > limit.field.bytes {
+            self.cut(line, Some(field), limit.field.exceeded())
         } else {
-            limit.record.exceeded()
+            self.cut(line, None, limit.record.exceeded())
         };
-        let cut = self.cut(line, Some(field), reason);
         self.resume_after_line(self.pos)?;
         Ok(Next::Cut(cut))
     }
@@ -739,6 +739,60 @@ mod tests {
             peak <= bound,
             "buffers reached {peak} bytes (bound {bound})"
         );
+    }
+
+    /// Hands its input over `chunk` bytes per read, so that a record meets
+    /// the end of the buffer (and its limit) before its own end.
+    struct Chunks<'a> {
+        input: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Chunks<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.chunk.min(buf.len()).min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input = &self.input[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_record_cut_at_its_limit_names_a_field_only_when_the_field_is_at_fault() {
+        let record_limit =
+            "the record is longer than the limit of 64 bytes (CSV_MAX_RECORD_BYTES)".to_owned();
+        // Four fields within the field limit, together over the record limit.
+        let wide = format!("{0},{0},{0},{0}\n1,1\n", "x".repeat(16));
+        let got = read_all(
+            Chunks {
+                input: wide.as_bytes(),
+                chunk: 1,
+            },
+            SMALL,
+        );
+        assert_eq!(
+            got,
+            [
+                Got::Cut(1, None, record_limit.clone()),
+                record(2, &["1", "1"])
+            ]
+        );
+        // The input fuzz/regressions/csv_rows/record-cut-names-a-field, read as
+        // the csv_rows fuzz target read it when it found this.
+        let found = include_bytes!("../../fuzz/regressions/csv_rows/record-cut-names-a-field");
+        let got = read_all(
+            Chunks {
+                input: found,
+                chunk: 13,
+            },
+            SMALL,
+        );
+        for cut in got.iter().filter_map(|g| match g {
+            Got::Cut(_, field, reason) => Some((field, reason)),
+            Got::Record(..) => None,
+        }) {
+            assert!(cut.0.is_none() || cut.1.contains("field"), "{cut:?}");
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum UnrecognizedEvent {
          or an EventBridge event from aws.s3"
     )]
     UnknownShape(String),
-    #[error("{shape} is malformed ({source})")]
+    #[error("{shape} is malformed ({})", brief_message(.source))]
     Malformed {
         shape: &'static str,
         #[source]
@@ -176,13 +176,40 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// A name from the input, quoted and cut to [`NAME_CHARS`] characters.
+/// A name from the input, quoted with its characters escaped as Rust's
+/// `{:?}` does, cut to [`NAME_CHARS`] characters of that: a name of
+/// characters that all need escaping stays as short as any other.
 fn shorten(name: &str) -> String {
-    let mut short: String = name.chars().take(NAME_CHARS).collect();
-    if short.len() < name.len() {
-        short.push('…');
+    let mut short = String::from("\"");
+    let mut utf8 = [0; 4];
+    for c in name.chars() {
+        let quoted = format!("{:?}", &*c.encode_utf8(&mut utf8));
+        let escaped = &quoted[1..quoted.len() - 1];
+        if short.chars().count() - 1 + escaped.chars().count() > NAME_CHARS {
+            short.push('…');
+            break;
+        }
+        short.push_str(escaped);
     }
-    format!("{short:?}")
+    short.push('"');
+    short
+}
+
+/// At most this many characters of a parser's message name what is
+/// malformed, from its start (what was found, which may quote a value from
+/// the body) and its end (what was expected).
+const MESSAGE_HEAD_CHARS: usize = 120;
+const MESSAGE_TAIL_CHARS: usize = 80;
+
+fn brief_message(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let chars = message.chars().count();
+    if chars <= MESSAGE_HEAD_CHARS + MESSAGE_TAIL_CHARS {
+        return message;
+    }
+    let head: String = message.chars().take(MESSAGE_HEAD_CHARS).collect();
+    let tail: String = message.chars().skip(chars - MESSAGE_TAIL_CHARS).collect();
+    format!("{head}…{tail}")
 }
 
 #[derive(Debug, Deserialize)]
@@ -517,5 +544,58 @@ mod tests {
         }
         let error = notification_from_body("not json").unwrap_err().to_string();
         assert!(error.starts_with("not JSON"), "{error}");
+    }
+
+    #[test]
+    fn a_malformed_notification_is_named_briefly_whatever_its_values() {
+        let long = "9".repeat(10_000);
+        let cases = [
+            json!({"Records": [{"s3": {"bucket": {"name": "orders"},
+                                       "object": {"key": "incoming/o.csv", "size": long}}}]}),
+            json!({"source": "aws.s3", "detail-type": "Object Created",
+                   "detail": {"bucket": {"name": "orders"},
+                              "object": {"key": "incoming/o.csv", "size": long}}}),
+        ];
+        for value in cases {
+            let error = notification_from_value(value).unwrap_err().to_string();
+            assert!(
+                error.contains("is malformed (invalid type: string \"999"),
+                "{error:.200}"
+            );
+            assert_at_most_chars(&error, 400);
+            assert!(error.ends_with("9999\", expected i64)"), "{error:.500}");
+        }
+        // The input fuzz/regressions/s3_events/malformed-error-quotes-a-long-string,
+        // found by the s3_events fuzz target (its bytes are not all UTF-8).
+        let found =
+            include_bytes!("../../fuzz/regressions/s3_events/malformed-error-quotes-a-long-string");
+        let error = notification_from_body(&String::from_utf8_lossy(found))
+            .unwrap_err()
+            .to_string();
+        assert_at_most_chars(&error, 400);
+    }
+
+    #[test]
+    fn unrecognized_keys_are_named_briefly_even_when_every_character_is_escaped() {
+        let keys: serde_json::Map<String, Value> = (0..20)
+            .map(|i| (format!("{i}{}", "\u{e0001}".repeat(100)), json!(i)))
+            .collect();
+        let error = notification_from_value(Value::Object(keys))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("a JSON object with keys \"0\\u{e0001}"),
+            "{error:.200}"
+        );
+        // Eight names of at most 40 characters, and the sentence around them.
+        assert_at_most_chars(&error, 600);
+    }
+
+    fn assert_at_most_chars(text: &str, max: usize) {
+        let chars = text.chars().count();
+        assert!(
+            chars <= max,
+            "{chars} characters (at most {max}): {text:.600}"
+        );
     }
 }
