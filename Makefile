@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api properties
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,10 @@ down: ## Stop everything `make up` started
 
 test: ## Run unit and end-to-end tests (starts PostgreSQL and LocalStack if they are not running)
 	@$(LOCAL_SH) test
+
+properties: PROPTEST_CASES ?= 1000
+properties: ## Property tests against the reference model with many cases (PROPTEST_CASES=1000; `make test` runs 16)
+	@PROPTEST_CASES=$(PROPTEST_CASES) $(LOCAL_SH) test --profile properties -E 'binary(model_properties)'
 
 reset: ## Stop everything and delete the local database (its data is lost)
 	@$(LOCAL_SH) reset

@@ -23,6 +23,37 @@ impl Step {
     pub fn key(key: u8) -> String {
         format!("incoming/f{key}.csv")
     }
+
+    /// An upload of `rows` as a plain file of `kind`, for the named cases.
+    pub fn upload(key: u8, kind: Kind, rows: Vec<Row>) -> Self {
+        Step::Upload {
+            key,
+            file: File {
+                kind,
+                header: Header::Plain,
+                crlf: false,
+                rows,
+            },
+        }
+    }
+}
+
+impl Row {
+    pub fn order(order_id: i64, customer_id: i64) -> Self {
+        Row::Order {
+            order_id,
+            customer_id,
+            style: Style::Plain,
+        }
+    }
+
+    pub fn barcode(barcode: &'static str, order_id: Option<i64>) -> Self {
+        Row::Barcode {
+            barcode,
+            order_id,
+            style: Style::Plain,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
