@@ -18,12 +18,15 @@ pub struct Origin {
     pub line: u64,
 }
 
-/// One data line of a file, as the reader classifies it: a valid row, or
-/// one rejected on its own (bad id, bad barcode, wrong field count, …).
+/// One line of a file after the header, as the reader classifies it: a
+/// valid row, one rejected on its own (bad id, bad barcode, wrong field
+/// count, an unterminated quote, …), or a blank line, which is no row but
+/// still has its line number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<T> {
     Valid(T),
     Invalid,
+    Blank,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,17 +168,9 @@ impl Model {
     /// The candidate is then held against the stored order: stored with the
     /// same customer, ignored; with another, rejected; not stored, added.
     fn load_orders(&mut self, upload: usize, lines: &[Line<OrderLine>], extra: u64) -> Counts {
-        let mut counts = Counts {
-            rows_read: lines.len() as u64,
-            warnings: extra,
-            ..Counts::default()
-        };
+        let (mut counts, rows) = read(lines, extra);
         let mut candidates: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
-        for (line, row) in numbered(lines) {
-            let Line::Valid(row) = row else {
-                counts.rejected += 1;
-                continue;
-            };
+        for (line, row) in rows {
             match candidates.get(&row.order_id) {
                 Some(&(_, first_customer)) => {
                     counts.duplicates += 1;
@@ -214,17 +209,9 @@ impl Model {
     /// names an order, sold to it; otherwise rejected (a sold barcode never
     /// moves, and an unsold copy changes nothing).
     fn load_barcodes(&mut self, upload: usize, lines: &[Line<BarcodeLine>], extra: u64) -> Counts {
-        let mut counts = Counts {
-            rows_read: lines.len() as u64,
-            warnings: extra,
-            ..Counts::default()
-        };
+        let (mut counts, rows) = read(lines, extra);
         let mut candidates: BTreeMap<&str, (u64, Option<i64>)> = BTreeMap::new();
-        for (line, row) in numbered(lines) {
-            let Line::Valid(row) = row else {
-                counts.rejected += 1;
-                continue;
-            };
+        for (line, row) in rows {
             if candidates.contains_key(row.barcode.as_str()) {
                 counts.rejected += 1;
                 counts.duplicates += 1;
@@ -393,7 +380,22 @@ pub fn processed_orders_csv(orders: &[ProcessedOrder]) -> String {
     csv
 }
 
-/// Data lines with their line numbers (the header is line 1).
-fn numbered<T>(lines: &[Line<T>]) -> impl Iterator<Item = (u64, &Line<T>)> {
-    lines.iter().zip(2u64..).map(|(row, line)| (line, row))
+/// Reads a file's lines (the header is line 1): the valid rows with their
+/// line numbers, and the counts so far (rows read, invalid ones rejected,
+/// a warning per ignored extra column).
+fn read<T>(lines: &[Line<T>], extra_columns: u64) -> (Counts, Vec<(u64, &T)>) {
+    let mut counts = Counts {
+        warnings: extra_columns,
+        ..Counts::default()
+    };
+    let mut valid = Vec::new();
+    for (row, line) in lines.iter().zip(2u64..) {
+        match row {
+            Line::Valid(row) => valid.push((line, row)),
+            Line::Invalid => counts.rejected += 1,
+            Line::Blank => continue,
+        }
+        counts.rows_read += 1;
+    }
+    (counts, valid)
 }

@@ -91,6 +91,9 @@ pub enum Hostile {
     BadSecond(&'static str),
     /// One field fewer than the header names.
     MissingField,
+    /// A quote opened and never closed: the line is cut and reading
+    /// resumes at the next one (no later line of the file has a quote).
+    UnterminatedQuote,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +109,8 @@ pub enum Row {
         style: Style,
     },
     Hostile(Hostile),
+    /// An empty line: no row.
+    Blank,
 }
 
 #[derive(Debug, Clone)]
@@ -113,7 +118,8 @@ pub struct File {
     pub kind: Kind,
     pub header: Header,
     pub crlf: bool,
-    /// None at all: a header alone, which rejects the file whole.
+    /// None (or blank lines only): a header alone, which rejects the file
+    /// whole.
     pub rows: Vec<Row>,
 }
 
@@ -170,6 +176,10 @@ impl File {
                 }
                 return fields.join(",");
             }
+            Row::Hostile(Hostile::UnterminatedQuote) => {
+                (format!("\"{}", self.valid_first()), "1".to_owned())
+            }
+            Row::Blank => return String::new(),
         };
         let mut fields = match self.header {
             Header::Swapped => vec![second, first],
@@ -191,7 +201,7 @@ impl File {
 
     /// The file as the model reads it.
     pub fn input(&self) -> Input {
-        if self.rows.is_empty() {
+        if self.rows.iter().all(|row| matches!(row, Row::Blank)) {
             return Input::Unreadable;
         }
         let extra_columns = u64::from(self.header == Header::ExtraColumn);
@@ -228,8 +238,35 @@ impl File {
     fn lines<T>(&self, valid: impl Fn(&Row) -> Option<T>) -> Vec<Line<T>> {
         self.rows
             .iter()
-            .map(|row| valid(row).map_or(Line::Invalid, Line::Valid))
+            .map(|row| match row {
+                Row::Blank => Line::Blank,
+                row => valid(row).map_or(Line::Invalid, Line::Valid),
+            })
             .collect()
+    }
+
+    /// After a quote that never closes, no line may hold a quote (it would
+    /// close it): the valid rows there are written padded instead, and a
+    /// second unterminated quote becomes a missing field.
+    fn without_quotes_after_an_open_one(mut self) -> Self {
+        let mut open = false;
+        for row in &mut self.rows {
+            match row {
+                Row::Hostile(hostile @ Hostile::UnterminatedQuote) => {
+                    if open {
+                        *hostile = Hostile::MissingField;
+                    }
+                    open = true;
+                }
+                Row::Order { style, .. } | Row::Barcode { style, .. }
+                    if open && *style == Style::Quoted =>
+                {
+                    *style = Style::Padded
+                }
+                _ => {}
+            }
+        }
+        self
     }
 }
 
@@ -290,7 +327,7 @@ fn order_row() -> impl Strategy<Value = Row> {
             .prop_map(|v| Row::Hostile(Hostile::BadFirst(v))),
         1 => prop::sample::select(&BAD_CUSTOMER_IDS[..])
             .prop_map(|v| Row::Hostile(Hostile::BadSecond(v))),
-        1 => Just(Row::Hostile(Hostile::MissingField)),
+        1 => odd_line(),
     ]
 }
 
@@ -301,7 +338,16 @@ fn barcode_row() -> impl Strategy<Value = Row> {
         1 => prop::sample::select(&BAD_BARCODES[..]).prop_map(|v| Row::Hostile(Hostile::BadFirst(v))),
         1 => prop::sample::select(&BAD_ORDER_IDS[..])
             .prop_map(|v| Row::Hostile(Hostile::BadSecond(v))),
-        1 => Just(Row::Hostile(Hostile::MissingField)),
+        1 => odd_line(),
+    ]
+}
+
+/// A line of either kind that is not a row of the header's shape.
+fn odd_line() -> impl Strategy<Value = Row> {
+    prop_oneof![
+        Just(Row::Hostile(Hostile::MissingField)),
+        Just(Row::Hostile(Hostile::UnterminatedQuote)),
+        Just(Row::Blank),
     ]
 }
 
@@ -327,11 +373,14 @@ pub fn file() -> impl Strategy<Value = File> {
                 Kind::Orders => order_row().boxed(),
                 Kind::Barcodes => barcode_row().boxed(),
             };
-            rows(row).prop_map(move |rows| File {
-                kind,
-                header,
-                crlf,
-                rows,
+            rows(row).prop_map(move |rows| {
+                File {
+                    kind,
+                    header,
+                    crlf,
+                    rows,
+                }
+                .without_quotes_after_an_open_one()
             })
         })
 }
