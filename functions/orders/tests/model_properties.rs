@@ -43,11 +43,14 @@ fn config() -> ProptestConfig {
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("runtime")
-        .block_on(future)
+        .expect("runtime");
+    let output = runtime.block_on(future);
+    // A stalled delivery's parser thread may still wait on its read.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    output
 }
 
 proptest! {
