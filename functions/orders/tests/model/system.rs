@@ -42,11 +42,6 @@ pub enum Delivered {
     AlreadyIngested,
 }
 
-/// How long a delivery may take before it counts as stalled (they take
-/// well under a second), and how often it is tried.
-const DELIVERY_STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
-const DELIVERY_ATTEMPTS: u32 = 3;
-
 pub struct System {
     pipeline: TestPipeline,
     analytics: Router,
@@ -108,27 +103,15 @@ impl System {
         delivered(&self.deliver(label).await)
     }
 
-    /// Ingests upload `label`. A delivery that stalls (a LocalStack read
-    /// that never ends, seen under heavy load) is abandoned, which rolls
-    /// it back, and delivered again, as Lambda's timeout and the queue's
-    /// retry would; one that stalls every time fails the case.
     async fn deliver(&self, label: usize) -> IngestReport {
         let (key, version_id) = &self.uploads[label];
         let mut object = ObjectRef::new(&self.pipeline.bucket.name, key);
         object.version_id = Some(version_id.clone());
-        for attempt in 1..=DELIVERY_ATTEMPTS {
-            let ingest = self.pipeline.ingestor.ingest(&object);
-            match tokio::time::timeout(DELIVERY_STALLED_AFTER, ingest).await {
-                Ok(report) => {
-                    return report
-                        .unwrap_or_else(|e| panic!("ingesting {key} (upload {label}): {e}"))
-                }
-                Err(_) => eprintln!(
-                    "ingesting {key} (upload {label}) stalled (attempt {attempt}); delivering it again"
-                ),
-            }
-        }
-        panic!("ingesting {key} (upload {label}) stalled {DELIVERY_ATTEMPTS} times")
+        self.pipeline
+            .ingestor
+            .ingest(&object)
+            .await
+            .unwrap_or_else(|e| panic!("ingesting {key} (upload {label}): {e}"))
     }
 
     pub fn uploads(&self) -> usize {
