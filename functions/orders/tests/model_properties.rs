@@ -30,10 +30,6 @@ fn config() -> ProptestConfig {
         // minutes with its minimal case.
         max_shrink_iters: 1024,
         max_shrink_time: 30_000,
-        // Every case in a process of its own: the SDK's HTTP connection pool
-        // outlives a case's runtime, and a later case reusing a connection
-        // whose runtime is gone waited on it forever (a COPY left open).
-        fork: true,
         // Beside this file: tests/model_properties.proptest-regressions.
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
