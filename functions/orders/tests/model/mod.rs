@@ -11,12 +11,11 @@ use rules::{Model, View};
 use steps::Step;
 use system::{Delivered, LoadPath, System};
 
-/// Runs `steps` through the model and through a fresh pipeline on `path`,
-/// comparing every answer and, after every step, everything a reader sees.
-/// `Err` says which step, on which path, saw what differ.
-pub async fn run(path: LoadPath, steps: &[Step]) -> Result<(), String> {
+/// Runs `steps` through the model and through `system`, comparing every
+/// answer and, after every step, everything a reader sees. `Err` says
+/// which step, on which path, saw what differ.
+async fn run(path: LoadPath, system: &mut System, steps: &[Step]) -> Result<(), String> {
     let mut model = Model::default();
-    let mut system = System::create(path).await;
     for (number, step) in steps.iter().enumerate() {
         let at = |what: &str| format!("{path:?}, step {number} ({step:?}): {what}");
         match step {
@@ -50,14 +49,26 @@ pub async fn run(path: LoadPath, steps: &[Step]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `steps` on every load path, the paths side by side (each on its
-/// own database and bucket); the first difference found is the answer.
+/// Runs `steps` on every load path, the paths side by side (each on a
+/// fresh database and bucket); the first difference found is the answer.
+/// The pipelines are dropped only once every path is done: dropping one
+/// blocks the thread on its `DROP DATABASE`, which waits for every backend
+/// of the cluster, and so for another path's open COPY, which needs this
+/// thread to finish.
 pub async fn run_on_every_path(steps: &[Step]) -> Result<(), String> {
-    let runs = system::LOAD_PATHS.map(|path| run(path, steps));
-    futures_util::future::join_all(runs)
+    let mut systems = Vec::new();
+    for path in system::LOAD_PATHS {
+        systems.push((path, System::create(path).await));
+    }
+    let runs = systems
+        .iter_mut()
+        .map(|(path, system)| run(*path, system, steps));
+    let outcome = futures_util::future::join_all(runs)
         .await
         .into_iter()
-        .collect()
+        .collect();
+    drop(systems);
+    outcome
 }
 
 fn same<T: PartialEq + std::fmt::Debug>(what: &str, system: T, model: T) -> Result<(), String> {
