@@ -5,7 +5,7 @@ SHELL := bash
 LOCAL_SH := scripts/local.sh
 export BUCKET ?= orders
 
-.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api chaos fuzz
+.PHONY: help up down reset test services redrive build lint fmt logs bench deploy migrate-aws token bench-api fuzz-api chaos fuzz properties
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,10 @@ down: ## Stop everything `make up` started
 
 test: ## Run unit and end-to-end tests (starts PostgreSQL and LocalStack if they are not running)
 	@$(LOCAL_SH) test
+
+properties: PROPTEST_CASES ?= 1000
+properties: ## Property tests against the reference model with many cases (PROPTEST_CASES=1000; `make test` runs 16)
+	@PROPTEST_CASES=$(PROPTEST_CASES) $(LOCAL_SH) test --profile properties -E 'binary(model_properties)'
 
 reset: ## Stop everything and delete the local database (its data is lost)
 	@$(LOCAL_SH) reset
@@ -63,6 +67,7 @@ fuzz-api: ## schemathesis, every check, against the API over generated data (FUZ
 chaos: ## Fault injection against the real binaries (kill -9, PostgreSQL stopped, S3 faults, sales and reads during loads); CHAOS_RUNS=10 CHAOS_SEED=… CHAOS_CASES=…
 	@$(LOCAL_SH) chaos
 
-fuzz: ## Fuzz the parsers with cargo fuzz (nightly), each target FUZZ_SECONDS (default 180); prints executions and crashes
+fuzz: FUZZ_PROPTEST_CASES ?= 200
+fuzz: ## Fuzz the parsers with cargo fuzz (nightly) for FUZZ_SECONDS each (180), then FUZZ_PROPTEST_CASES (200) property cases
 	@scripts/fuzz.sh run
-	@# The long property-test run (issue 12, property tests) goes here.
+	@$(MAKE) --no-print-directory properties PROPTEST_CASES=$(FUZZ_PROPTEST_CASES)

@@ -242,6 +242,10 @@ const TOTALS_SORT_BUDGET: usize = 4 << 20;
 /// Customers whose tickets a first load sums in memory before it hands the
 /// sums to the sorter (about 4 MB): a million orders' customers fit.
 const TOTALS_HELD: usize = 128 * 1024;
+/// A later load goes into bulk mode only when it brings more rows than this
+/// (besides at least doubling the table): below that, maintaining the
+/// indexes costs less than rebuilding them.
+const BULK_LOAD_MIN_ROWS: i64 = 10_000;
 
 /// What the file reader sends to the loader: valid rows and rejected ones go
 /// down the same stream (rejections are staged too, for the rejects file).
@@ -358,6 +362,7 @@ pub struct PgStore {
     pool: Pool,
     repeat_filter_bytes: usize,
     sort_budget: usize,
+    bulk_load_min_rows: i64,
 }
 
 impl PgStore {
@@ -366,6 +371,7 @@ impl PgStore {
             pool,
             repeat_filter_bytes: DEFAULT_FILTER_BYTES,
             sort_budget: SOLD_SORT_BUDGET,
+            bulk_load_min_rows: BULK_LOAD_MIN_ROWS,
         }
     }
 
@@ -381,6 +387,14 @@ impl PgStore {
     /// drive the merge of many runs.
     pub fn with_sort_budget(mut self, bytes: usize) -> Self {
         self.sort_budget = bytes;
+        self
+    }
+
+    /// Sets how many rows a later load must bring, more than, to go into
+    /// bulk mode (it must also at least double its table). Zero puts every
+    /// such load there, which tests use to drive bulk mode with a few rows.
+    pub fn with_bulk_load_min_rows(mut self, rows: i64) -> Self {
+        self.bulk_load_min_rows = rows;
         self
     }
 
@@ -432,6 +446,7 @@ impl PgStore {
                 deltas: Deltas::default(),
                 repeat_filter_bytes: self.repeat_filter_bytes,
                 sort_budget: self.sort_budget,
+                bulk_load_min_rows: self.bulk_load_min_rows,
                 exported: None,
             })
         })
@@ -628,6 +643,7 @@ pub struct LoadSession {
     deltas: Deltas,
     repeat_filter_bytes: usize,
     sort_budget: usize,
+    bulk_load_min_rows: i64,
     /// Orders a first load exported inside its transaction, if it did.
     exported: Option<u64>,
 }
@@ -1331,10 +1347,10 @@ impl LoadSession {
             .client()
             .query_one(
                 &format!(
-                    "SELECT (SELECT count(*) FROM {incoming}) > 10000
+                    "SELECT (SELECT count(*) FROM {incoming}) > $1
                         AND (SELECT count(*) FROM {incoming}) >= (SELECT {table} FROM pipeline_stats)"
                 ),
-                &[],
+                &[&self.bulk_load_min_rows],
             )
             .await?;
         Ok(row.get(0))
