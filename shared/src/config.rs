@@ -55,12 +55,13 @@ impl DatabaseSettings {
     }
 }
 
-/// How long an API request's statements may wait and run. Loads hold their
-/// tables (a first or bulk load drops and rebuilds indexes, so the table is
-/// ACCESS EXCLUSIVE until commit) and the merge lock for as long as they
-/// take; with these limits a request gives up after `lock_timeout` and
-/// answers 503 with Retry-After instead of hanging until the function's
-/// own timeout, holding its connection.
+/// How long an API request's statements may wait and run. Loads hold the
+/// merge lock (which sales take) for as long as they take, and a first or
+/// bulk load locks its table for the moment it swaps its shadow in (reads
+/// wait milliseconds for that, never for the load); with these limits a
+/// request gives up after `lock_timeout` and answers 503 with Retry-After
+/// instead of hanging until the function's own timeout, holding its
+/// connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
     /// PostgreSQL's `lock_timeout`: the longest wait for any lock (a

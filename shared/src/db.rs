@@ -122,26 +122,35 @@ pub async fn migrate(pool: &Pool) -> Result<usize, DbError> {
     Ok(report.applied_migrations().len())
 }
 
-/// The secondary structures of a big table. Bulk loads drop them and build
-/// them once afterwards: one sort beats maintaining a B-tree row by row.
-/// Index DDL needs the table's owner, which the ingest role is not: the
-/// owner's functions of migrations/V4__roles.sql run it, and only it.
-struct TableIndexes {
+/// A big table that bulk loads (a first load into it, a load that at least
+/// doubles it) write as a shadow copy without indexes, build the indexes on
+/// it once (one sort beats maintaining a B-tree row by row), and swap in
+/// just before the commit: API readers keep reading the committed table
+/// meanwhile instead of waiting on the load. DDL needs the table's owner,
+/// which the ingest role is not: the owner's functions of
+/// migrations/V6__shadow_loads.sql run it, and only it.
+struct LoadTable {
     table: &'static str,
-    drop: &'static str,
+    /// Creates the shadow (a copy of the table's rows, no indexes) and puts
+    /// its schema first in the load's search_path, so the load's SQL needs
+    /// no change.
+    shadow: &'static str,
     build: &'static str,
+    swap: &'static str,
 }
 
-const ORDERS_INDEXES: TableIndexes = TableIndexes {
+const ORDERS_TABLE: LoadTable = LoadTable {
     table: "orders",
-    drop: "SELECT drop_load_indexes('orders');",
+    shadow: "SELECT begin_shadow_load('orders'); SET LOCAL search_path = pipeline_load, public;",
     build: "SELECT build_load_indexes('orders');",
+    swap: "SELECT swap_in_shadow_load('orders');",
 };
 
-const BARCODES_INDEXES: TableIndexes = TableIndexes {
+const BARCODES_TABLE: LoadTable = LoadTable {
     table: "barcodes",
-    drop: "SELECT drop_load_indexes('barcodes');",
+    shadow: "SELECT begin_shadow_load('barcodes'); SET LOCAL search_path = pipeline_load, public;",
     build: "SELECT build_load_indexes('barcodes');",
+    swap: "SELECT swap_in_shadow_load('barcodes');",
 };
 
 /// Reports the later rows of a repeated order_id, from a temporary `ranked`
@@ -448,6 +457,7 @@ impl PgStore {
                 sort_budget: self.sort_budget,
                 bulk_load_min_rows: self.bulk_load_min_rows,
                 exported: None,
+                shadowed: None,
             })
         })
         .await
@@ -646,6 +656,8 @@ pub struct LoadSession {
     bulk_load_min_rows: i64,
     /// Orders a first load exported inside its transaction, if it did.
     exported: Option<u64>,
+    /// The table this load writes as a shadow, swapped in at the commit.
+    shadowed: Option<&'static LoadTable>,
 }
 
 impl LoadSession {
@@ -671,7 +683,7 @@ impl LoadSession {
         &mut self,
         batches: mpsc::Receiver<Batch<OrderRow>>,
     ) -> Result<LoadCounts, DbError> {
-        if self.begin_direct(&ORDERS_INDEXES).await? {
+        if self.begin_direct(&ORDERS_TABLE).await? {
             return self.load_orders_direct(batches).await;
         }
         let rows_read = self.stage(batches).await?;
@@ -717,8 +729,9 @@ impl LoadSession {
             .await?;
         let bulk = self.bulk_mode("orders", "new_orders").await?;
         if bulk {
-            client.batch_execute(ORDERS_INDEXES.drop).await?;
+            self.begin_shadow(&ORDERS_TABLE).await?;
         }
+        let client = self.client();
         client
             .execute(
                 "INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
@@ -727,13 +740,13 @@ impl LoadSession {
             )
             .await?;
         if bulk {
-            client.batch_execute(ORDERS_INDEXES.build).await?;
+            client.batch_execute(ORDERS_TABLE.build).await?;
         }
         self.merge_order_aggregates(rows_read, "new_orders").await
     }
 
     /// Direct mode for orders: every row the filter did not flag went
-    /// straight into the empty table, so its keys are unique and its indexes
+    /// straight into the empty shadow, so its keys are unique and its indexes
     /// are built at once. The few flagged rows are then checked exactly
     /// against each other and the table (by index), and the first line of
     /// each order_id that only staging holds is added. As for barcodes,
@@ -773,7 +786,7 @@ impl LoadSession {
                  INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
                  SELECT order_id, customer_id, {ingestion_id}, line FROM ranked
                  WHERE line = first_line AND NOT copied;",
-                build = ORDERS_INDEXES.build,
+                build = ORDERS_TABLE.build,
                 ingestion_id = self.ingestion_id,
             ))
             .await?;
@@ -907,7 +920,7 @@ impl LoadSession {
         batches: mpsc::Receiver<Batch<BarcodeRow>>,
         export: &mut ExportSink<'_>,
     ) -> Result<LoadCounts, DbError> {
-        if self.begin_direct(&BARCODES_INDEXES).await? {
+        if self.begin_direct(&BARCODES_TABLE).await? {
             return self.load_barcodes_direct(batches, export).await;
         }
         let rows_read = self.stage(batches).await?;
@@ -951,8 +964,9 @@ impl LoadSession {
             .bulk_mode("barcodes", "accepted WHERE NOT sold_later")
             .await?;
         if bulk {
-            client.batch_execute(BARCODES_INDEXES.drop).await?;
+            self.begin_shadow(&BARCODES_TABLE).await?;
         }
+        let client = self.client();
         // In key order, so the primary key grows at its right edge.
         client
             .execute(
@@ -963,7 +977,7 @@ impl LoadSession {
             )
             .await?;
         if bulk {
-            client.batch_execute(BARCODES_INDEXES.build).await?;
+            client.batch_execute(BARCODES_TABLE.build).await?;
         }
         client
             .execute(
@@ -976,7 +990,7 @@ impl LoadSession {
     }
 
     /// Direct mode for barcodes: as for orders, unflagged rows went straight
-    /// into the empty table and the flagged ones are checked exactly once its
+    /// into the empty shadow and the flagged ones are checked exactly once its
     /// indexes are built. Every barcode stored is counted, and each sold one
     /// kept for the export, as it goes in. The table is left for autovacuum
     /// to analyze: nothing in this transaction plans on its statistics, and
@@ -1019,7 +1033,7 @@ impl LoadSession {
                  INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
                  SELECT barcode, order_id, {ingestion_id}, line FROM ranked
                  WHERE line = first_line AND NOT copied;",
-                build = BARCODES_INDEXES.build,
+                build = BARCODES_TABLE.build,
                 ingestion_id = self.ingestion_id,
             ))
             .await?;
@@ -1228,17 +1242,17 @@ impl LoadSession {
     }
 
     /// Direct mode: when the table is empty (a first load), rows go
-    /// straight into it with COPY, without indexes, instead of through the
-    /// staging table. Takes the merge lock first, so nothing else can fill
+    /// straight into its shadow with COPY, without indexes, instead of
+    /// through the staging table. Takes the merge lock first, so nothing else can fill
     /// the table meanwhile; returns false, changing nothing but perhaps
     /// holding the lock, when the table has rows.
-    async fn begin_direct(&self, indexes: &TableIndexes) -> Result<bool, DbError> {
+    async fn begin_direct(&mut self, load_table: &'static LoadTable) -> Result<bool, DbError> {
         let client = self.client();
         // First a look at the counters, not the table: a lock taken on the
         // table now would be held while waiting for the merge lock, and
-        // deadlock with a holder of the merge lock that wants to drop its
-        // indexes.
-        let counted_empty = format!("SELECT {} = 0 FROM pipeline_stats", indexes.table);
+        // deadlock with a holder of the merge lock that wants to swap its
+        // shadow in.
+        let counted_empty = format!("SELECT {} = 0 FROM pipeline_stats", load_table.table);
         if !client
             .query_one(&counted_empty, &[])
             .await?
@@ -1251,12 +1265,21 @@ impl LoadSession {
             .await?;
         // Under the lock every writer has committed or not started: the
         // table itself has the last word.
-        let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", indexes.table);
+        let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", load_table.table);
         if !client.query_one(&is_empty, &[]).await?.get::<_, bool>(0) {
             return Ok(false);
         }
-        client.batch_execute(indexes.drop).await?;
+        self.begin_shadow(load_table).await?;
         Ok(true)
+    }
+
+    /// From here on the load writes `load_table`'s shadow, which
+    /// [`LoadSession::commit`] swaps in. Under the merge lock, so nobody
+    /// writes the live table before the swap.
+    async fn begin_shadow(&mut self, load_table: &'static LoadTable) -> Result<(), DbError> {
+        self.client().batch_execute(load_table.shadow).await?;
+        self.shadowed = Some(load_table);
+        Ok(())
     }
 
     /// Streams valid rows straight into their table with binary COPY. A
@@ -1339,9 +1362,10 @@ impl LoadSession {
 
     /// Bulk mode: when a load at least doubles a table, inserting without its
     /// indexes and building them afterwards is several times faster than
-    /// maintaining them row by row. Inside the transaction and under the
-    /// merge lock; readers of that table wait for the commit, which for a
-    /// table that small is a fair trade.
+    /// maintaining them row by row. The load writes a shadow holding a copy
+    /// of the stored rows (at most as many as it adds; copying them without
+    /// indexes costs less than the index build), so readers of the table
+    /// never wait on the load.
     async fn bulk_mode(&self, table: &str, incoming: &str) -> Result<bool, DbError> {
         let row = self
             .client()
@@ -1523,6 +1547,10 @@ impl LoadSession {
                 ],
             )
             .await?;
+        // Last: the swap's lock lasts until the commit.
+        if let Some(load_table) = self.shadowed {
+            client.batch_execute(load_table.swap).await?;
+        }
         // Committed: the connection is clean and can go back to the pool.
         self.tx.end("COMMIT").await?;
         Ok(Committed {

@@ -58,11 +58,12 @@ async fn no_function_role_can_create_alter_drop_or_truncate() {
             assert_denied(&client, role, statement).await;
         }
         if role != DatabaseRole::Ingest {
-            // Only ingest stages in temporary tables and maintains the load
-            // indexes.
+            // Only ingest stages in temporary tables and loads through
+            // shadow tables.
             assert_denied(&client, role, "CREATE TEMP TABLE intruder (id int)").await;
-            assert_denied(&client, role, "SELECT drop_load_indexes('orders')").await;
+            assert_denied(&client, role, "SELECT begin_shadow_load('orders')").await;
             assert_denied(&client, role, "SELECT build_load_indexes('orders')").await;
+            assert_denied(&client, role, "SELECT swap_in_shadow_load('orders')").await;
         }
     }
     // The tables are all still there, untouched.
@@ -140,14 +141,26 @@ async fn every_table_has_its_privileges_decided() {
 }
 
 #[tokio::test]
-async fn the_load_index_functions_rebuild_the_indexes_the_migrations_define() {
+async fn a_shadow_load_swaps_in_the_indexes_constraints_and_privileges_the_migrations_define() {
     let db = TestDatabase::create().await;
     let definitions = || async {
         let client = db.pool.get().await.unwrap();
         client
             .query(
                 "SELECT indexname::text, indexdef FROM pg_indexes
-                 WHERE schemaname = 'public' AND tablename IN ('orders', 'barcodes') ORDER BY 1",
+                 WHERE schemaname = 'public' AND tablename IN ('orders', 'barcodes')
+                 UNION ALL
+                 SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+                 WHERE conrelid IN ('public.orders'::regclass, 'public.barcodes'::regclass)
+                 UNION ALL
+                 SELECT 'privileges of ' || relname, relacl::text FROM pg_class
+                 WHERE oid IN ('public.orders'::regclass, 'public.barcodes'::regclass)
+                 UNION ALL
+                 SELECT 'privileges of ' || attrelid::regclass::text || '.' || attname, attacl::text
+                 FROM pg_attribute
+                 WHERE attrelid IN ('public.orders'::regclass, 'public.barcodes'::regclass)
+                   AND attacl IS NOT NULL
+                 ORDER BY 1, 2",
                 &[],
             )
             .await
@@ -157,23 +170,24 @@ async fn the_load_index_functions_rebuild_the_indexes_the_migrations_define() {
             .collect::<Vec<_>>()
     };
     let before = definitions().await;
-    assert_eq!(before.len(), 4, "{before:?}");
+    assert_eq!(before.len(), 4 + 6 + 2 + 2, "{before:?}");
     let ingest = db.pool_as(DatabaseRole::Ingest).await;
     let ingest = ingest.get().await.unwrap();
     ingest
         .batch_execute(
             "BEGIN;
-             SELECT drop_load_indexes('orders'); SELECT drop_load_indexes('barcodes');
+             SELECT begin_shadow_load('orders'); SELECT begin_shadow_load('barcodes');
              SELECT build_load_indexes('orders'); SELECT build_load_indexes('barcodes');
+             SELECT swap_in_shadow_load('orders'); SELECT swap_in_shadow_load('barcodes');
              COMMIT;",
         )
         .await
-        .expect("ingest maintains the load indexes");
+        .expect("ingest loads through shadow tables");
     assert_eq!(definitions().await, before);
     let error = ingest
-        .batch_execute("SELECT drop_load_indexes('ingestions')")
+        .batch_execute("SELECT begin_shadow_load('ingestions')")
         .await
-        .expect_err("only orders and barcodes have load indexes");
+        .expect_err("only orders and barcodes have shadow loads");
     let message = error.as_db_error().expect("a server error").message();
     assert!(message.contains("use orders or barcodes"), "{message}");
 }
@@ -225,16 +239,16 @@ async fn ingest_loads_first_bulk_and_later_files_as_its_own_role() {
             ingest_existing(key).await
         }
     };
-    // First loads into empty tables: indexes dropped, rows copied straight
-    // in, indexes rebuilt (through the owner's functions).
+    // First loads into empty tables: rows copied straight into a shadow
+    // without indexes, indexes built, the shadow swapped in (through the
+    // owner's functions).
     let first_orders = ingest("incoming/o1.csv", orders_file(1, 50)).await;
     assert_eq!(first_orders.status, IngestStatus::Loaded);
     assert_eq!(first_orders.counts.accepted, 50);
     let first_barcodes = ingest("incoming/b1.csv", barcodes_file(1, 50, 5)).await;
     assert_eq!(first_barcodes.counts.accepted, 55);
     // Bulk mode: each load more than doubles its table (over 10,000 rows),
-    // so it drops and rebuilds the indexes too: they come back as new
-    // relations.
+    // so it loads a shadow too: the indexes come back as new relations.
     let index_oids = || pipeline.scalar(INDEX_OIDS);
     let after_first_loads = index_oids().await;
     let bulk_orders = ingest("incoming/o2.csv", orders_file(1000, 12_000)).await;

@@ -1,8 +1,10 @@
-//! The API while a file loads: a request that would wait on the load's
-//! locks (a first load's or a bulk load's dropped indexes hold the table
-//! ACCESS EXCLUSIVE until commit; a merge holds the merge lock) gives up
-//! after the configured lock timeout and answers 503 with Retry-After;
-//! requests on the aggregates read through. Real loads, held open.
+//! The API while a file loads. Reads are served from the committed tables
+//! whatever the load does: a first load or a bulk load writes a shadow
+//! table and swaps it in at its commit (migrations/V6__shadow_loads.sql),
+//! so no reader waits on it. A sale waits on the merge lock the load holds,
+//! gives up after the configured lock timeout and answers 503 with
+//! Retry-After; requests on the aggregates read through. Real loads, held
+//! open.
 
 use std::time::Duration;
 
@@ -95,6 +97,11 @@ impl Api {
         );
     }
 
+    /// The body of a GET that must answer 200.
+    async fn json(&self, path: &str) -> serde_json::Value {
+        self.assert_status("GET", path, StatusCode::OK).await.json()
+    }
+
     async fn assert_status(&self, method: &str, path: &str, status: StatusCode) -> TestResponse {
         let response = self.call(method, path).await;
         assert_eq!(
@@ -138,29 +145,62 @@ async fn commit(session: Box<LoadSession>, kind: &'static str, counts: db::LoadC
         .unwrap();
 }
 
-/// Whether some session holds `table` ACCESS EXCLUSIVE.
-async fn exclusively_locked(pipeline: &TestPipeline, table: &str) -> bool {
-    pipeline
-        .scalar(&format!(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-             WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted
-               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ))
-        .await
-        > 0
+/// Waits until a load streams `table`'s rows in (its shadow, or the live
+/// table's when a load writes it in place): the load has taken whatever it
+/// takes on the table by then.
+async fn wait_for_copy_into(pipeline: &TestPipeline, table: &str) {
+    let copying = format!(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'active' AND query LIKE 'COPY {table} %'"
+    );
+    while pipeline.scalar(&copying).await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Shadow tables of loads that committed or rolled back: none is left.
+const SHADOWS_LEFT: &str =
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'pipeline_load'";
+
+/// A first orders load of `count` orders from 1 on, customers 10 and up,
+/// held open with its rows streamed in but not complete. Returns the task
+/// that finishes it once `Batch::Complete` is sent.
+async fn hold_first_orders_load(
+    pipeline: &TestPipeline,
+    count: u64,
+) -> (
+    mpsc::Sender<Batch<OrderRow>>,
+    tokio::task::JoinHandle<(Box<LoadSession>, Result<db::LoadCounts, db::DbError>)>,
+) {
+    let mut session = begin_load(pipeline, "incoming/first-orders.csv").await;
+    let (batches, incoming) = mpsc::channel(2);
+    let load = tokio::spawn(async move {
+        let counts = session.load_orders(incoming).await;
+        (session, counts)
+    });
+    let rows = (0..count)
+        .map(|i| {
+            Ok(OrderRow {
+                line: i + 2,
+                order_id: OrderId::from_trusted(1 + i as i64),
+                customer_id: CustomerId::from_trusted(10 + i as i64),
+            })
+        })
+        .collect();
+    batches.send(Batch::Rows(rows)).await.unwrap();
+    wait_for_copy_into(pipeline, "orders").await;
+    (batches, load)
 }
 
 #[tokio::test]
-async fn during_a_bulk_orders_load_requests_answer_503_with_retry_after_or_read_through() {
+async fn during_a_bulk_orders_load_reads_see_the_committed_orders_and_sales_answer_503() {
     let pipeline = TestPipeline::with_sample_data(3).await;
     let api = Api::new(&pipeline, SHORT_WAITS).await;
-    let before = api
-        .assert_status("GET", "/analytics/top-customers", StatusCode::OK)
-        .await
-        .json();
+    let before = api.json("/analytics/top-customers").await;
 
-    // More new orders than stored ones: bulk mode drops the orders
-    // indexes inside the load's transaction. Merged, not committed.
+    // More new orders than stored ones: bulk mode, indexes built once, in
+    // the load's transaction. Merged, not committed.
     let mut session = begin_load(&pipeline, "incoming/bulk-orders.csv").await;
     let rows = (0..10_001)
         .map(|i| {
@@ -175,28 +215,30 @@ async fn during_a_bulk_orders_load_requests_answer_503_with_retry_after_or_read_
     batches.send(Batch::Rows(rows)).await.unwrap();
     batches.send(Batch::Complete).await.unwrap();
     let counts = session.load_orders(incoming).await.unwrap();
-    assert!(exclusively_locked(&pipeline, "orders").await, "bulk mode");
 
-    for (method, path) in [
-        ("GET", "/orders/1"),
-        ("GET", "/orders?limit=2"),
-        ("GET", "/customers/10"),
-        ("GET", "/customers/10/orders"),
-        ("POST", "/orders"),
+    // Reads answer from the committed orders: the new ones are not there
+    // yet.
+    for path in [
+        "/orders/1",
+        "/orders?limit=2",
+        "/customers/10",
+        "/customers/10/orders",
     ] {
-        api.assert_busy(method, path).await;
+        api.assert_status("GET", path, StatusCode::OK).await;
     }
+    api.assert_status("GET", "/orders/1010000", StatusCode::NOT_FOUND)
+        .await;
+    // A sale waits on the merge lock the load holds.
+    api.assert_busy("POST", "/orders").await;
     // The aggregates are only row-locked by a load: read through, showing
     // what was committed before it.
-    let during = api
-        .assert_status("GET", "/analytics/top-customers", StatusCode::OK)
-        .await
-        .json();
+    let during = api.json("/analytics/top-customers").await;
     assert_eq!(during, before);
     api.assert_status("GET", "/analytics/summary", StatusCode::OK)
         .await;
 
     commit(session, "orders", counts).await;
+    assert_eq!(pipeline.scalar(SHADOWS_LEFT).await, 0);
     api.assert_status("GET", "/orders/1", StatusCode::OK).await;
     api.assert_status("GET", "/orders/1010000", StatusCode::OK)
         .await;
@@ -205,7 +247,7 @@ async fn during_a_bulk_orders_load_requests_answer_503_with_retry_after_or_read_
 }
 
 #[tokio::test]
-async fn during_a_first_barcodes_load_requests_answer_503_with_retry_after_or_read_through() {
+async fn during_a_first_barcodes_load_reads_see_the_committed_data_and_sales_answer_503() {
     let pipeline = TestPipeline::create().await;
     let orders = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -216,8 +258,8 @@ async fn during_a_first_barcodes_load_requests_answer_503_with_retry_after_or_re
     pipeline.ingest_key("incoming/orders.csv").await;
     let api = Api::new(&pipeline, SHORT_WAITS).await;
 
-    // A first barcodes load streams straight into the empty table, its
-    // indexes dropped: held open half-way through its rows.
+    // A first barcodes load streams into its shadow of the empty table:
+    // held open half-way through its rows.
     let mut session = begin_load(&pipeline, "incoming/barcodes.csv").await;
     let (batches, incoming) = mpsc::channel(2);
     let load = tokio::spawn(async move {
@@ -235,18 +277,16 @@ async fn during_a_first_barcodes_load_requests_answer_503_with_retry_after_or_re
         })
         .collect();
     batches.send(Batch::Rows(rows)).await.unwrap();
-    while !exclusively_locked(&pipeline, "barcodes").await {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_copy_into(&pipeline, "barcodes").await;
 
-    for (method, path) in [
-        ("GET", "/orders/1"),
-        ("GET", "/orders?limit=2"),
-        ("GET", "/analytics/unused-barcodes?limit=5"),
-        ("POST", "/orders"),
-    ] {
-        api.assert_busy(method, path).await;
-    }
+    // Reads answer from the committed (empty) barcodes.
+    let order = api.json("/orders/1").await;
+    assert_eq!(order["tickets"], 0);
+    api.assert_status("GET", "/orders?limit=2", StatusCode::OK)
+        .await;
+    let unused = api.json("/analytics/unused-barcodes?limit=5").await;
+    assert_eq!(unused["barcodes"], json!([]));
+    api.assert_busy("POST", "/orders").await;
     api.assert_status("GET", "/analytics/top-customers", StatusCode::OK)
         .await;
     api.assert_status("GET", "/analytics/unused-barcodes?limit=0", StatusCode::OK)
@@ -255,13 +295,88 @@ async fn during_a_first_barcodes_load_requests_answer_503_with_retry_after_or_re
     batches.send(Batch::Complete).await.unwrap();
     let (session, counts) = load.await.unwrap();
     commit(session, "barcodes", counts.unwrap()).await;
-    let order = api
-        .assert_status("GET", "/orders/1", StatusCode::OK)
-        .await
-        .json();
+    let order = api.json("/orders/1").await;
     assert_eq!(order["tickets"], 2);
+    let unused = api.json("/analytics/unused-barcodes?limit=5").await;
+    assert_eq!(unused["barcodes"].as_array().unwrap().len(), 3, "{unused}");
     api.assert_status("POST", "/orders", StatusCode::CREATED)
         .await;
+}
+
+/// The API's statements are prepared once per connection and cached; the
+/// swap replaces the table under them, and PostgreSQL plans them again by
+/// name: the same connections answer the new orders.
+#[tokio::test]
+async fn during_a_first_orders_load_reads_answer_404_then_the_new_orders_after_the_commit() {
+    let pipeline = TestPipeline::create().await;
+    let api = Api::new(&pipeline, SHORT_WAITS).await;
+    let reads = [
+        "/orders/1",
+        "/orders?limit=100",
+        "/customers/10/orders",
+        "/analytics/unused-barcodes?limit=100",
+    ];
+    // Every read prepared on the pooled connections before the load.
+    for path in reads {
+        api.call("GET", path).await;
+    }
+
+    let (batches, load) = hold_first_orders_load(&pipeline, 20).await;
+    for path in ["/orders/1", "/customers/10/orders"] {
+        api.assert_status("GET", path, StatusCode::NOT_FOUND).await;
+    }
+    let listed = api.json("/orders?limit=100").await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+    api.assert_status(
+        "GET",
+        "/analytics/unused-barcodes?limit=100",
+        StatusCode::OK,
+    )
+    .await;
+
+    batches.send(Batch::Complete).await.unwrap();
+    let (session, counts) = load.await.unwrap();
+    commit(session, "orders", counts.unwrap()).await;
+    assert_eq!(pipeline.scalar(SHADOWS_LEFT).await, 0);
+    let order = api.json("/orders/1").await;
+    assert_eq!(order["customer_id"], 10, "{order}");
+    let listed = api.json("/orders?limit=100").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 20, "{listed}");
+    api.assert_status("GET", "/customers/10/orders", StatusCode::OK)
+        .await;
+}
+
+/// A load that ends without its commit leaves no shadow and the live table
+/// as it was: the same relation, its indexes and privileges. (A killed
+/// load is `make chaos`'s kill-during-load: a backend in COPY FROM STDIN
+/// ends only when its client sends or closes.)
+#[tokio::test]
+async fn a_first_load_that_never_commits_leaves_the_live_table_as_it_was() {
+    let pipeline = TestPipeline::create().await;
+    let api = Api::new(&pipeline, SHORT_WAITS).await;
+    const LIVE_TABLE: &str = "SELECT ('public.orders'::regclass::oid::bigint
+        + (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'orders'))
+        * CASE WHEN has_table_privilege('order_pipeline_orders', 'public.orders', 'INSERT') THEN 1 ELSE -1 END";
+    let before = pipeline.scalar(LIVE_TABLE).await;
+
+    // Rolled back: the reader stopped before the input was complete.
+    let (batches, load) = hold_first_orders_load(&pipeline, 20).await;
+    drop(batches);
+    let (session, counts) = load.await.unwrap();
+    assert!(counts.is_err(), "an incomplete input stores nothing");
+    drop(session);
+    assert_eq!(pipeline.scalar(SHADOWS_LEFT).await, 0);
+    assert_eq!(pipeline.scalar(LIVE_TABLE).await, before);
+    assert_eq!(pipeline.scalar("SELECT count(*) FROM orders").await, 0);
+    api.assert_status("GET", "/orders/1", StatusCode::NOT_FOUND)
+        .await;
+    // The next first load finds nothing in its way.
+    pipeline
+        .bucket
+        .put("incoming/orders.csv", "order_id,customer_id\n1,10\n")
+        .await;
+    pipeline.ingest_key("incoming/orders.csv").await;
+    assert_eq!(api.json("/orders/1").await["customer_id"], 10);
 }
 
 #[tokio::test]
