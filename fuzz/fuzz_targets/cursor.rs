@@ -31,22 +31,31 @@ fuzz_target!(|data: &[u8]| {
                 assert!(error.detail.starts_with("cursor:"), "{}", error.detail);
             }
         }
+        // A cursor made from a key leads back to that key, or is a 400 when
+        // the text is no key of the listing's declared format.
+        if !text.is_empty() {
+            match decode(listing, Some(&encode(listing, &text))) {
+                Ok(key) => assert_eq!(key.as_deref(), Some(&*text)),
+                Err(error) => assert!(error.detail.starts_with("cursor:"), "{}", error.detail),
+            }
+        }
+        // Integer ids are the keys of two listings; the unused listing's
+        // keys are barcodes, which decode_id is not for.
+        if listing == Listing::UnusedBarcodes {
+            continue;
+        }
         match decode_id(listing, Some(&text)) {
             Ok(Some(id)) => {
-                let key = decode(listing, Some(&text)).unwrap().unwrap();
-                assert_eq!(key.parse::<i64>(), Ok(id));
+                // Keys past the largest id count as the largest.
+                let key: u64 = decode(listing, Some(&text))
+                    .unwrap()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(id, i64::try_from(key).unwrap_or(i64::MAX));
             }
             Ok(None) => assert!(text.is_empty()),
             Err(error) => assert!(error.detail.starts_with("cursor:"), "{}", error.detail),
-        }
-        // Whatever a page ends on, its cursor leads back to it.
-        if !text.is_empty() {
-            assert_eq!(
-                decode(listing, Some(&encode(listing, &text)))
-                    .unwrap()
-                    .as_deref(),
-                Some(&*text)
-            );
         }
     }
     assert!(owners <= 1, "a cursor valid for {owners} listings");
