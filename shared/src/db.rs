@@ -585,7 +585,7 @@ impl PgStore {
         let row = tx
             .client()
             .query_one(
-                "SELECT s.output_version, p.data_version
+                "SELECT s.output_version, p.data_version, p.etag
                  FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
                 &[&destination],
             )
@@ -595,6 +595,7 @@ impl PgStore {
             destination: destination.to_owned(),
             data_version: row.get(0),
             published_version: row.get(1),
+            published_etag: row.get(2),
         })
     }
 }
@@ -1576,13 +1577,25 @@ pub struct PublishSession {
     pub data_version: i64,
     /// None when nothing was ever published there.
     pub published_version: Option<i64>,
+    /// The ETag the file was given (None when unknown).
+    published_etag: Option<String>,
 }
 
 impl PublishSession {
-    /// True when the published file already shows the current data.
+    /// True when the last publish there showed the current data.
     pub fn is_current(&self) -> bool {
         self.published_version
             .is_some_and(|v| v >= self.data_version)
+    }
+
+    /// True when `etag_now`, the ETag of the object there now, is the file
+    /// the last publish wrote: it was neither deleted nor replaced.
+    pub fn is_intact(&self, etag_now: Option<&str>) -> bool {
+        match (etag_now, self.published_etag.as_deref()) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(now), Some(published)) => now == published,
+        }
     }
 
     /// Streams every order that has barcodes, in order_id order, to `sink`
@@ -1595,15 +1608,17 @@ impl PublishSession {
         stream_processed_orders(self.tx.client(), sink).await
     }
 
-    /// Records that the file now shows `data_version`, and releases the lock.
-    pub async fn finish(self) -> Result<(), DbError> {
+    /// Records that the file, now with `etag`, shows `data_version`, and
+    /// releases the lock.
+    pub async fn finish(self, etag: Option<&str>) -> Result<(), DbError> {
         self.tx
             .client()
             .execute(
-                "INSERT INTO published_outputs (destination, data_version) VALUES ($1, $2)
+                "INSERT INTO published_outputs (destination, data_version, etag) VALUES ($1, $2, $3)
                  ON CONFLICT (destination) DO UPDATE
-                     SET data_version = GREATEST(published_outputs.data_version, EXCLUDED.data_version)",
-                &[&self.destination, &self.data_version],
+                     SET data_version = GREATEST(published_outputs.data_version, EXCLUDED.data_version),
+                         etag = EXCLUDED.etag",
+                &[&self.destination, &self.data_version, &etag],
             )
             .await?;
         self.tx.end("COMMIT").await

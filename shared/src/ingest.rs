@@ -470,7 +470,7 @@ impl<S: ObjectStore> Ingestor<S> {
     }
 
     /// Regenerates `processed/processed_orders.csv` from the database when it
-    /// is behind the data. Streams through a temporary file, so memory stays
+    /// is behind the data, or was deleted or replaced since it was published. Streams through a temporary file, so memory stays
     /// flat; large files are uploaded in parts. Returns the orders written,
     /// or `None` when the published file was already current.
     pub async fn publish_processed_orders(&self, bucket: &str) -> Result<Option<u64>, IngestError> {
@@ -487,7 +487,16 @@ impl<S: ObjectStore> Ingestor<S> {
         let output = |e| IngestError::output("processed_orders.csv", e);
         let publish = self.db.begin_publish(bucket).await?;
         if publish.is_current() {
-            return Ok(None);
+            let etag_now = self.store.etag(bucket, PROCESSED_ORDERS_KEY).await?;
+            if publish.is_intact(etag_now.as_deref()) {
+                return Ok(None);
+            }
+            tracing::warn!(
+                bucket,
+                key = PROCESSED_ORDERS_KEY,
+                found = etag_now.as_deref(),
+                "the published file is missing or was replaced outside the pipeline; rewriting it"
+            );
         }
         let (file, written) = match prepared {
             Some(prepared) if prepared.committed.output_version == publish.data_version => {
@@ -501,7 +510,8 @@ impl<S: ObjectStore> Ingestor<S> {
                 export.finish().map_err(output)?
             }
         };
-        self.store
+        let etag = self
+            .store
             .put_file(
                 bucket,
                 PROCESSED_ORDERS_KEY,
@@ -509,7 +519,7 @@ impl<S: ObjectStore> Ingestor<S> {
                 "text/csv; charset=utf-8",
             )
             .await?;
-        publish.finish().await?;
+        publish.finish(etag.as_deref()).await?;
         Ok(Some(written))
     }
 }

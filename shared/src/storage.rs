@@ -99,14 +99,18 @@ pub trait ObjectStore: Send + Sync {
     /// version id when it has one, else the content with its ETag; the
     /// latest content only when it names neither.
     async fn open(&self, object: &ObjectRef) -> Result<OpenedObject, StorageError>;
-    /// Uploads a local file (in parts when large), so big outputs never sit in memory.
+    /// Uploads a local file (in parts when large), so big outputs never sit
+    /// in memory. Returns the new object's ETag when the store reports one.
     async fn put_file(
         &self,
         bucket: &str,
         key: &str,
         path: &std::path::Path,
         content_type: &str,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Option<String>, StorageError>;
+    /// The ETag of the object at `key` now, or `None` when there is none:
+    /// how a publisher sees that its output was deleted or replaced.
+    async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError>;
     /// Writes a whole object.
     async fn put(
         &self,
@@ -173,7 +177,7 @@ impl S3Store {
         key: &str,
         path: &std::path::Path,
         upload_id: &str,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         use tokio::io::AsyncReadExt;
         let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
@@ -234,7 +238,8 @@ impl S3Store {
         }
         // Parts finish in any order; S3 wants them listed in order.
         parts.sort_by_key(|part| part.part_number());
-        self.client
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -247,8 +252,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|err| storage_error(bucket, key, &err, false))?;
-        Ok(())
+        Ok(bare_etag(completed.e_tag()))
     }
+}
+
+/// An ETag without the quotes S3 puts around it.
+fn bare_etag(etag: Option<&str>) -> Option<String> {
+    etag.map(|t| t.trim_matches('"').to_owned())
 }
 
 impl ObjectStore for S3Store {
@@ -274,10 +284,7 @@ impl ObjectStore for S3Store {
             error
         })?;
         Ok(OpenedObject {
-            etag: output
-                .e_tag
-                .as_deref()
-                .map(|t| t.trim_matches('"').to_owned()),
+            etag: bare_etag(output.e_tag.as_deref()),
             version_id: output.version_id.clone().filter(|v| v != "null"),
             size: output.content_length,
             reader: Box::pin(output.body.into_async_read()),
@@ -290,14 +297,15 @@ impl ObjectStore for S3Store {
         key: &str,
         path: &std::path::Path,
         content_type: &str,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
         let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
         if size < self.multipart_threshold {
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| StorageError::local_file(bucket, key, path, e))?;
-            self.client
+            let put = self
+                .client
                 .put_object()
                 .bucket(bucket)
                 .key(key)
@@ -306,7 +314,7 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map_err(|err| storage_error(bucket, key, &err, false))?;
-            return Ok(());
+            return Ok(bare_etag(put.e_tag()));
         }
         let upload = self
             .client
@@ -350,5 +358,20 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|err| storage_error(bucket, key, &err, false))?;
         Ok(())
+    }
+
+    async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(bare_etag(head.e_tag())),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(storage_error(bucket, key, &err, false)),
+        }
     }
 }

@@ -652,9 +652,17 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore
         key: &str,
         path: &std::path::Path,
         content_type: &str,
-    ) -> Result<(), crate::storage::StorageError> {
+    ) -> Result<Option<String>, crate::storage::StorageError> {
         self.write_allowed(bucket, key)?;
         self.inner.put_file(bucket, key, path, content_type).await
+    }
+
+    async fn etag(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<String>, crate::storage::StorageError> {
+        self.inner.etag(bucket, key).await
     }
 
     async fn put(

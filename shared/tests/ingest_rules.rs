@@ -627,3 +627,54 @@ async fn a_first_barcodes_load_publishes_what_a_regeneration_writes() {
     );
     assert_eq!(f.processed().await, published);
 }
+
+/// The database remembers which data the bucket's processed_orders.csv
+/// shows, but the bucket can lose or change the file behind its back: it is
+/// deleted by hand, overwritten, or the bucket is new (a LocalStack restart
+/// under `make up` keeps PostgreSQL but not the bucket). The next delivery
+/// must restore it even when its file changes nothing.
+#[tokio::test]
+async fn a_processed_file_deleted_or_replaced_behind_the_pipelines_back_is_restored() {
+    let f = TestPipeline::create().await;
+    f.ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n")
+        .await;
+    let report = f
+        .ingest("incoming/b.csv", "barcode,order_id\nB1,1\nB2,2\nB3,1\n")
+        .await;
+    assert_eq!(report.processed_orders_written, Some(2));
+    let published = f.processed().await;
+
+    f.bucket
+        .client
+        .delete_object()
+        .bucket(&f.bucket.name)
+        .key(PROCESSED_ORDERS_KEY)
+        .send()
+        .await
+        .unwrap();
+    let again = f
+        .ingest("incoming/b2.csv", "barcode,order_id\nB1,1\n")
+        .await;
+    assert_eq!(again.counts.duplicates, 1, "the file changes nothing");
+    assert_eq!(
+        again.processed_orders_written,
+        Some(2),
+        "deleted: rewritten"
+    );
+    assert_eq!(f.processed().await, published);
+
+    f.bucket.put(PROCESSED_ORDERS_KEY, "edited by hand\n").await;
+    let redelivered = f.ingest_existing("incoming/b2.csv").await;
+    assert_eq!(
+        redelivered.processed_orders_written,
+        Some(2),
+        "replaced: rewritten"
+    );
+    assert_eq!(f.processed().await, published);
+
+    let untouched = f.ingest_existing("incoming/b2.csv").await;
+    assert_eq!(
+        untouched.processed_orders_written, None,
+        "intact: left alone"
+    );
+}

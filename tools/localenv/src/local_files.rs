@@ -74,18 +74,12 @@ impl ObjectStore for LocalFiles {
             .metadata()
             .await
             .map_err(|e| StorageError::new(bucket, key, e, false))?;
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
         if let Some(bar) = &self.progress {
             bar.set_length(meta.len());
             bar.set_position(0);
         }
         Ok(OpenedObject {
-            // A local file's version: its size and modification time.
-            etag: Some(format!("local-{}-{modified}", meta.len())),
+            etag: Some(local_etag(&meta)),
             version_id: None,
             size: Some(meta.len() as i64),
             reader: Box::pin(Progress {
@@ -101,12 +95,20 @@ impl ObjectStore for LocalFiles {
         key: &str,
         path: &Path,
         _content_type: &str,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         let target = self.prepare_output(bucket, key).await?;
         tokio::fs::copy(path, &target).await.map_err(|e| {
             StorageError::new(bucket, key, format!("{}: {e}", target.display()), false)
         })?;
-        Ok(())
+        self.etag(bucket, key).await
+    }
+
+    async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
+        match tokio::fs::metadata(self.output_path(key)).await {
+            Ok(meta) => Ok(Some(local_etag(&meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::new(bucket, key, e, false)),
+        }
     }
 
     async fn put(
@@ -121,6 +123,16 @@ impl ObjectStore for LocalFiles {
             StorageError::new(bucket, key, format!("{}: {e}", target.display()), false)
         })
     }
+}
+
+/// A local file's version: its size and modification time.
+fn local_etag(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("local-{}-{modified}", meta.len())
 }
 
 /// Counts bytes read into a progress bar.

@@ -273,11 +273,20 @@ async fn wait_for_processed(
                 return Ok(());
             }
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "timed out after {} s with {depth} message(s) still queued; see .local/logs/",
-            timeout.as_secs()
-        );
+        if Instant::now() >= deadline {
+            let waiting_for = if depth == 0 {
+                format!(
+                    "the queue is drained but s3://{}/{PROCESSED_ORDERS_KEY} has not appeared",
+                    names.bucket
+                )
+            } else {
+                format!("{depth} message(s) still queued")
+            };
+            anyhow::bail!(
+                "timed out after {} s: {waiting_for}; the ingest function logs to .local/logs/watch.log",
+                timeout.as_secs()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
