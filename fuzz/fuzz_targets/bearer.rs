@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use libfuzzer_sys::fuzz_target;
-use order_pipeline::http::auth::{Authenticator, Authorized, OrdersRead, Scope, CLOCK_LEEWAY};
+use pipeline_api::http::auth::{Authenticator, Authorized, OrdersRead, Scope, CLOCK_LEEWAY};
 use serde_json::Value;
 
 const SECRET: &[u8] = b"fuzz-secret-fuzz-secret-fuzz-secret-0123";

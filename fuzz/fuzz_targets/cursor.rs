@@ -6,7 +6,7 @@
 
 use axum::http::StatusCode;
 use libfuzzer_sys::fuzz_target;
-use order_pipeline::http::cursor::{decode, decode_id, encode, Listing};
+use pipeline_api::http::cursor::{decode, decode_id, encode, Listing};
 
 const LISTINGS: [Listing; 3] = [
     Listing::Orders,

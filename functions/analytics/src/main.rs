@@ -2,12 +2,12 @@
 //! function URLs; or a local server with LOCAL_HTTP_ADDR): an axum router
 //! served by `lambda_http`.
 
-use analytics::AnalyticsState;
+use pipeline_api::analytics::AnalyticsState;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     // Configuration, the pool and the S3 client: once per cold start.
     let state = AnalyticsState::from_env().await?;
-    order_pipeline::http::serve::run(analytics::router(state)).await
+    pipeline_api::http::serve::run(pipeline_api::analytics::router(state)).await
 }

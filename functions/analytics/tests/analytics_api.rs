@@ -1,15 +1,15 @@
 //! The analytics routes against PostgreSQL holding the sample data, loaded
 //! through the real ingest path (LocalStack S3 -> ingest -> PostgreSQL).
 
-use analytics::AnalyticsState;
+use pipeline_api::analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use order_pipeline::testing::{get, send, test_authenticator, test_token, TestPipeline};
+use pipeline_test_support::{get, send, test_authenticator, test_token, TestPipeline};
 use serde_json::{json, Value};
 
 fn router(pipeline: &TestPipeline) -> Router {
-    analytics::router(AnalyticsState::new(
+    pipeline_api::analytics::router(AnalyticsState::new(
         pipeline.db.store(),
         test_authenticator(),
         pipeline.bucket.client.clone(),
@@ -316,16 +316,16 @@ async fn the_analytics_routes_work_as_the_analytics_role() {
     use order_pipeline::roles::DatabaseRole;
     let pipeline = TestPipeline::with_sample_data(3).await;
     let sales =
-        order_pipeline::api_store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
+        pipeline_api::store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
     let sold = sales
         .sell(13, 1, None)
         .await
         .expect("a sale as the orders role");
     let order_id = match sold {
-        order_pipeline::api_store::SaleOutcome::Sold(order) => order.order_id,
+        pipeline_api::store::SaleOutcome::Sold(order) => order.order_id,
         other => panic!("not sold: {other:?}"),
     };
-    let app = analytics::router(AnalyticsState::new(
+    let app = pipeline_api::analytics::router(AnalyticsState::new(
         pipeline.db.store_as(DatabaseRole::Analytics).await,
         test_authenticator(),
         pipeline.bucket.client.clone(),

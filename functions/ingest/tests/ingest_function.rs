@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ingest::budget::{Clock, TimeBudget};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::testing::{LogCapture, TestPipeline};
+use pipeline_test_support::{LogCapture, TestPipeline};
 use serde_json::{json, Value};
 
 const ORDERS: &str = "order_id,customer_id\n1,10\n2,11\n3,10\n4,12\n";

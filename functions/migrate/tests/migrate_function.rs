@@ -4,7 +4,7 @@ use migrate::FunctionUser;
 use order_pipeline::config::DatabaseSettings;
 use order_pipeline::database_secret::Login;
 use order_pipeline::roles::DatabaseRole;
-use order_pipeline::testing::{unique_name, TestDatabase};
+use pipeline_test_support::{unique_name, TestDatabase};
 
 fn settings(db: &TestDatabase, pool_size: usize) -> DatabaseSettings {
     DatabaseSettings {

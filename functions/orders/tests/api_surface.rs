@@ -4,16 +4,16 @@
 
 use std::collections::BTreeSet;
 
-use analytics::AnalyticsState;
+use pipeline_api::analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use order_pipeline::http::auth::{issue_hs256, issue_hs256_claims, Claims};
-use order_pipeline::http::serve::normalize_path;
-use order_pipeline::testing::{
+use pipeline_api::http::auth::{issue_hs256, issue_hs256_claims, Claims};
+use pipeline_api::http::serve::normalize_path;
+use pipeline_test_support::{
     send, test_authenticator, test_token, test_token_all, TestPipeline, TEST_JWT_SECRET,
 };
-use orders::OrdersState;
+use pipeline_api::orders::OrdersState;
 use serde_json::{json, Value};
 
 struct Api {
@@ -24,8 +24,8 @@ struct Api {
 impl Api {
     fn new(pipeline: &TestPipeline) -> Self {
         Self {
-            orders: orders::router(OrdersState::new(pipeline.db.store(), test_authenticator())),
-            analytics: analytics::router(AnalyticsState::new(
+            orders: pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator())),
+            analytics: pipeline_api::analytics::router(AnalyticsState::new(
                 pipeline.db.store(),
                 test_authenticator(),
                 pipeline.bucket.client.clone(),
@@ -194,7 +194,7 @@ async fn the_auth_matrix_holds_on_every_route() {
 
 #[tokio::test]
 async fn tokens_with_issuer_and_audience_are_checked_when_configured() {
-    use order_pipeline::http::auth::Authenticator;
+    use pipeline_api::http::auth::Authenticator;
     let auth = Authenticator::hs256(
         TEST_JWT_SECRET.as_bytes(),
         Some("https://issuer.example"),
@@ -237,7 +237,7 @@ fn fixture(name: &str) -> lambda_http::Request {
         .unwrap_or_else(|e| panic!("{name} is not a Lambda HTTP event: {e}"))
 }
 
-async fn through_lambda(router: &Router, name: &str) -> order_pipeline::testing::TestResponse {
+async fn through_lambda(router: &Router, name: &str) -> pipeline_test_support::TestResponse {
     let request = normalize_path(fixture(name)).map(|body| Body::from(body.to_vec()));
     send(router, request).await
 }
@@ -529,10 +529,10 @@ async fn routers_over(database_url: &str) -> [Router; 2] {
     let store =
         || order_pipeline::db::PgStore::new(order_pipeline::db::connect_pool(&settings).unwrap());
     let s3 =
-        order_pipeline::storage::s3_client(&order_pipeline::testing::localstack_config().await);
+        order_pipeline::storage::s3_client(&pipeline_test_support::localstack_config().await);
     [
-        orders::router(OrdersState::new(store(), test_authenticator())),
-        analytics::router(AnalyticsState::new(
+        pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),
+        pipeline_api::analytics::router(AnalyticsState::new(
             store(),
             test_authenticator(),
             s3,
@@ -543,7 +543,7 @@ async fn routers_over(database_url: &str) -> [Router; 2] {
 
 #[tokio::test]
 async fn health_says_unavailable_and_nothing_more_when_the_database_refuses() {
-    let logs = order_pipeline::testing::LogCapture::default();
+    let logs = pipeline_test_support::LogCapture::default();
     let _capture = logs.install("info");
     // A role the server does not know (its error names it) and a port
     // nothing listens on.

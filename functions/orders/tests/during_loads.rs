@@ -8,18 +8,18 @@
 
 use std::time::Duration;
 
-use analytics::AnalyticsState;
+use pipeline_api::analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use order_pipeline::config::{DatabaseSettings, SessionLimits};
 use order_pipeline::db::{self, Batch, Claim, LedgerEntry, LoadSession, ObjectVersion, PgStore};
 use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
-use order_pipeline::http::problem::{BUSY_PROBLEM_TYPE, BUSY_RETRY_AFTER};
-use order_pipeline::testing::{
+use pipeline_api::http::problem::{BUSY_PROBLEM_TYPE, BUSY_RETRY_AFTER};
+use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline, TestResponse,
 };
-use orders::OrdersState;
+use pipeline_api::orders::OrdersState;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -39,8 +39,8 @@ impl Api {
         };
         let store = || PgStore::new(db::connect_api_pool(&settings, &limits).unwrap());
         Self {
-            orders: orders::router(OrdersState::new(store(), test_authenticator())),
-            analytics: analytics::router(AnalyticsState::new(
+            orders: pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),
+            analytics: pipeline_api::analytics::router(AnalyticsState::new(
                 store(),
                 test_authenticator(),
                 pipeline.bucket.client.clone(),

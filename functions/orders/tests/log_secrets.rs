@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use order_pipeline::testing::{test_authenticator, test_token_all, LogCapture, TestPipeline};
-use orders::OrdersState;
+use pipeline_test_support::{test_authenticator, test_token_all, LogCapture, TestPipeline};
+use pipeline_api::orders::OrdersState;
 use tokio::sync::mpsc;
 
 /// Hands out one invocation, then keeps every later poll waiting; sends
@@ -107,11 +107,11 @@ async fn a_trace_log_of_an_authenticated_sale_shows_no_token_and_no_query_parame
 
     let logs = LogCapture::default();
     let capture = logs.install("trace");
-    let router = orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()));
+    let router = pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()));
     // The production entry point: the Lambda runtime loop around the
     // router, stopped once it has answered.
     let (outcome, body) = tokio::select! {
-        ended = order_pipeline::http::serve::run(router) => {
+        ended = pipeline_api::http::serve::run(router) => {
             panic!("the runtime loop ended: {ended:?}")
         }
         answer = tokio::time::timeout(std::time::Duration::from_secs(60), answered.recv()) => answer

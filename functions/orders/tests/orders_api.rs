@@ -6,14 +6,14 @@ use std::collections::{BTreeSet, HashSet};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use order_pipeline::testing::{
+use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token, test_token_all, TestPipeline,
 };
-use orders::OrdersState;
+use pipeline_api::orders::OrdersState;
 use serde_json::{json, Value};
 
 fn router(pipeline: &TestPipeline) -> Router {
-    orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()))
+    pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()))
 }
 
 #[tokio::test]
@@ -590,8 +590,8 @@ async fn bad_requests_get_problems_never_a_500() {
 
 #[tokio::test]
 async fn idempotency_keys_belong_to_the_token_subject() {
-    use order_pipeline::http::auth::issue_hs256;
-    use order_pipeline::testing::TEST_JWT_SECRET;
+    use pipeline_api::http::auth::issue_hs256;
+    use pipeline_test_support::TEST_JWT_SECRET;
     let pipeline = TestPipeline::with_sample_data(10).await;
     let app = router(&pipeline);
     let as_subject = |sub: &str| {
@@ -772,7 +772,7 @@ async fn the_orders_routes_work_as_the_orders_role() {
         .db
         .store_as(order_pipeline::roles::DatabaseRole::Orders)
         .await;
-    let app = orders::router(OrdersState::new(store, test_authenticator()));
+    let app = pipeline_api::orders::router(OrdersState::new(store, test_authenticator()));
     let token = test_token_all();
     let sell = |tickets: i64, key: &'static str| {
         post_json(

@@ -3,10 +3,10 @@
 //! as each function is at its cold start (DATABASE_URL, JWT_SECRET, BUCKET,
 //! AWS_ENDPOINT_URL, ...).
 
-use analytics::AnalyticsState;
+use pipeline_api::analytics::AnalyticsState;
 use apiserve::{gateway, RouterMap};
 use clap::Parser;
-use orders::OrdersState;
+use pipeline_api::orders::OrdersState;
 
 #[derive(Parser)]
 #[command(about = "Serve the whole HTTP API under one base URL, as `cargo lambda watch` does")]
@@ -20,8 +20,8 @@ struct Args {
 async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     let args = Args::parse();
-    let orders = orders::router(OrdersState::from_env().await?);
-    let analytics = analytics::router(AnalyticsState::from_env().await?);
+    let orders = pipeline_api::orders::router(OrdersState::from_env().await?);
+    let analytics = pipeline_api::analytics::router(AnalyticsState::from_env().await?);
     let router = gateway(RouterMap::of_workspace(), orders, analytics);
-    order_pipeline::http::serve::serve_local(router, &args.addr).await
+    pipeline_api::http::serve::serve_local(router, &args.addr).await
 }

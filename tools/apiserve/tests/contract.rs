@@ -6,22 +6,22 @@
 //! real operations. Checked through the one base URL (the gateway) a user
 //! reaches, over data loaded by the real ingest path.
 
-use analytics::AnalyticsState;
+use pipeline_api::analytics::AnalyticsState;
 use apiserve::{gateway, RouterMap};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use order_pipeline::testing::{
+use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline, TestResponse,
 };
-use orders::OrdersState;
+use pipeline_api::orders::OrdersState;
 use serde_json::{json, Value};
 
 fn api(pipeline: &TestPipeline) -> Router {
     gateway(
         RouterMap::of_workspace(),
-        orders::router(OrdersState::new(pipeline.db.store(), test_authenticator())),
-        analytics::router(AnalyticsState::new(
+        pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator())),
+        pipeline_api::analytics::router(AnalyticsState::new(
             pipeline.db.store(),
             test_authenticator(),
             pipeline.bucket.client.clone(),
@@ -318,7 +318,7 @@ async fn the_ingestion_status_filter_is_an_enum_of_what_the_server_accepts() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(values, order_pipeline::api_store::INGESTION_STATUSES);
+    assert_eq!(values, pipeline_api::store::INGESTION_STATUSES);
     for value in &values {
         let response = call(&api, "GET", &format!("/ingestions?status={value}")).await;
         assert_eq!(response.status, StatusCode::OK, "{value}");
@@ -539,7 +539,7 @@ async fn the_sale_body_and_idempotency_key_declare_the_limits_the_server_enforce
     assert!(
         body["description"]
             .as_str()
-            .is_some_and(|d| d.contains(&order_pipeline::http::problem::MAX_BODY_BYTES.to_string())),
+            .is_some_and(|d| d.contains(&pipeline_api::http::problem::MAX_BODY_BYTES.to_string())),
         "the body limit is declared: {body}"
     );
     let schema = resolve(&doc, &body["content"]["application/json"]["schema"]);

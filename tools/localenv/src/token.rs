@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use order_pipeline::http::auth::{issue_hs256, ALL_SCOPES};
+use pipeline_api::http::auth::{issue_hs256, ALL_SCOPES};
 
 /// Reads the JWT settings from `env_file` (KEY=VALUE lines) and signs an
 /// HS256 token with `scopes` (default: all) valid for `hours`.
@@ -44,7 +44,7 @@ pub fn issue(env_file: &Path, scopes: Option<&str>, hours: u64) -> Result<String
 
 #[cfg(test)]
 mod tests {
-    use order_pipeline::http::auth::Authenticator;
+    use pipeline_api::http::auth::Authenticator;
 
     #[test]
     fn the_token_verifies_with_the_functions_secret_and_has_every_scope() {

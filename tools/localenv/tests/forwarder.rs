@@ -11,7 +11,7 @@ use aws_sdk_sqs::error::BoxError;
 use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchInput;
 use aws_sdk_sqs::types::QueueAttributeName;
 use localenv::forwarder::{self, Invoke, PollOutcome, Source};
-use order_pipeline::testing::{block_on_cleanup, localstack_config};
+use pipeline_test_support::{block_on_cleanup, localstack_config};
 use serde_json::{json, Value};
 
 /// A queue of this test's own, deleted at the end. Its visibility timeout is

@@ -15,7 +15,7 @@ use localenv::upload::{upload_file, Uploaded};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::storage::S3Store;
-use order_pipeline::testing::{block_on_cleanup, localstack_config, TestBucket, TestDatabase};
+use pipeline_test_support::{block_on_cleanup, localstack_config, TestBucket, TestDatabase};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -167,14 +167,14 @@ async fn a_file_dropped_into_the_bucket_reaches_postgres_the_bucket_and_the_api(
         0
     );
 
-    let state = analytics::AnalyticsState::new(
+    let state = pipeline_api::analytics::AnalyticsState::new(
         db.store(),
-        order_pipeline::testing::test_authenticator(),
+        pipeline_test_support::test_authenticator(),
         world.bucket.client.clone(),
         world.bucket.name.clone(),
     );
-    let token = order_pipeline::testing::test_token("analytics:read");
-    let response = analytics::router(state)
+    let token = pipeline_test_support::test_token("analytics:read");
+    let response = pipeline_api::analytics::router(state)
         .oneshot(
             Request::get("/analytics/top-customers?limit=3")
                 .header("authorization", format!("Bearer {token}"))

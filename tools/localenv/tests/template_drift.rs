@@ -11,7 +11,7 @@ use infracheck::template::{get_att_target, ref_target, sub_template, Template};
 use localenv::forwarder;
 use localenv::resources::{self, QueueSettings, ResourceNames};
 use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
-use order_pipeline::testing::{localstack_config, TestBucket};
+use pipeline_test_support::{localstack_config, TestBucket};
 use serde_json::Value;
 
 fn template() -> Template {

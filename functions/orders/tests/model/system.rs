@@ -11,7 +11,7 @@ use axum::Router;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestReport, IngestStatus};
 use order_pipeline::storage::ObjectRef;
-use order_pipeline::testing::{
+use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline,
 };
 use serde_json::{json, Value};
@@ -61,13 +61,13 @@ impl System {
             LoadPath::Bulk => store.with_bulk_load_min_rows(0),
         })
         .await;
-        let analytics = analytics::router(analytics::AnalyticsState::new(
+        let analytics = pipeline_api::analytics::router(pipeline_api::analytics::AnalyticsState::new(
             pipeline.db.store(),
             test_authenticator(),
             pipeline.bucket.client.clone(),
             pipeline.bucket.name.clone(),
         ));
-        let orders = orders::router(orders::OrdersState::new(
+        let orders = pipeline_api::orders::router(pipeline_api::orders::OrdersState::new(
             pipeline.db.store(),
             test_authenticator(),
         ));

@@ -10,7 +10,7 @@ use order_pipeline::db::{Claim, ObjectVersion, PgStore, PUBLISH_LOCK};
 use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
 use order_pipeline::s3_events::{self, Decision};
 use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
-use order_pipeline::testing::{FaultyStore, TestBucket, TestDatabase, TestPipeline};
+use pipeline_test_support::{FaultyStore, TestBucket, TestDatabase, TestPipeline};
 
 /// The object a bucket notification for `key` names (as last put).
 fn notified(bucket: &TestBucket, key: &str) -> ObjectRef {
@@ -283,7 +283,7 @@ async fn a_sale_cancelled_while_it_waits_for_a_load_leaves_no_transaction_behind
         connect_timeout: Duration::from_secs(10),
     })
     .unwrap();
-    let api = order_pipeline::api_store::ApiStore::new(pool.clone());
+    let api = pipeline_api::store::ApiStore::new(pool.clone());
     // A load merging holds the merge lock; the sale waits for it and its
     // client gives up.
     let (load, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{GenericClient, Pool};
 
-use crate::db::transaction::Transaction;
+use order_pipeline::db::transaction::Transaction;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
 
-use crate::db::{DbError, MERGE_LOCK};
+use order_pipeline::db::{DbError, MERGE_LOCK};
 
 /// `timestamptz` as RFC 3339 UTC text, so no date crate is needed.
 macro_rules! ts {
@@ -286,7 +286,7 @@ impl ApiStore {
     pub async fn top_customers(
         &self,
         limit: i64,
-    ) -> Result<(i64, Vec<crate::domain::CustomerTickets>), DbError> {
+    ) -> Result<(i64, Vec<order_pipeline::domain::CustomerTickets>), DbError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
@@ -301,8 +301,8 @@ impl ApiStore {
         let top = rows
             .iter()
             .filter_map(|row| {
-                Some(crate::domain::CustomerTickets {
-                    customer_id: crate::domain::CustomerId::from_trusted(
+                Some(order_pipeline::domain::CustomerTickets {
+                    customer_id: order_pipeline::domain::CustomerId::from_trusted(
                         row.get::<_, Option<i64>>(1)?,
                     ),
                     tickets: row.get(2),

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use order_pipeline::testing::TestPipeline;
+use pipeline_test_support::TestPipeline;
 
 /// Bytes of text after the unterminated quote: 50 times the record limit.
 const FLOOD_BYTES: usize = 50 * 1024 * 1024;

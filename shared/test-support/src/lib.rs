@@ -1,15 +1,15 @@
-//! Test support (feature `testing`): a fresh database per test, and SDK
+//! Test support for the workspace's tests (a dev-dependency only): a fresh database per test, and SDK
 //! configuration for the local LocalStack. `make test` starts both servers;
 //! run tests through it, or export the URLs below yourself.
 
 use deadpool_postgres::Pool;
 use tokio_postgres::NoTls;
 
-use crate::config::DatabaseSettings;
-use crate::db::{self, PgStore};
-use crate::ingest::{IngestReport, Ingestor};
-use crate::roles::{self, DatabaseRole};
-use crate::storage::{ObjectRef, S3Store};
+use order_pipeline::config::DatabaseSettings;
+use order_pipeline::db::{self, PgStore};
+use order_pipeline::ingest::{IngestReport, Ingestor};
+use order_pipeline::roles::{self, DatabaseRole};
+use order_pipeline::storage::{ObjectRef, S3Store};
 
 /// A maintenance database URL on the private test cluster `make test` starts.
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
@@ -285,7 +285,7 @@ impl TestBucket {
     /// A bucket without versioning: a new upload replaces the old content.
     pub async fn create_unversioned() -> Self {
         let config = localstack_config().await;
-        let client = crate::storage::s3_client(&config);
+        let client = order_pipeline::storage::s3_client(&config);
         let name = unique_name("test");
         client
             .create_bucket()
@@ -381,7 +381,7 @@ impl Drop for TestBucket {
         let bucket = self.name.clone();
         block_on_cleanup(async move {
             // A fresh client: the test's one belongs to the runtime this drop blocks.
-            let client = crate::storage::s3_client(&localstack_config().await);
+            let client = order_pipeline::storage::s3_client(&localstack_config().await);
             // Every version and delete marker goes, or the bucket stays.
             loop {
                 let Ok(page) = client.list_object_versions().bucket(&bucket).send().await else {
@@ -450,14 +450,14 @@ mod tests {
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// The verifier the API routers get in tests.
-pub fn test_authenticator() -> crate::http::auth::Authenticator {
-    crate::http::auth::Authenticator::hs256(TEST_JWT_SECRET.as_bytes(), None, None)
+pub fn test_authenticator() -> pipeline_api::http::auth::Authenticator {
+    pipeline_api::http::auth::Authenticator::hs256(TEST_JWT_SECRET.as_bytes(), None, None)
 }
 
 /// A valid token for `scopes` (space-separated), signed with [`TEST_JWT_SECRET`].
 pub fn test_token(scopes: &str) -> String {
     let scopes: Vec<&str> = scopes.split_whitespace().collect();
-    crate::http::auth::issue_hs256(
+    pipeline_api::http::auth::issue_hs256(
         TEST_JWT_SECRET.as_bytes(),
         "test",
         &scopes,
@@ -469,7 +469,7 @@ pub fn test_token(scopes: &str) -> String {
 
 /// A token with every scope.
 pub fn test_token_all() -> String {
-    test_token(&crate::http::auth::ALL_SCOPES.join(" "))
+    test_token(&pipeline_api::http::auth::ALL_SCOPES.join(" "))
 }
 
 /// An HTTP answer in a test: status, headers and body.
@@ -553,7 +553,7 @@ impl TestPipeline {
     /// incoming/unused.csv, all through the real ingest path.
     pub async fn with_sample_data(extra_unused: usize) -> Self {
         let pipeline = Self::create().await;
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../data");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data");
         for name in ["orders.csv", "barcodes.csv"] {
             let body = std::fs::read(format!("{root}/{name}")).expect("sample data");
             let key = format!("incoming/{name}");
@@ -572,7 +572,7 @@ impl TestPipeline {
     }
 }
 
-/// An [`ObjectStore`](crate::storage::ObjectStore) that fails on cue, as S3
+/// An [`ObjectStore`](order_pipeline::storage::ObjectStore) that fails on cue, as S3
 /// cannot be made to: the next `failing_reads` opened objects fail
 /// mid-stream after `fail_after` bytes, as a reset connection does, and the
 /// next `failing_writes` writes under `write_prefix` are refused.
@@ -610,9 +610,9 @@ impl<S> FaultyStore<S> {
         self
     }
 
-    fn write_allowed(&self, bucket: &str, key: &str) -> Result<(), crate::storage::StorageError> {
+    fn write_allowed(&self, bucket: &str, key: &str) -> Result<(), order_pipeline::storage::StorageError> {
         if key.starts_with(&self.write_prefix) && take_one(&self.failing_writes) {
-            return Err(crate::storage::StorageError::new(
+            return Err(order_pipeline::storage::StorageError::new(
                 bucket,
                 key,
                 "injected: service unavailable",
@@ -631,11 +631,11 @@ fn take_one(faults: &std::sync::atomic::AtomicUsize) -> bool {
         .is_ok()
 }
 
-impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore<S> {
+impl<S: order_pipeline::storage::ObjectStore> order_pipeline::storage::ObjectStore for FaultyStore<S> {
     async fn open(
         &self,
         object: &ObjectRef,
-    ) -> Result<crate::storage::OpenedObject, crate::storage::StorageError> {
+    ) -> Result<order_pipeline::storage::OpenedObject, order_pipeline::storage::StorageError> {
         let mut opened = self.inner.open(object).await?;
         if take_one(&self.failing_reads) {
             opened.reader = Box::pin(FailAfter {
@@ -652,7 +652,7 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore
         key: &str,
         path: &std::path::Path,
         content_type: &str,
-    ) -> Result<Option<String>, crate::storage::StorageError> {
+    ) -> Result<Option<String>, order_pipeline::storage::StorageError> {
         self.write_allowed(bucket, key)?;
         self.inner.put_file(bucket, key, path, content_type).await
     }
@@ -661,7 +661,7 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<Option<String>, crate::storage::StorageError> {
+    ) -> Result<Option<String>, order_pipeline::storage::StorageError> {
         self.inner.etag(bucket, key).await
     }
 
@@ -671,7 +671,7 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore
         key: &str,
         body: Vec<u8>,
         content_type: &str,
-    ) -> Result<(), crate::storage::StorageError> {
+    ) -> Result<(), order_pipeline::storage::StorageError> {
         self.write_allowed(bucket, key)?;
         self.inner.put(bucket, key, body, content_type).await
     }
@@ -679,7 +679,7 @@ impl<S: crate::storage::ObjectStore> crate::storage::ObjectStore for FaultyStore
 
 /// Passes `remaining` bytes through, then fails every read.
 struct FailAfter {
-    inner: crate::storage::ObjectReader,
+    inner: order_pipeline::storage::ObjectReader,
     remaining: usize,
 }
 
@@ -706,7 +706,7 @@ impl tokio::io::AsyncRead for FailAfter {
     }
 }
 
-/// Log lines written during a test, as [`crate::telemetry::subscriber`]
+/// Log lines written during a test, as [`order_pipeline::telemetry::subscriber`]
 /// formats them: pass it as the writer, read [`LogCapture::text`].
 #[derive(Clone, Default)]
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -723,7 +723,7 @@ impl LogCapture {
     /// they are all captured.
     pub fn install(&self, rust_log: &str) -> tracing::subscriber::DefaultGuard {
         use tracing_subscriber::util::SubscriberInitExt;
-        crate::telemetry::subscriber(crate::telemetry::filter(Some(rust_log), None), self.clone())
+        order_pipeline::telemetry::subscriber(order_pipeline::telemetry::filter(Some(rust_log), None), self.clone())
             .set_default()
     }
 }

@@ -3,7 +3,7 @@
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestReport, IngestStatus};
-use order_pipeline::testing::TestPipeline;
+use pipeline_test_support::TestPipeline;
 
 async fn fixture() -> TestPipeline {
     TestPipeline::create().await

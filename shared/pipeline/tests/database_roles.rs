@@ -6,7 +6,7 @@ use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::IngestStatus;
 use order_pipeline::roles::DatabaseRole;
 use order_pipeline::storage::ObjectRef;
-use order_pipeline::testing::{TestDatabase, TestPipeline};
+use pipeline_test_support::{TestDatabase, TestPipeline};
 use tokio_postgres::error::SqlState;
 
 /// What no function's role may do to the schema. Every statement fails with
@@ -315,7 +315,7 @@ fn make_up_gives_each_function_its_own_database_user() {
     // scripts/local.sh makes a user per function in its role and writes
     // .local/env/<function>.env; `cargo lambda watch` reads that file for
     // that function only (its Cargo.toml's [package.metadata.lambda.watch]).
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let local_sh = std::fs::read_to_string(format!("{root}/scripts/local.sh")).unwrap();
     let shared_env = local_sh
         .split("write_env_file() {")

@@ -13,7 +13,7 @@ use deadpool_postgres::{Object, Pool};
 
 use super::DbError;
 
-pub(crate) struct Transaction {
+pub struct Transaction {
     client: Option<Object>,
 }
 
@@ -21,7 +21,7 @@ impl Transaction {
     /// Takes a connection from the pool and runs `begin` (which must start a
     /// transaction, e.g. `BEGIN; SET LOCAL ...`). The guard exists before the
     /// statement is sent, so a cancellation at any point is covered.
-    pub(crate) async fn begin(pool: &Pool, begin: &str) -> Result<Self, DbError> {
+    pub async fn begin(pool: &Pool, begin: &str) -> Result<Self, DbError> {
         let transaction = Self {
             client: Some(pool.get().await?),
         };
@@ -29,13 +29,13 @@ impl Transaction {
         Ok(transaction)
     }
 
-    pub(crate) fn client(&self) -> &Object {
+    pub fn client(&self) -> &Object {
         self.client.as_ref().expect("the transaction is open")
     }
 
     /// Ends the transaction with `end` (`COMMIT` or `ROLLBACK`) and only then
     /// lets the connection go back to the pool.
-    pub(crate) async fn end(mut self, end: &str) -> Result<(), DbError> {
+    pub async fn end(mut self, end: &str) -> Result<(), DbError> {
         self.client().batch_execute(end).await?;
         drop(self.client.take());
         Ok(())

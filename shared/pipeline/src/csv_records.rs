@@ -779,7 +779,7 @@ mod tests {
         );
         // The input fuzz/regressions/csv_rows/record-cut-names-a-field, read as
         // the csv_rows fuzz target read it when it found this.
-        let found = include_bytes!("../../fuzz/regressions/csv_rows/record-cut-names-a-field");
+        let found = include_bytes!("../../../fuzz/regressions/csv_rows/record-cut-names-a-field");
         let got = read_all(
             Chunks {
                 input: found,

@@ -7,14 +7,14 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use order_pipeline::api_store::{
+use crate::store::{
     ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome,
 };
 use order_pipeline::db::PgStore;
-use order_pipeline::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
-use order_pipeline::http::cursor::{self, Listing, OrdersCursor};
-use order_pipeline::http::extract::{parse_id, parse_limit, ApiJson, ApiPath, ApiQuery};
-use order_pipeline::http::{docs, ApiError, Health};
+use crate::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
+use crate::http::cursor::{self, Listing, OrdersCursor};
+use crate::http::extract::{parse_id, parse_limit, ApiJson, ApiPath, ApiQuery};
+use crate::http::{docs, ApiError, Health};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,7 +49,7 @@ impl OrdersState {
     /// The state a cold start builds from the environment: the database
     /// store and the token verifier.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
-        let store = order_pipeline::http::store_from_env().await?;
+        let store = crate::http::store_from_env().await?;
         Ok(Self::new(store, Authenticator::from_env()?))
     }
 }
@@ -74,7 +74,7 @@ pub fn api() -> OpenApiRouter<OrdersState> {
 /// analytics function's, as served under one base URL.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api().split_for_parts().1;
-    doc.merge(analytics::openapi());
+    doc.merge(crate::analytics::openapi());
     docs::complete(
         doc,
         "Order pipeline API",
@@ -90,14 +90,14 @@ pub fn router(state: OrdersState) -> Router {
     let routes = routes
         .merge(docs::routes(openapi.clone()))
         .with_state(state);
-    order_pipeline::http::finish(routes, &openapi)
+    crate::http::finish(routes, &openapi)
 }
 
 /// Health: 200 when the database answers.
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, body = Health)))]
 async fn health(State(state): State<OrdersState>) -> Result<Json<Health>, ApiError> {
-    order_pipeline::http::health(State(state.db)).await
+    crate::http::health(State(state.db)).await
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]

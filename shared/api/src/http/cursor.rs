@@ -8,7 +8,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
 use super::problem::ApiError;
-use crate::domain::Barcode;
+use order_pipeline::domain::Barcode;
 
 /// Digits in the longest integer key (`i64::MAX` has 19).
 const MAX_ID_DIGITS: usize = 19;

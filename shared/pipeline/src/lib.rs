@@ -1,8 +1,8 @@
-//! The order pipeline's shared library: domain types and rules, the ports
-//! and adapters (S3, PostgreSQL), configuration and telemetry. Each Lambda
-//! function's `main` only wires these together.
+//! The order pipeline without HTTP: domain types and rules, CSV input, the
+//! ports and adapters (S3, PostgreSQL), the ingest and publish use cases,
+//! configuration and telemetry. The ingest and migrate functions need only
+//! this crate; the HTTP API is `pipeline-api`.
 
-pub mod api_store;
 pub mod carried_text;
 pub mod config;
 pub mod csv_input;
@@ -10,7 +10,6 @@ pub mod csv_records;
 pub mod database_secret;
 pub mod db;
 pub mod domain;
-pub mod http;
 pub mod ingest;
 pub mod migrations;
 pub mod postgres_tls;
@@ -21,6 +20,3 @@ pub mod s3_events;
 pub mod seen;
 pub mod storage;
 pub mod telemetry;
-
-#[cfg(feature = "testing")]
-pub mod testing;

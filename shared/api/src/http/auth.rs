@@ -17,7 +17,7 @@ use axum::http::{header, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use super::problem::ApiError;
-use crate::config::ConfigError;
+use order_pipeline::config::ConfigError;
 
 const REALM: &str = "order-pipeline";
 

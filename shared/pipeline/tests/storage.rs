@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
-use order_pipeline::testing::TestBucket;
+use pipeline_test_support::TestBucket;
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]

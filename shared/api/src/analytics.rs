@@ -8,13 +8,13 @@ use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use order_pipeline::api_store::{ApiStore, IngestionRow, Summary, INGESTION_STATUSES};
+use crate::store::{ApiStore, IngestionRow, Summary, INGESTION_STATUSES};
 use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
 use order_pipeline::db::PgStore;
-use order_pipeline::http::auth::{AnalyticsRead, Authenticator, Authorized};
-use order_pipeline::http::cursor::{self, IngestionsCursor, Listing, UnusedBarcodesCursor};
-use order_pipeline::http::extract::{parse_id, parse_limit, parse_limit_from, ApiPath, ApiQuery};
-use order_pipeline::http::{etag, ApiError, Health};
+use crate::http::auth::{AnalyticsRead, Authenticator, Authorized};
+use crate::http::cursor::{self, IngestionsCursor, Listing, UnusedBarcodesCursor};
+use crate::http::extract::{parse_id, parse_limit, parse_limit_from, ApiPath, ApiQuery};
+use crate::http::{etag, ApiError, Health};
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::presign::Presigner;
 use order_pipeline::storage::S3Store;
@@ -66,7 +66,7 @@ impl AnalyticsState {
     /// The state a cold start builds from the environment: the database
     /// store, the token verifier, the bucket and the S3 client.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
-        let store = order_pipeline::http::store_from_env().await?;
+        let store = crate::http::store_from_env().await?;
         let auth = Authenticator::from_env()?;
         let bucket = config::bucket_from_env()?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -96,7 +96,7 @@ pub fn api() -> OpenApiRouter<AnalyticsState> {
 /// The function's router.
 pub fn router(state: AnalyticsState) -> Router {
     let (routes, openapi) = api().split_for_parts();
-    order_pipeline::http::finish(routes.with_state(state), &openapi)
+    crate::http::finish(routes.with_state(state), &openapi)
 }
 
 /// This function's part of the OpenAPI document.
@@ -108,7 +108,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, body = Health)))]
 async fn health(State(state): State<AnalyticsState>) -> Result<Json<Health>, ApiError> {
-    order_pipeline::http::health(State(state.db)).await
+    crate::http::health(State(state.db)).await
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]

@@ -19,7 +19,7 @@ use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
 mod copy_buffer;
 mod external_sort;
 mod sold_barcodes;
-pub(crate) mod transaction;
+pub mod transaction;
 
 use copy_buffer::CopyBuffer;
 use external_sort::ExternalSorter;
@@ -27,7 +27,7 @@ use sold_barcodes::{BarcodesByOrder, SoldBarcode};
 use transaction::Transaction;
 
 mod embedded {
-    refinery::embed_migrations!("../migrations");
+    refinery::embed_migrations!("../../migrations");
 }
 
 #[derive(Debug, thiserror::Error)]

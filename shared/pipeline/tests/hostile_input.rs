@@ -7,7 +7,7 @@ use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::db::Problem;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
 use order_pipeline::storage::{ObjectRef, S3Store};
-use order_pipeline::testing::{FaultyStore, TestPipeline};
+use pipeline_test_support::{FaultyStore, TestPipeline};
 
 async fn ingest(f: &TestPipeline, key: &str, body: impl Into<Vec<u8>>) -> IngestReport {
     f.bucket.put(key, body).await;

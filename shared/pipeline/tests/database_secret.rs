@@ -5,7 +5,7 @@
 use order_pipeline::config::DatabaseSettings;
 use order_pipeline::database_secret::{url_from_secret, SecretOverrides, SslMode};
 use order_pipeline::db;
-use order_pipeline::testing::TestDatabase;
+use pipeline_test_support::TestDatabase;
 
 fn overrides(ssl_mode: SslMode) -> SecretOverrides {
     SecretOverrides {

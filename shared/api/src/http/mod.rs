@@ -20,7 +20,7 @@ use axum::response::Response;
 use axum::{Json, Router};
 use tracing::Instrument;
 
-use crate::db::PgStore;
+use order_pipeline::db::PgStore;
 pub use problem::ApiError;
 
 /// Health answer.
@@ -50,9 +50,9 @@ pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError>
 /// database settings (or secret) and the API session limits, under which
 /// requests give up waiting on a load after the lock timeout (503).
 pub async fn store_from_env() -> Result<PgStore, lambda_http::Error> {
-    let settings = crate::database_secret::database_settings().await?;
-    let limits = crate::config::SessionLimits::api_from_env()?;
-    Ok(PgStore::new(crate::db::connect_api_pool(
+    let settings = order_pipeline::database_secret::database_settings().await?;
+    let limits = order_pipeline::config::SessionLimits::api_from_env()?;
+    Ok(PgStore::new(order_pipeline::db::connect_api_pool(
         &settings, &limits,
     )?))
 }
