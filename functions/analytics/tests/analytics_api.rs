@@ -1,10 +1,10 @@
 //! The analytics routes against PostgreSQL holding the sample data, loaded
 //! through the real ingest path (LocalStack S3 -> ingest -> PostgreSQL).
 
-use pipeline_api::analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use pipeline_api::analytics::AnalyticsState;
 use pipeline_test_support::{get, send, test_authenticator, test_token, TestPipeline};
 use serde_json::{json, Value};
 
@@ -315,8 +315,7 @@ async fn health_checks_the_database() {
 async fn the_analytics_routes_work_as_the_analytics_role() {
     use order_pipeline::roles::DatabaseRole;
     let pipeline = TestPipeline::with_sample_data(3).await;
-    let sales =
-        pipeline_api::store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
+    let sales = pipeline_api::store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
     let sold = sales
         .sell(13, 1, None)
         .await

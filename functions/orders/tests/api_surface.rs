@@ -4,16 +4,16 @@
 
 use std::collections::BTreeSet;
 
-use pipeline_api::analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
+use pipeline_api::analytics::AnalyticsState;
 use pipeline_api::http::auth::{issue_hs256, issue_hs256_claims, Claims};
 use pipeline_api::http::serve::normalize_path;
+use pipeline_api::orders::OrdersState;
 use pipeline_test_support::{
     send, test_authenticator, test_token, test_token_all, TestPipeline, TEST_JWT_SECRET,
 };
-use pipeline_api::orders::OrdersState;
 use serde_json::{json, Value};
 
 struct Api {
@@ -24,7 +24,10 @@ struct Api {
 impl Api {
     fn new(pipeline: &TestPipeline) -> Self {
         Self {
-            orders: pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator())),
+            orders: pipeline_api::orders::router(OrdersState::new(
+                pipeline.db.store(),
+                test_authenticator(),
+            )),
             analytics: pipeline_api::analytics::router(AnalyticsState::new(
                 pipeline.db.store(),
                 test_authenticator(),
@@ -528,8 +531,7 @@ async fn routers_over(database_url: &str) -> [Router; 2] {
     };
     let store =
         || order_pipeline::db::PgStore::new(order_pipeline::db::connect_pool(&settings).unwrap());
-    let s3 =
-        order_pipeline::storage::s3_client(&pipeline_test_support::localstack_config().await);
+    let s3 = order_pipeline::storage::s3_client(&pipeline_test_support::localstack_config().await);
     [
         pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),
         pipeline_api::analytics::router(AnalyticsState::new(

@@ -8,18 +8,18 @@
 
 use std::time::Duration;
 
-use pipeline_api::analytics::AnalyticsState;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use order_pipeline::config::{DatabaseSettings, SessionLimits};
 use order_pipeline::db::{self, Batch, Claim, LedgerEntry, LoadSession, ObjectVersion, PgStore};
 use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
+use pipeline_api::analytics::AnalyticsState;
 use pipeline_api::http::problem::{BUSY_PROBLEM_TYPE, BUSY_RETRY_AFTER};
+use pipeline_api::orders::OrdersState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline, TestResponse,
 };
-use pipeline_api::orders::OrdersState;
 use serde_json::json;
 use tokio::sync::mpsc;
 

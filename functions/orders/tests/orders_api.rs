@@ -6,10 +6,10 @@ use std::collections::{BTreeSet, HashSet};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use pipeline_api::orders::OrdersState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token, test_token_all, TestPipeline,
 };
-use pipeline_api::orders::OrdersState;
 use serde_json::{json, Value};
 
 fn router(pipeline: &TestPipeline) -> Router {

@@ -4,17 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
-use crate::store::{ApiStore, IngestionRow, Summary, INGESTION_STATUSES};
-use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
-use order_pipeline::db::PgStore;
 use crate::http::auth::{AnalyticsRead, Authenticator, Authorized};
 use crate::http::cursor::{self, IngestionsCursor, Listing, UnusedBarcodesCursor};
 use crate::http::extract::{parse_id, parse_limit, parse_limit_from, ApiPath, ApiQuery};
 use crate::http::{etag, ApiError, Health};
+use crate::store::{ApiStore, IngestionRow, Summary, INGESTION_STATUSES};
+use axum::extract::{FromRef, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
+use order_pipeline::db::PgStore;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::presign::Presigner;
 use order_pipeline::storage::S3Store;

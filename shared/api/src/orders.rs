@@ -3,18 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
-use crate::store::{
-    ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome,
-};
-use order_pipeline::db::PgStore;
 use crate::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
 use crate::http::cursor::{self, Listing, OrdersCursor};
 use crate::http::extract::{parse_id, parse_limit, ApiJson, ApiPath, ApiQuery};
 use crate::http::{docs, ApiError, Health};
+use crate::store::{ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome};
+use axum::extract::{FromRef, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use order_pipeline::db::PgStore;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -567,8 +567,9 @@ mod tests {
         }
         // The input fuzz/regressions/s3_events/malformed-error-quotes-a-long-string,
         // found by the s3_events fuzz target (its bytes are not all UTF-8).
-        let found =
-            include_bytes!("../../../fuzz/regressions/s3_events/malformed-error-quotes-a-long-string");
+        let found = include_bytes!(
+            "../../../fuzz/regressions/s3_events/malformed-error-quotes-a-long-string"
+        );
         let error = notification_from_body(&String::from_utf8_lossy(found))
             .unwrap_err()
             .to_string();

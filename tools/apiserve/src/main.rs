@@ -3,9 +3,9 @@
 //! as each function is at its cold start (DATABASE_URL, JWT_SECRET, BUCKET,
 //! AWS_ENDPOINT_URL, ...).
 
-use pipeline_api::analytics::AnalyticsState;
 use apiserve::{gateway, RouterMap};
 use clap::Parser;
+use pipeline_api::analytics::AnalyticsState;
 use pipeline_api::orders::OrdersState;
 
 #[derive(Parser)]

@@ -6,15 +6,15 @@
 //! real operations. Checked through the one base URL (the gateway) a user
 //! reaches, over data loaded by the real ingest path.
 
-use pipeline_api::analytics::AnalyticsState;
 use apiserve::{gateway, RouterMap};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use pipeline_api::analytics::AnalyticsState;
+use pipeline_api::orders::OrdersState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline, TestResponse,
 };
-use pipeline_api::orders::OrdersState;
 use serde_json::{json, Value};
 
 fn api(pipeline: &TestPipeline) -> Router {

@@ -61,12 +61,13 @@ impl System {
             LoadPath::Bulk => store.with_bulk_load_min_rows(0),
         })
         .await;
-        let analytics = pipeline_api::analytics::router(pipeline_api::analytics::AnalyticsState::new(
-            pipeline.db.store(),
-            test_authenticator(),
-            pipeline.bucket.client.clone(),
-            pipeline.bucket.name.clone(),
-        ));
+        let analytics =
+            pipeline_api::analytics::router(pipeline_api::analytics::AnalyticsState::new(
+                pipeline.db.store(),
+                test_authenticator(),
+                pipeline.bucket.client.clone(),
+                pipeline.bucket.name.clone(),
+            ));
         let orders = pipeline_api::orders::router(pipeline_api::orders::OrdersState::new(
             pipeline.db.store(),
             test_authenticator(),

@@ -1,0 +1,143 @@
+//! Stores that fail on cue.
+
+use order_pipeline::storage::ObjectRef;
+
+/// An [`ObjectStore`](order_pipeline::storage::ObjectStore) that fails on cue, as S3
+/// cannot be made to: the next `failing_reads` opened objects fail
+/// mid-stream after `fail_after` bytes, as a reset connection does, and the
+/// next `failing_writes` writes under `write_prefix` are refused.
+pub struct FaultyStore<S> {
+    inner: S,
+    fail_after: usize,
+    failing_reads: std::sync::atomic::AtomicUsize,
+    write_prefix: String,
+    failing_writes: std::sync::atomic::AtomicUsize,
+}
+
+impl<S> FaultyStore<S> {
+    /// A store that passes everything through until told to fail.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            fail_after: 0,
+            failing_reads: 0.into(),
+            write_prefix: String::new(),
+            failing_writes: 0.into(),
+        }
+    }
+
+    /// The next `reads` opened objects fail after `fail_after` bytes.
+    pub fn failing_reads(mut self, reads: usize, fail_after: usize) -> Self {
+        self.failing_reads = reads.into();
+        self.fail_after = fail_after;
+        self
+    }
+
+    /// The next `writes` writes of keys under `prefix` are refused.
+    pub fn failing_writes(mut self, writes: usize, prefix: &str) -> Self {
+        self.failing_writes = writes.into();
+        self.write_prefix = prefix.to_owned();
+        self
+    }
+
+    fn write_allowed(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), order_pipeline::storage::StorageError> {
+        if key.starts_with(&self.write_prefix) && take_one(&self.failing_writes) {
+            return Err(order_pipeline::storage::StorageError::new(
+                bucket,
+                key,
+                "injected: service unavailable",
+                false,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Counts one fault down; false once none are left.
+fn take_one(faults: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering;
+    faults
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl<S: order_pipeline::storage::ObjectStore> order_pipeline::storage::ObjectStore
+    for FaultyStore<S>
+{
+    async fn open(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<order_pipeline::storage::OpenedObject, order_pipeline::storage::StorageError> {
+        let mut opened = self.inner.open(object).await?;
+        if take_one(&self.failing_reads) {
+            opened.reader = Box::pin(FailAfter {
+                inner: opened.reader,
+                remaining: self.fail_after,
+            });
+        }
+        Ok(opened)
+    }
+
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<Option<String>, order_pipeline::storage::StorageError> {
+        self.write_allowed(bucket, key)?;
+        self.inner.put_file(bucket, key, path, content_type).await
+    }
+
+    async fn etag(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<String>, order_pipeline::storage::StorageError> {
+        self.inner.etag(bucket, key).await
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), order_pipeline::storage::StorageError> {
+        self.write_allowed(bucket, key)?;
+        self.inner.put(bucket, key, body, content_type).await
+    }
+}
+
+/// Passes `remaining` bytes through, then fails every read.
+struct FailAfter {
+    inner: order_pipeline::storage::ObjectReader,
+    remaining: usize,
+}
+
+impl tokio::io::AsyncRead for FailAfter {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset by peer (injected by the test)",
+            )));
+        }
+        let mut chunk = [0u8; 8192];
+        let limit = self.remaining.min(buf.remaining()).min(chunk.len());
+        let mut limited = tokio::io::ReadBuf::new(&mut chunk[..limit]);
+        std::task::ready!(self.inner.as_mut().poll_read(cx, &mut limited))?;
+        let read = limited.filled();
+        buf.put_slice(read);
+        self.remaining -= read.len();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
