@@ -266,12 +266,7 @@ async fn every_front_door_reaches_the_routes_without_its_stage() {
 
     // REST API (v1), stage "prod".
     let response = through_lambda(&api.orders, "apigw-v1-rest-get-order.json").await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.expect_status(StatusCode::OK);
     assert_eq!(response.json()["order_id"], 1);
     // The Lambda request id is the request id.
     assert_eq!(
@@ -281,44 +276,24 @@ async fn every_front_door_reaches_the_routes_without_its_stage() {
 
     // REST API (v1) whose stage is named like the first path segment.
     let response = through_lambda(&api.orders, "apigw-v1-rest-list-orders.json").await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.expect_status(StatusCode::OK);
     let body = response.json();
     assert_eq!(body["items"][0]["order_id"], 1);
     assert!(body["next_cursor"].is_string());
 
     // HTTP API (v2), named stage: rawPath carries it.
     let response = through_lambda(&api.orders, "apigw-v2-http-get-order.json").await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.expect_status(StatusCode::OK);
     assert_eq!(response.json()["order_id"], 1);
 
     // HTTP API (v2), $default stage, to the analytics function.
     let response = through_lambda(&api.analytics, "apigw-v2-http-default-stage-summary.json").await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.expect_status(StatusCode::OK);
     assert_eq!(response.json()["orders"], 8);
 
     // Function URL, a POST with a body.
     let response = through_lambda(&api.orders, "function-url-post-order.json").await;
-    assert_eq!(
-        response.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.expect_status(StatusCode::CREATED);
     assert_eq!(response.json()["customer_id"], 15);
 }
 

@@ -52,6 +52,19 @@ impl TestResponse {
     pub fn content_type(&self) -> &str {
         self.header("content-type").unwrap_or("")
     }
+
+    /// Asserts the status, showing the body when it differs; returns the
+    /// response for further checks.
+    #[track_caller]
+    pub fn expect_status(&self, status: axum::http::StatusCode) -> &Self {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
 }
 
 /// Sends `request` through `router` in process.
