@@ -30,7 +30,7 @@ services: ## Start only PostgreSQL and LocalStack
 	@$(LOCAL_SH) services
 
 redrive: ## Send dead-lettered ingest messages back to the queue (after fixing the cause)
-	@cargo build --workspace --quiet && target/debug/localenv --bucket $(BUCKET) redrive
+	@cargo build --workspace --quiet && target/debug/pipeline-local --bucket $(BUCKET) redrive
 
 build: ## Build every crate
 	cargo build --workspace

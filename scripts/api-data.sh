@@ -55,19 +55,19 @@ generate_data() { # generate_data BIN ORDERS: sets DATA (kept in OUT for the nex
 prepare_data() { # prepare_data BIN: the database migrated, the bucket made, DATA uploaded
   say "loading through the real ingest path into $DB (bucket $BUCKET)"
   psql_admin -c "CREATE DATABASE \"$DB\""
-  DATABASE_URL="$DB_URL" "$1/localenv" migrate >/dev/null
-  "$1/localenv" --bucket "$BUCKET" bootstrap >/dev/null
-  "$1/localenv" --bucket "$BUCKET" upload "$DATA/orders.csv" "$DATA/barcodes.csv" >/dev/null
+  DATABASE_URL="$DB_URL" "$1/pipeline-local" migrate >/dev/null
+  "$1/pipeline-local" --bucket "$BUCKET" bootstrap >/dev/null
+  "$1/pipeline-local" --bucket "$BUCKET" upload "$DATA/orders.csv" "$DATA/barcodes.csv" >/dev/null
 }
 
 ingest_data() { # ingest_data BIN: ingests the uploaded files; the reports go to OUT/ingest-STAMP.json
-  DATABASE_URL="$DB_URL" RUST_LOG=warn "$1/localenv" --bucket "$BUCKET" ingest \
+  DATABASE_URL="$DB_URL" RUST_LOG=warn "$1/pipeline-local" --bucket "$BUCKET" ingest \
     incoming/orders.csv incoming/barcodes.csv >"$OUT/ingest-$STAMP.json"
 }
 
 make_token() { # make_token BIN HOURS: sets SECRET (for the servers) and TOKEN (every scope)
   SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   (umask 077; printf 'JWT_SECRET=%s\n' "$SECRET" >"$OUT/token.env")
-  TOKEN=$("$1/localenv" token --env-file "$OUT/token.env" --hours "$2")
+  TOKEN=$("$1/pipeline-local" token --env-file "$OUT/token.env" --hours "$2")
   rm -f "$OUT/token.env"
 }

@@ -169,11 +169,11 @@ for s in "${STARTED[@]}"; do say "started $s for the benchmark (stopped at the e
 
 say "building the workspace (release)"
 cargo build --workspace --release --quiet
-LOCALENV="$ROOT/target/release/localenv"
+PIPELINE_LOCAL="$ROOT/target/release/pipeline-local"
 DATAGEN="$ROOT/target/release/datagen"
-LOCALENV_HELP=$("$LOCALENV" --help)
-grep -qE '^ +ingest ' <<<"$LOCALENV_HELP" ||
-  die "target/release/localenv has no ingest subcommand yet"
+PIPELINE_LOCAL_HELP=$("$PIPELINE_LOCAL" --help)
+grep -qE '^ +ingest ' <<<"$PIPELINE_LOCAL_HELP" ||
+  die "target/release/pipeline-local has no ingest subcommand yet"
 
 # ------------------------------------------------------------------ data
 
@@ -193,7 +193,7 @@ data_rows() { # data rows of both files in DIR
 }
 
 say "creating bucket s3://$BENCH_BUCKET"
-"$LOCALENV" --bucket "$BENCH_BUCKET" bootstrap >/dev/null
+"$PIPELINE_LOCAL" --bucket "$BENCH_BUCKET" bootstrap >/dev/null
 
 new_database() { # new_database NAME: created and remembered for cleanup
   DATABASES+=("$1")
@@ -203,15 +203,15 @@ new_database() { # new_database NAME: created and remembered for cleanup
 # ------------------------------------------------------------------ runs
 
 # real_ingest LABEL DIR DB: uploads DIR's files to incoming/ and times
-# `localenv ingest` on them into DB. Sets R_SECS and R_RSS_MB.
+# `pipeline-local ingest` on them into DB. Sets R_SECS and R_RSS_MB.
 real_ingest() {
   local label=$1 dir=$2 db=$3 log="$OUT/$1.ingest"
-  "$LOCALENV" --bucket "$BENCH_BUCKET" upload "$dir/orders.csv" "$dir/barcodes.csv" >/dev/null
+  "$PIPELINE_LOCAL" --bucket "$BENCH_BUCKET" upload "$dir/orders.csv" "$dir/barcodes.csv" >/dev/null
   say "$label: real ingest path into $db"
   local t0 t1
   t0=$(now)
   if ! DATABASE_URL="$(db_url "$db")" /usr/bin/time -v -o "$log.time" \
-    "$LOCALENV" --bucket "$BENCH_BUCKET" ingest incoming/orders.csv incoming/barcodes.csv \
+    "$PIPELINE_LOCAL" --bucket "$BENCH_BUCKET" ingest incoming/orders.csv incoming/barcodes.csv \
     >"$log.json" 2>"$log.stderr"; then
     cat "$log.stderr" "$log.time" >&2
     die "$label: ingest failed"
@@ -271,7 +271,7 @@ for n in "${SIZES[@]}"; do
   dir="$OUT/orders-$n"
   db="bench_${STAMP}_n$n"
   new_database "$db"
-  DATABASE_URL="$(db_url "$db")" "$LOCALENV" migrate >/dev/null
+  DATABASE_URL="$(db_url "$db")" "$PIPELINE_LOCAL" migrate >/dev/null
   real_ingest "orders-$n" "$dir" "$db"
   ROWS[$n]=$(data_rows "$dir") SECS[$n]=$R_SECS RSS[$n]=$R_RSS_MB PUBLISH[$n]=$R_PUBLISH
 
@@ -303,7 +303,7 @@ report() {
   echo
   echo "Ingest benchmark: $(nproc) cores, PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') (fsync=off), LocalStack S3, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "rows = orders.csv + barcodes.csv data rows; ingest = wall time of"
-  echo "  localenv ingest incoming/orders.csv incoming/barcodes.csv (S3 GET, parse, COPY + merge, processed_orders.csv PUT)"
+  echo "  pipeline-local ingest incoming/orders.csv incoming/barcodes.csv (S3 GET, parse, COPY + merge, processed_orders.csv PUT)"
   echo "publish = the part of ingest after the commits spent publishing processed_orders.csv (timings.publish_ms);"
   echo "  a first barcodes load writes the file inside its load, so there it is the upload alone"
   echo "floor = psql \\copy of both files into bare tables of the same column types + keys built afterwards (copy + keys seconds)"

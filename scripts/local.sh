@@ -209,10 +209,10 @@ SQL
 cmd_token() {
   { [ -f "$ENV_FILE" ] && grep -q '^JWT_SECRET=' "$ENV_FILE"; } || write_env_file
   (cd "$ROOT" && cargo build --workspace --quiet) >&2
-  "$ROOT/target/debug/localenv" token --env-file "$ENV_FILE"
+  "$ROOT/target/debug/pipeline-local" token --env-file "$ENV_FILE"
 }
 
-localenv() { "$ROOT/target/debug/localenv" --bucket "$BUCKET" "$@"; }
+pipeline_local() { "$ROOT/target/debug/pipeline-local" --bucket "$BUCKET" "$@"; }
 
 watch_up() { curl -s -o /dev/null "http://127.0.0.1:$WATCH_PORT/"; }
 
@@ -232,7 +232,7 @@ start_watch() {
 start_forwarder() {
   if pid_alive forwarder; then return 0; fi
   say "forwarding queue $BUCKET-ingest to the ingest function"
-  ( setsid "$ROOT/target/debug/localenv" --bucket "$BUCKET" forward \
+  ( setsid "$ROOT/target/debug/pipeline-local" --bucket "$BUCKET" forward \
       --invoke-url "http://127.0.0.1:$WATCH_PORT" >"$LOGS/forwarder.log" 2>&1 &
     echo $! >"$PIDS/forwarder.pid" )
 }
@@ -246,18 +246,18 @@ cmd_up() {
   (cd "$ROOT" && cargo build --workspace --quiet)
   write_env_file
   say "applying migrations"
-  DATABASE_URL="$(database_url)" localenv migrate
+  DATABASE_URL="$(database_url)" pipeline_local migrate
   say "giving each function its own database user (.local/env/)"
   write_function_env
   say "creating bucket, queues and notification"
-  localenv bootstrap
+  pipeline_local bootstrap
   start_watch
   start_forwarder
   # Warm the HTTP function so the first user call does not wait for it.
   curl -s -o /dev/null --max-time 120 "http://127.0.0.1:$WATCH_PORT/health" || true
   if [ "${SAMPLES:-1}" != 0 ]; then
     say "uploading the sample files from data/"
-    localenv upload --wait "$ROOT/data/orders.csv" "$ROOT/data/barcodes.csv"
+    pipeline_local upload --wait "$ROOT/data/orders.csv" "$ROOT/data/barcodes.csv"
     echo
     echo "top customers: $(curl -s -H "Authorization: Bearer $(cmd_token)" \
       "http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5")"

@@ -9,12 +9,12 @@ use anyhow::Result;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use localenv::forwarder::{self, Invoke, PollOutcome, Source};
-use localenv::resources::{self, Provisioned, QueueSettings, ResourceNames};
-use localenv::upload::{upload_file, Uploaded};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::storage::S3Store;
+use pipeline_local::forwarder::{self, Invoke, PollOutcome, Source};
+use pipeline_local::resources::{self, Provisioned, QueueSettings, ResourceNames};
+use pipeline_local::upload::{upload_file, Uploaded};
 use pipeline_test_support::{block_on_cleanup, localstack_config, TestBucket, TestDatabase};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -242,7 +242,9 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_redriven() {
         .bucket
         .put("incoming/late-orders.csv", "order_id,customer_id\n2,20\n")
         .await;
-    let moved = localenv::redrive(&world.sqs, &dlq, &queue).await.unwrap();
+    let moved = pipeline_local::redrive(&world.sqs, &dlq, &queue)
+        .await
+        .unwrap();
     assert_eq!(moved, 1);
     world
         .forward_until(
@@ -352,7 +354,7 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
     }
     bucket.put("incoming/big-barcodes.csv", body).await;
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_localenv"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-local"))
         .args([
             "--bucket",
             &bucket.name,
@@ -364,7 +366,7 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .spawn()
-        .expect("start localenv ingest");
+        .expect("start pipeline-local ingest");
 
     let client = db.pool.get().await.unwrap();
     wait_for_copy(&db, &mut child).await;
@@ -414,12 +416,12 @@ async fn a_load_killed_half_way_stores_nothing_and_redelivery_completes_it() {
     assert_eq!(count("SELECT count(*) FROM barcodes").await, rows as i64);
 }
 
-fn localenv_process(
+fn pipeline_local_process(
     db: &TestDatabase,
     out_dir: &std::path::Path,
     files: &[&std::path::Path],
 ) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_localenv"));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-local"));
     command
         .arg("process")
         .args(files)
@@ -436,7 +438,7 @@ async fn the_local_command_processes_files_without_aws_and_prints_the_summary() 
     let db = TestDatabase::create().await;
     let out = tempfile::tempdir().unwrap();
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let output = localenv_process(
+    let output = pipeline_local_process(
         &db,
         out.path(),
         &[&data.join("orders.csv"), &data.join("barcodes.csv")],
@@ -494,7 +496,7 @@ async fn ctrl_c_stops_the_local_command_cleanly_with_nothing_partial_saved() {
         body.push_str(&format!("{i},{}\n", i % 1000 + 1));
     }
     std::fs::write(&big, body).unwrap();
-    let mut child = localenv_process(&db, out.path(), &[&big])
+    let mut child = pipeline_local_process(&db, out.path(), &[&big])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
