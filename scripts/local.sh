@@ -2,7 +2,9 @@
 # Local environment for the order pipeline: installs its tools into .local/,
 # starts and stops PostgreSQL, LocalStack, the functions and the SQS
 # forwarder. Every process it starts is recorded by PID in .local/pids/ and
-# stopped by that PID. The Makefile is the front door; see `make help`.
+# stopped by that PID. The Makefile is the front door; see `make help`. The
+# benchmarks and the API fuzzing are `cargo xtask` tasks (tools/xtask) that
+# call this script for the services and installers they need.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,6 +62,26 @@ install_cargo_lambda() {
   say "installing cargo-lambda 1.9.2 into $CARGO_LAMBDA_VENV (once)"
   python3 -m venv "$CARGO_LAMBDA_VENV"
   "$CARGO_LAMBDA_VENV/bin/pip" install -q --disable-pip-version-check 'cargo-lambda==1.9.2'
+}
+
+# The version the API contract was checked with; a newer one may add checks.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV="$LOCAL/schemathesis-venv"
+
+install_schemathesis() {
+  [ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ] &&
+    [ "$("$SCHEMATHESIS_VENV/bin/schemathesis" --version | awk '{print $NF}')" = "$SCHEMATHESIS_VERSION" ] && return 0
+  say "installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV (once)"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# wrk (make bench-api) comes from the distribution: it needs root to install.
+install_wrk() {
+  command -v wrk >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "wrk is missing: apt-get install wrk"
+  say "installing wrk (apt-get install wrk)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
 
 # ---------------------------------------------------------------- services
@@ -315,8 +337,9 @@ cmd_test() {
   # cases the same run to run.
   if [ $# -eq 0 ]; then
     say "schemathesis against the API (bounded; make fuzz-api runs the long version)"
+    install_schemathesis
     FUZZ_API_EXAMPLES="${FUZZ_API_EXAMPLES:-25}" FUZZ_API_ORDERS="${FUZZ_API_ORDERS:-3000}" \
-      FUZZ_API_SEED="${FUZZ_API_SEED:-1}" "$ROOT/scripts/fuzz-api.sh" || status=$?
+      FUZZ_API_SEED="${FUZZ_API_SEED:-1}" cargo xtask fuzz-api || status=$?
   fi
   return "$status"
 }
@@ -334,6 +357,15 @@ cmd_chaos() {
 
 cmd_services() { start_postgres_unless_external; start_localstack; }
 
+# `stop postgres|localstack`: one service, for a task that started it alone.
+cmd_stop() {
+  case "${1:-}" in
+    postgres) stop_postgres ;;
+    localstack) stop_pid localstack ;;
+    *) die "usage: $0 stop postgres|localstack" ;;
+  esac
+}
+
 # Stops everything and deletes the private PostgreSQL cluster (all its data).
 cmd_reset() {
   cmd_down
@@ -349,9 +381,12 @@ case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   chaos) shift; cmd_chaos "$@" ;;
   services) cmd_services ;;
+  stop) shift; cmd_stop "$@" ;;
   reset) cmd_reset ;;
   install) install_localstack; install_cargo_lambda ;;
   install-cargo-lambda) install_cargo_lambda ;;
+  install-schemathesis) install_schemathesis ;;
+  install-wrk) install_wrk ;;
   token) cmd_token ;;
-  *) echo "usage: $0 up|down|test|chaos|services|reset|install|install-cargo-lambda|token" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|test|chaos|services|stop|reset|install|install-cargo-lambda|install-schemathesis|install-wrk|token" >&2; exit 2 ;;
 esac

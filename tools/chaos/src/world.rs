@@ -281,7 +281,7 @@ impl World {
         let _ = self.forwarder.wait().await;
         drop(self.function);
         self.owner.close();
-        delete_bucket(&self.s3, &self.name).await?;
+        resources::delete_bucket(&self.s3, &self.name).await?;
         for queue in [&self.queue_url, &self.dead_letter_queue_url] {
             self.sqs
                 .delete_queue()
@@ -380,49 +380,4 @@ async fn admin(admin_url: &str, statement: &str) -> Result<()> {
         .batch_execute(statement)
         .await
         .with_context(|| statement.to_owned())
-}
-
-/// Deletes every version and delete marker, then the bucket.
-async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
-    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-    loop {
-        let page = s3
-            .list_object_versions()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(pipeline_local::sdk_error)?;
-        let objects = page
-            .versions()
-            .iter()
-            .map(|v| (v.key(), v.version_id()))
-            .chain(
-                page.delete_markers()
-                    .iter()
-                    .map(|m| (m.key(), m.version_id())),
-            )
-            .filter_map(|(key, version)| {
-                ObjectIdentifier::builder()
-                    .set_key(key.map(str::to_owned))
-                    .set_version_id(version.map(str::to_owned))
-                    .build()
-                    .ok()
-            })
-            .collect::<Vec<_>>();
-        if objects.is_empty() {
-            break;
-        }
-        s3.delete_objects()
-            .bucket(bucket)
-            .delete(Delete::builder().set_objects(Some(objects)).build()?)
-            .send()
-            .await
-            .map_err(pipeline_local::sdk_error)?;
-    }
-    s3.delete_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(pipeline_local::sdk_error)?;
-    Ok(())
 }
