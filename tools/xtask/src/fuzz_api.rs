@@ -32,69 +32,80 @@ pub struct Args {
     #[arg(long, env = "FUZZ_API_ORDERS", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     orders: u64,
-    /// schemathesis's seed (random when not given).
-    #[arg(long, env = "FUZZ_API_SEED")]
-    seed: Option<u64>,
+    /// schemathesis's seed (random when not given or empty: `FUZZ_API_SEED=`).
+    #[arg(long, env = "FUZZ_API_SEED", default_value = "")]
+    seed: String,
     /// Where the API listens.
     #[arg(long, env = "FUZZ_API_PORT", default_value_t = 9300)]
     port: u16,
 }
 
-/// Where scripts/local.sh install-schemathesis puts it.
-fn schemathesis(workspace: &Workspace) -> PathBuf {
-    workspace
-        .root
-        .join(".local/schemathesis-venv/bin/schemathesis")
+impl Args {
+    fn seed(&self) -> Result<Option<u64>> {
+        if self.seed.is_empty() {
+            return Ok(None);
+        }
+        let seed = self
+            .seed
+            .parse()
+            .with_context(|| format!("FUZZ_API_SEED={} is not a number", self.seed))?;
+        Ok(Some(seed))
+    }
+}
+
+/// The schemathesis that scripts/local.sh install-schemathesis installs.
+struct Schemathesis {
+    path: PathBuf,
+    version: String,
+}
+
+impl Schemathesis {
+    fn find(workspace: &Workspace) -> Result<Self> {
+        let path = workspace
+            .root
+            .join(".local/schemathesis-venv/bin/schemathesis");
+        let output = Command::new(&path).arg("--version").output().with_context(|| {
+            format!(
+                "{} is missing: `make fuzz-api` installs it (scripts/local.sh install-schemathesis)",
+                path.display()
+            )
+        })?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let version = text.split_whitespace().last().unwrap_or("?").to_owned();
+        Ok(Self { path, version })
+    }
 }
 
 pub async fn run(workspace: &Workspace, args: Args) -> Result<()> {
-    let base_url = format!("http://127.0.0.1:{}", args.port);
+    let seed = args.seed()?;
+    let base_url = base_url(&args);
     // Nothing else may answer on the port: schemathesis would test it instead.
     if reqwest::get(format!("{base_url}/")).await.is_ok() {
         bail!("something already listens on {base_url}; set FUZZ_API_PORT");
     }
-    let schemathesis = schemathesis(workspace);
-    let version = schemathesis_version(&schemathesis)?;
+    let schemathesis = Schemathesis::find(workspace)?;
     Services::start(workspace).await?;
     let bin = workspace.build(false)?;
     let mut api = ApiData::new(workspace, "fuzz_api", "fuzz-api").await?;
-    let result = workspace::interruptible(fuzz(
-        workspace,
-        &bin,
-        &args,
-        &base_url,
-        &schemathesis,
-        &version,
-        &mut api,
-    ))
-    .await;
+    let fuzzing = fuzz(workspace, &bin, &args, seed, &schemathesis, &mut api);
+    let result = workspace::interruptible(fuzzing).await;
     api.tear_down().await;
     result
 }
 
-fn schemathesis_version(schemathesis: &Path) -> Result<String> {
-    let output = Command::new(schemathesis)
-        .arg("--version")
-        .output()
-        .with_context(|| {
-            format!(
-                "{} is missing: `make fuzz-api` installs it (scripts/local.sh install-schemathesis)",
-                schemathesis.display()
-            )
-        })?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text.split_whitespace().last().unwrap_or("?").to_owned())
+fn base_url(args: &Args) -> String {
+    format!("http://127.0.0.1:{}", args.port)
 }
 
 async fn fuzz(
     workspace: &Workspace,
     bin: &Path,
     args: &Args,
-    base_url: &str,
-    schemathesis: &Path,
-    version: &str,
+    seed: Option<u64>,
+    schemathesis: &Schemathesis,
     api: &mut ApiData,
 ) -> Result<()> {
+    let base_url = base_url(args);
     api.load(bin, args.orders).await?;
     let token = api.token(2);
     say(&format!("serving the API on {base_url}"));
@@ -103,17 +114,16 @@ async fn fuzz(
     })
     .await?;
 
-    let seed = args
-        .seed
-        .map(|seed| format!(", seed {seed}"))
-        .unwrap_or_default();
     say(&format!(
-        "schemathesis {version}: every check, {} examples per operation{seed}",
-        args.examples
+        "schemathesis {}: every check, {} examples per operation{}",
+        schemathesis.version,
+        args.examples,
+        seed.map(|seed| format!(", seed {seed}"))
+            .unwrap_or_default()
     ));
     let started = Instant::now();
     let reports = api.out.join(format!("report-{}", api.scratch.stamp));
-    let mut command = Command::new(schemathesis);
+    let mut command = Command::new(&schemathesis.path);
     command
         // schemathesis keeps a crash cache (.schemathesis/) where it runs.
         .current_dir(&api.out)
@@ -135,7 +145,7 @@ async fn fuzz(
         .arg(api.out.join("examples"))
         .args(["--report", "junit,ndjson", "--report-dir"])
         .arg(&reports);
-    if let Some(seed) = args.seed {
+    if let Some(seed) = seed {
         command.args(["--seed", &seed.to_string()]);
     }
     workspace::run(&mut command, "schemathesis")
@@ -162,7 +172,12 @@ mod tests {
     #[test]
     fn the_seed_is_optional_and_examples_positive() {
         let cli = Cli::try_parse_from(["fuzz-api", "--examples", "25", "--seed", "1"]).unwrap();
-        assert_eq!((cli.args.examples, cli.args.seed), (25, Some(1)));
+        assert_eq!((cli.args.examples, cli.args.seed().unwrap()), (25, Some(1)));
+        // `make fuzz-api FUZZ_API_SEED=` (the README's form) means no seed.
+        let cli = Cli::try_parse_from(["fuzz-api", "--seed", ""]).unwrap();
+        assert_eq!(cli.args.seed().unwrap(), None);
+        let cli = Cli::try_parse_from(["fuzz-api", "--seed", "x"]).unwrap();
+        assert!(cli.args.seed().is_err());
         assert!(Cli::try_parse_from(["fuzz-api", "--examples", "0"]).is_err());
     }
 }

@@ -206,7 +206,7 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
     let table = format!(
         "\nAPI benchmark: {cores} cores, PostgreSQL {} (fsync=off), {}\n\
          data: {stats}, {customers} customers (tools/datagen --orders {}, loaded by the real ingest path)\n\
-         wrk -t2 -c{} -d{}s against release builds served with LOCAL_HTTP_ADDR (pool {}, RUST_LOG={});\n\
+         wrk -t2 -c{} -d{}s against {} builds served with LOCAL_HTTP_ADDR (pool {}, RUST_LOG={});\n\
          wrk shares the {cores} cores with the servers and PostgreSQL. {{random}}: a random id per request.\n\n\
          {}\n{}\n",
         postgres::server_version(&database).await?,
@@ -214,6 +214,7 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         args.orders,
         args.conns,
         args.duration,
+        if args.debug { "debug" } else { "release" },
         args.pool,
         api_data::rust_log(),
         wrk::header(),
