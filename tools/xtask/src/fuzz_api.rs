@@ -26,11 +26,11 @@ use crate::workspace::{self, say, Workspace};
 pub struct Args {
     /// Test cases per operation and phase.
     #[arg(long, env = "FUZZ_API_EXAMPLES", default_value_t = 500,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = workspace::count::<u32>())]
     examples: u32,
     /// Orders to load.
     #[arg(long, env = "FUZZ_API_ORDERS", default_value_t = 20_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = workspace::count::<u64>())]
     orders: u64,
     /// schemathesis's seed (random when not given or empty: `FUZZ_API_SEED=`).
     #[arg(long, env = "FUZZ_API_SEED", default_value = "")]
@@ -161,23 +161,23 @@ async fn fuzz(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::tests::task;
+    use crate::Task;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
+    fn args(cli: &[&str]) -> Args {
+        match task(&[&["fuzz-api"], cli].concat()).unwrap() {
+            Task::FuzzApi(args) => args,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn the_seed_is_optional_and_examples_positive() {
-        let cli = Cli::try_parse_from(["fuzz-api", "--examples", "25", "--seed", "1"]).unwrap();
-        assert_eq!((cli.args.examples, cli.args.seed().unwrap()), (25, Some(1)));
+        let parsed = args(&["--examples", "25", "--seed", "1"]);
+        assert_eq!((parsed.examples, parsed.seed().unwrap()), (25, Some(1)));
         // `make fuzz-api FUZZ_API_SEED=` (the README's form) means no seed.
-        let cli = Cli::try_parse_from(["fuzz-api", "--seed", ""]).unwrap();
-        assert_eq!(cli.args.seed().unwrap(), None);
-        let cli = Cli::try_parse_from(["fuzz-api", "--seed", "x"]).unwrap();
-        assert!(cli.args.seed().is_err());
-        assert!(Cli::try_parse_from(["fuzz-api", "--examples", "0"]).is_err());
+        assert_eq!(args(&["--seed", ""]).seed().unwrap(), None);
+        assert!(args(&["--seed", "x"]).seed().is_err());
+        assert!(task(&["fuzz-api", "--examples", "0"]).is_err());
     }
 }

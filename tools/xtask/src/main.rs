@@ -81,6 +81,12 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// The task a command line asks for (`args` without the program name).
+    pub fn task(args: &[&str]) -> Result<Task, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .map(|cli| cli.task)
+    }
+
     #[test]
     fn every_task_parses_with_its_defaults() {
         for (task, name) in [

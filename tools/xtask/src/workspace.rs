@@ -116,32 +116,40 @@ pub fn say(message: &str) {
     eprintln!("\x1b[1m==> {message}\x1b[0m");
 }
 
+/// Now in UTC: year, month, day, hour, minute, second.
+fn utc_now() -> [u32; 6] {
+    let now = time::OffsetDateTime::from(SystemTime::now());
+    let (hour, minute, second) = now.to_hms();
+    [
+        now.year() as u32,
+        u8::from(now.month()).into(),
+        now.day().into(),
+        hour.into(),
+        minute.into(),
+        second.into(),
+    ]
+}
+
 /// `<UTC yyyymmddhhmmss>_<pid>`: names this run's databases, bucket and files.
 pub fn stamp() -> String {
-    let now = time::OffsetDateTime::from(SystemTime::now());
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}_{}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        std::process::id()
-    )
+    let [year, month, day, hour, minute, second] = utc_now();
+    let pid = std::process::id();
+    format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}_{pid}")
 }
 
 /// `yyyy-mm-ddThh:mmZ`, the time a result table was made.
 pub fn utc_minute() -> String {
-    let now = time::OffsetDateTime::from(SystemTime::now());
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute()
-    )
+    let [year, month, day, hour, minute, _] = utc_now();
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}Z")
+}
+
+/// A count of at least one, for the tasks' size knobs.
+pub fn count<T>() -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// Cores this machine offers, for the result tables.

@@ -29,16 +29,16 @@ use report::Row;
 pub struct Args {
     /// Orders in the main file.
     #[arg(long, env = "BENCH_ORDERS", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = workspace::count::<u64>())]
     orders: u64,
     /// Orders in the incremental file, loaded into the main file's database.
     #[arg(long, env = "BENCH_INCREMENT", default_value_t = 100_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = workspace::count::<u64>())]
     increment: u64,
     /// Orders in the small run, to show that memory stays flat
     /// (BENCH_ORDERS/10 when this is not smaller).
     #[arg(long, env = "BENCH_SMALL", default_value_t = 100_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = workspace::count::<u64>())]
     small: u64,
     /// Orders in the large run, the other end of the memory check (0, or not
     /// above BENCH_ORDERS, skips it).
@@ -254,18 +254,14 @@ fn publish_secs(reports: &[Value]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    use crate::tests::task;
+    use crate::Task;
 
     fn args(cli: &[&str]) -> Args {
-        Cli::try_parse_from(std::iter::once("bench").chain(cli.iter().copied()))
-            .unwrap()
-            .args
+        match task(&[&["bench"], cli].concat()).unwrap() {
+            Task::Bench(args) => args,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -291,8 +287,8 @@ mod tests {
 
     #[test]
     fn sizes_must_be_positive() {
-        assert!(Cli::try_parse_from(["bench", "--orders", "0"]).is_err());
-        assert!(Cli::try_parse_from(["bench", "--increment", "0"]).is_err());
+        assert!(task(&["bench", "--orders", "0"]).is_err());
+        assert!(task(&["bench", "--increment", "0"]).is_err());
     }
 
     #[test]

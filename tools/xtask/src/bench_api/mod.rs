@@ -23,11 +23,11 @@ use crate::workspace::{self, say, Workspace};
 pub struct Args {
     /// Orders to load.
     #[arg(long, env = "BENCH_API_ORDERS", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = workspace::count::<u64>())]
     orders: u64,
     /// Seconds of load per endpoint.
     #[arg(long, env = "BENCH_API_DURATION", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = workspace::count::<u32>())]
     duration: u32,
     /// Concurrent connections.
     #[arg(long, env = "BENCH_API_CONNS", default_value_t = 8)]
