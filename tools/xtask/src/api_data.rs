@@ -22,6 +22,8 @@ pub struct ApiData {
     pub scratch: Scratch,
     /// `.local/<name>`: the data (kept for the next run), logs and results.
     pub out: PathBuf,
+    /// `<prefix>_<stamp>`, created by [`ApiData::load`].
+    database: String,
     pub database_url: String,
     /// What the servers verify tokens with.
     pub jwt_secret: String,
@@ -35,11 +37,11 @@ impl ApiData {
         let admin_url =
             std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| workspace.admin_url());
         let scratch = Scratch::new(prefix, admin_url).await?;
-        let database_url =
-            postgres::with_database(&scratch.admin_url, &format!("{prefix}_{}", scratch.stamp));
+        let database = format!("{prefix}_{}", scratch.stamp);
         Ok(Self {
             out: workspace.out_dir(name)?,
-            database_url,
+            database_url: postgres::with_database(&scratch.admin_url, &database),
+            database,
             jwt_secret: random_hex(32)?,
             scratch,
             servers: Vec::new(),
@@ -66,17 +68,11 @@ impl ApiData {
                 },
             )?;
         }
-        let database = self
-            .database_url
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
         say(&format!(
-            "loading through the real ingest path into {database} (bucket {})",
-            self.scratch.names.bucket
+            "loading through the real ingest path into {} (bucket {})",
+            self.database, self.scratch.names.bucket
         ));
-        self.scratch.database(&database).await?;
+        self.scratch.database(&self.database).await?;
         postgres::migrate(&self.database_url).await?;
         self.scratch.bootstrap().await?;
         datasets::upload(&self.scratch, &data).await?;
