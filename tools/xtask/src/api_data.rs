@@ -120,9 +120,7 @@ impl ApiData {
 
     /// Stops the servers, drops the database, deletes the bucket.
     pub async fn tear_down(self) {
-        for server in self.servers {
-            server.stop();
-        }
+        drop(self.servers); // each server stops when dropped
         self.scratch.tear_down().await;
     }
 }

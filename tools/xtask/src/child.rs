@@ -33,12 +33,14 @@ pub async fn measure(
     let child = command
         .spawn()
         .with_context(|| format!("starting {what}"))?;
-    let pid = child.id() as libc::pid_t;
+    let mut running = Running(child.id() as libc::pid_t);
+    let pid = running.0;
     let (status, usage) = tokio::task::spawn_blocking(move || wait_with_usage(pid))
         .await?
         .with_context(|| format!("waiting for {what}"))?;
     let seconds = started.elapsed().as_secs_f64();
-    // The child is reaped above; dropping its handle only closes our side.
+    // Reaped above: nothing to kill, and dropping the handle only closes our side.
+    running.0 = 0;
     drop(child);
     Ok(Measured {
         status,
@@ -46,6 +48,19 @@ pub async fn measure(
         // ru_maxrss is in KiB on Linux.
         peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
     })
+}
+
+/// A measured child until it is reaped: killed if the run is interrupted
+/// first (the blocked wait4 then reaps it). 0 once reaped.
+struct Running(libc::pid_t);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            // SAFETY: kill(2) with our own unreaped child's pid.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
 }
 
 /// wait4(2): the child's exit status with its resource usage, which std's
@@ -68,7 +83,8 @@ fn wait_with_usage(pid: libc::pid_t) -> std::io::Result<(ExitStatus, libc::rusag
     }
 }
 
-/// A server started by a task, logging to a file; SIGTERM on [`Server::stop`].
+/// A server started by a task, logging to a file; stopped with SIGTERM
+/// when dropped, also when the run is interrupted while it starts.
 pub struct Server {
     name: String,
     child: Child,
@@ -94,6 +110,7 @@ impl Server {
             name: name.to_owned(),
             child,
         };
+        // Dropped on any way out but success: that stops it.
         let client = reqwest::Client::new();
         for _ in 0..40 {
             if let Ok(answer) = client.get(health_url).send().await {
@@ -106,14 +123,19 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        server.stop();
+        drop(server);
         bail!("{name} did not start; see {}", log.display())
     }
+}
 
+impl Drop for Server {
     /// SIGTERM (the servers shut down gracefully on it), then reaps it.
-    pub fn stop(mut self) {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return; // exited and reaped already
+        }
         let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) with our own child's pid and a valid signal.
+        // SAFETY: kill(2) with our own running child's pid and a valid signal.
         if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
             let _ = self.child.kill();
         }

@@ -13,7 +13,6 @@
 //! removed at the end.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -64,7 +63,7 @@ impl Schemathesis {
         let path = workspace
             .root
             .join(".local/schemathesis-venv/bin/schemathesis");
-        let output = Command::new(&path).arg("--version").output().with_context(|| {
+        let output = std::process::Command::new(&path).arg("--version").output().with_context(|| {
             format!(
                 "{} is missing: `make fuzz-api` installs it (scripts/local.sh install-schemathesis)",
                 path.display()
@@ -85,7 +84,7 @@ pub async fn run(workspace: &Workspace, args: Args) -> Result<()> {
     }
     let schemathesis = Schemathesis::find(workspace)?;
     Services::start(workspace).await?;
-    let bin = workspace.build(false)?;
+    let bin = workspace.build(false).await?;
     let mut api = ApiData::new(workspace, "fuzz_api", "fuzz-api").await?;
     let fuzzing = fuzz(workspace, &bin, &args, seed, &schemathesis, &mut api);
     let result = workspace::interruptible(fuzzing).await;
@@ -123,7 +122,7 @@ async fn fuzz(
     ));
     let started = Instant::now();
     let reports = api.out.join(format!("report-{}", api.scratch.stamp));
-    let mut command = Command::new(&schemathesis.path);
+    let mut command = tokio::process::Command::new(&schemathesis.path);
     command
         // schemathesis keeps a crash cache (.schemathesis/) where it runs.
         .current_dir(&api.out)
@@ -149,6 +148,7 @@ async fn fuzz(
         command.args(["--seed", &seed.to_string()]);
     }
     workspace::run(&mut command, "schemathesis")
+        .await
         .with_context(|| format!("reports: {}", reports.display()))?;
     say(&format!(
         "schemathesis passed in {} s (reports: {})",

@@ -39,7 +39,7 @@ impl Services {
         if !localstack_up().await {
             started.push(Service::Localstack);
         }
-        workspace.local_sh(&["services"])?;
+        workspace.local_sh(&["services"]).await?;
         for service in &started {
             say(&format!(
                 "started {} for this run (stopped at the end unless someone uses it)",
@@ -69,7 +69,7 @@ impl Services {
                 "stopping {} (started by this run)",
                 service.name()
             ));
-            if let Err(error) = workspace.local_sh(&["stop", service.name()]) {
+            if let Err(error) = workspace.local_sh(&["stop", service.name()]).await {
                 eprintln!("teardown: {error:#}");
             }
         }

@@ -2,8 +2,8 @@
 //! PostgreSQL's port, and the programs they call (cargo, scripts/local.sh).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
+use tokio::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -69,7 +69,7 @@ impl Workspace {
 
     /// `cargo build --workspace --quiet` (release or debug); returns the
     /// directory of the binaries.
-    pub fn build(&self, release: bool) -> Result<PathBuf> {
+    pub async fn build(&self, release: bool) -> Result<PathBuf> {
         say(&format!(
             "building the workspace{}",
             if release { " (release)" } else { "" }
@@ -82,7 +82,7 @@ impl Workspace {
         if release {
             command.arg("--release");
         }
-        run(&mut command, "cargo build")?;
+        run(&mut command, "cargo build").await?;
         Ok(self
             .root
             .join("target")
@@ -91,19 +91,23 @@ impl Workspace {
 
     /// scripts/local.sh with `args`, without DATABASE_URL: its services are
     /// the private cluster's, never a database someone pointed us at.
-    pub fn local_sh(&self, args: &[&str]) -> Result<()> {
+    pub async fn local_sh(&self, args: &[&str]) -> Result<()> {
         let script = self.root.join("scripts/local.sh");
         run(
             Command::new(&script).args(args).env_remove("DATABASE_URL"),
             &format!("scripts/local.sh {}", args.join(" ")),
         )
+        .await
     }
 }
 
 /// Runs `command` to completion; an error names it and says how it ended.
-pub fn run(command: &mut Command, what: &str) -> Result<()> {
+/// Awaiting it lets Ctrl-C through ([`interruptible`]), which then stops it.
+pub async fn run(command: &mut Command, what: &str) -> Result<()> {
     let status = command
+        .kill_on_drop(true)
         .status()
+        .await
         .with_context(|| format!("starting {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");

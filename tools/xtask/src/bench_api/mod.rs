@@ -10,7 +10,6 @@
 mod wrk;
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -61,7 +60,7 @@ pub async fn run(workspace: &Workspace, args: Args) -> Result<()> {
     if args.debug {
         say("--debug: debug binaries, the figures compare with nothing");
     }
-    let bin = workspace.build(!args.debug)?;
+    let bin = workspace.build(!args.debug).await?;
     let mut api = ApiData::new(workspace, "bench_api", "bench-api").await?;
     let result = workspace::interruptible(benchmark(&bin, &args, &mut api)).await;
     api.tear_down().await;
@@ -168,24 +167,18 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
             }
             None => (format!("http://127.0.0.1:{port}{path}"), None),
         };
-        let wrk_run = |seconds: u32, latency: bool| -> Result<String> {
-            let mut command = Command::new("wrk");
+        let wrk_run = |seconds: u32, latency: bool| {
+            let mut command = tokio::process::Command::new("wrk");
             command.args(wrk::arguments(args.conns, seconds, latency, &token));
             if let Some(script) = &script {
                 command.arg("-s").arg(script);
             }
-            let output = command.arg(&url).output().context("running wrk")?;
-            if !output.status.success() {
-                bail!(
-                    "wrk {url} failed: {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-            }
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            command.arg(&url);
+            run_wrk(command, &url)
         };
         // Warm up (connections, plans), then measure.
-        wrk_run(2, false)?;
-        let output = wrk_run(args.duration, true)?;
+        wrk_run(2, false).await?;
+        let output = wrk_run(args.duration, true).await?;
         std::fs::write(
             api.out.join(format!(
                 "wrk-{}-{}.txt",
@@ -226,6 +219,22 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         table,
     )?;
     Ok(())
+}
+
+/// Runs wrk (stopped if the run is interrupted); returns its report.
+async fn run_wrk(mut command: tokio::process::Command, url: &str) -> Result<String> {
+    let output = command
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running wrk")?;
+    if !output.status.success() {
+        bail!(
+            "wrk {url} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The free space, in whole GB, of the emptiest of `paths`' file systems.
