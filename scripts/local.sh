@@ -7,8 +7,8 @@
 # call this script for the services and installers they need.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="$ROOT/.local"
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PIDS="$LOCAL/pids"
 LOGS="$LOCAL/logs"
 mkdir -p "$PIDS" "$LOGS"
@@ -23,16 +23,12 @@ WATCH_PORT=9000
 BUCKET="${BUCKET:-orders}"
 DB_NAME="${DB_NAME:-orders}"
 LOCALSTACK_VENV="$LOCAL/localstack-venv"
-CARGO_LAMBDA_VENV="$LOCAL/cargo-lambda-venv"
 ENV_FILE="$LOCAL/functions.env"
 # One more file per function, with its own database user (see write_function_env).
 FUNCTION_ENV_DIR="$LOCAL/env"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 as_pg() { # run a PostgreSQL binary as the postgres user when we are root
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
