@@ -30,7 +30,7 @@ services: ## Start only PostgreSQL and LocalStack
 	@$(LOCAL_SH) services
 
 redrive: ## Send dead-lettered ingest messages back to the queue (after fixing the cause)
-	@cargo build --workspace --quiet && target/debug/localenv --bucket $(BUCKET) redrive
+	@cargo build --workspace --quiet && target/debug/pipeline-local --bucket $(BUCKET) redrive
 
 build: ## Build every crate
 	cargo build --workspace
@@ -53,16 +53,18 @@ migrate-aws: ## Apply the database migrations in the deployed stack (invokes its
 	@scripts/infra.sh migrate
 
 bench: ## Time ingest vs a plain COPY floor on generated data (BENCH_ORDERS=1000000 BENCH_INCREMENT=100000 BENCH_LARGE=3000000)
-	@scripts/bench.sh
+	@cargo xtask bench
 
 token: ## Print a local API token with every scope: TOKEN=$$(make -s token)
 	@$(LOCAL_SH) token
 
 bench-api: ## Load generated data through ingest, serve the API locally, drive it with wrk (BENCH_API_ORDERS=1000000)
-	@scripts/bench-api.sh
+	@$(LOCAL_SH) install-wrk
+	@cargo xtask bench-api
 
 fuzz-api: ## schemathesis, every check, against the API over generated data (FUZZ_API_EXAMPLES=500 FUZZ_API_ORDERS=20000 FUZZ_API_SEED=)
-	@scripts/fuzz-api.sh
+	@$(LOCAL_SH) install-schemathesis
+	@cargo xtask fuzz-api
 
 chaos: ## Fault injection against the real binaries (kill -9, PostgreSQL stopped, S3 faults, sales and reads during loads); CHAOS_RUNS=10 CHAOS_SEED=… CHAOS_CASES=…
 	@$(LOCAL_SH) chaos

@@ -18,8 +18,8 @@
 # and added to the seed corpus.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="$ROOT/.local"
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 FUZZ_DIR="$ROOT/fuzz"
 WORK="$LOCAL/fuzz"
 # The instrumented build, apart from the main workspace's target/.
@@ -27,9 +27,6 @@ export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$WORK/target}"
 CARGO_FUZZ_VERSION=0.13.2
 CARGO_FUZZ_ROOT="$LOCAL/cargo-fuzz"
 TARGETS=(csv_rows s3_events cursor bearer processed_roundtrip)
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # No sanitizer: everything fuzzed is safe Rust (the pipeline's crates hold
 # no `unsafe`), so AddressSanitizer would find nothing Rust's own checks do

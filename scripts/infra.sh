@@ -5,17 +5,14 @@
 # applies the migrations in AWS. See infra/README.md.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 INFRA="$ROOT/infra"
-VENV="$ROOT/.local/infra-venv"
-CARGO_LAMBDA_VENV="$ROOT/.local/cargo-lambda-venv"
+VENV="$LOCAL/infra-venv"
 SAM_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 # No usage data leaves the machine; linting needs a region name, not AWS.
 export SAM_CLI_TELEMETRY=0
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 install_tools() {
   local pins="$SAM_VERSION $CFN_LINT_VERSION"

@@ -2,11 +2,13 @@
 # Local environment for the order pipeline: installs its tools into .local/,
 # starts and stops PostgreSQL, LocalStack, the functions and the SQS
 # forwarder. Every process it starts is recorded by PID in .local/pids/ and
-# stopped by that PID. The Makefile is the front door; see `make help`.
+# stopped by that PID. The Makefile is the front door; see `make help`. The
+# benchmarks and the API fuzzing are `cargo xtask` tasks (tools/xtask) that
+# call this script for the services and installers they need.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="$ROOT/.local"
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PIDS="$LOCAL/pids"
 LOGS="$LOCAL/logs"
 mkdir -p "$PIDS" "$LOGS"
@@ -21,16 +23,12 @@ WATCH_PORT=9000
 BUCKET="${BUCKET:-orders}"
 DB_NAME="${DB_NAME:-orders}"
 LOCALSTACK_VENV="$LOCAL/localstack-venv"
-CARGO_LAMBDA_VENV="$LOCAL/cargo-lambda-venv"
 ENV_FILE="$LOCAL/functions.env"
 # One more file per function, with its own database user (see write_function_env).
 FUNCTION_ENV_DIR="$LOCAL/env"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
-
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 as_pg() { # run a PostgreSQL binary as the postgres user when we are root
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -60,6 +58,26 @@ install_cargo_lambda() {
   say "installing cargo-lambda 1.9.2 into $CARGO_LAMBDA_VENV (once)"
   python3 -m venv "$CARGO_LAMBDA_VENV"
   "$CARGO_LAMBDA_VENV/bin/pip" install -q --disable-pip-version-check 'cargo-lambda==1.9.2'
+}
+
+# The version the API contract was checked with; a newer one may add checks.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV="$LOCAL/schemathesis-venv"
+
+install_schemathesis() {
+  [ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ] &&
+    [ "$("$SCHEMATHESIS_VENV/bin/schemathesis" --version | awk '{print $NF}')" = "$SCHEMATHESIS_VERSION" ] && return 0
+  say "installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV (once)"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# wrk (make bench-api) comes from the distribution: it needs root to install.
+install_wrk() {
+  command -v wrk >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || die "wrk is missing: apt-get install wrk"
+  say "installing wrk (apt-get install wrk)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
 
 # ---------------------------------------------------------------- services
@@ -209,10 +227,10 @@ SQL
 cmd_token() {
   { [ -f "$ENV_FILE" ] && grep -q '^JWT_SECRET=' "$ENV_FILE"; } || write_env_file
   (cd "$ROOT" && cargo build --workspace --quiet) >&2
-  "$ROOT/target/debug/localenv" token --env-file "$ENV_FILE"
+  "$ROOT/target/debug/pipeline-local" token --env-file "$ENV_FILE"
 }
 
-localenv() { "$ROOT/target/debug/localenv" --bucket "$BUCKET" "$@"; }
+pipeline_local() { "$ROOT/target/debug/pipeline-local" --bucket "$BUCKET" "$@"; }
 
 watch_up() { curl -s -o /dev/null "http://127.0.0.1:$WATCH_PORT/"; }
 
@@ -232,7 +250,7 @@ start_watch() {
 start_forwarder() {
   if pid_alive forwarder; then return 0; fi
   say "forwarding queue $BUCKET-ingest to the ingest function"
-  ( setsid "$ROOT/target/debug/localenv" --bucket "$BUCKET" forward \
+  ( setsid "$ROOT/target/debug/pipeline-local" --bucket "$BUCKET" forward \
       --invoke-url "http://127.0.0.1:$WATCH_PORT" >"$LOGS/forwarder.log" 2>&1 &
     echo $! >"$PIDS/forwarder.pid" )
 }
@@ -246,18 +264,18 @@ cmd_up() {
   (cd "$ROOT" && cargo build --workspace --quiet)
   write_env_file
   say "applying migrations"
-  DATABASE_URL="$(database_url)" localenv migrate
+  DATABASE_URL="$(database_url)" pipeline_local migrate
   say "giving each function its own database user (.local/env/)"
   write_function_env
   say "creating bucket, queues and notification"
-  localenv bootstrap
+  pipeline_local bootstrap
   start_watch
   start_forwarder
   # Warm the HTTP function so the first user call does not wait for it.
   curl -s -o /dev/null --max-time 120 "http://127.0.0.1:$WATCH_PORT/health" || true
   if [ "${SAMPLES:-1}" != 0 ]; then
     say "uploading the sample files from data/"
-    localenv upload --wait "$ROOT/data/orders.csv" "$ROOT/data/barcodes.csv"
+    pipeline_local upload --wait "$ROOT/data/orders.csv" "$ROOT/data/barcodes.csv"
     echo
     echo "top customers: $(curl -s -H "Authorization: Bearer $(cmd_token)" \
       "http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5")"
@@ -315,8 +333,9 @@ cmd_test() {
   # cases the same run to run.
   if [ $# -eq 0 ]; then
     say "schemathesis against the API (bounded; make fuzz-api runs the long version)"
+    install_schemathesis
     FUZZ_API_EXAMPLES="${FUZZ_API_EXAMPLES:-25}" FUZZ_API_ORDERS="${FUZZ_API_ORDERS:-3000}" \
-      FUZZ_API_SEED="${FUZZ_API_SEED:-1}" "$ROOT/scripts/fuzz-api.sh" || status=$?
+      FUZZ_API_SEED="${FUZZ_API_SEED:-1}" cargo xtask fuzz-api || status=$?
   fi
   return "$status"
 }
@@ -334,6 +353,15 @@ cmd_chaos() {
 
 cmd_services() { start_postgres_unless_external; start_localstack; }
 
+# `stop postgres|localstack`: one service, for a task that started it alone.
+cmd_stop() {
+  case "${1:-}" in
+    postgres) stop_postgres ;;
+    localstack) stop_pid localstack ;;
+    *) die "usage: $0 stop postgres|localstack" ;;
+  esac
+}
+
 # Stops everything and deletes the private PostgreSQL cluster (all its data).
 cmd_reset() {
   cmd_down
@@ -349,9 +377,12 @@ case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   chaos) shift; cmd_chaos "$@" ;;
   services) cmd_services ;;
+  stop) shift; cmd_stop "$@" ;;
   reset) cmd_reset ;;
   install) install_localstack; install_cargo_lambda ;;
   install-cargo-lambda) install_cargo_lambda ;;
+  install-schemathesis) install_schemathesis ;;
+  install-wrk) install_wrk ;;
   token) cmd_token ;;
-  *) echo "usage: $0 up|down|test|chaos|services|reset|install|install-cargo-lambda|token" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|test|chaos|services|stop|reset|install|install-cargo-lambda|install-schemathesis|install-wrk|token" >&2; exit 2 ;;
 esac

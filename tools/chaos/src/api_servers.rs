@@ -1,6 +1,6 @@
 //! The real `orders` and `analytics` binaries served as plain local HTTP
 //! servers (`LOCAL_HTTP_ADDR`, as `make bench-api` serves them), each logged
-//! in as its own database user, and a token from the real `localenv token`.
+//! in as its own database user, and a token from the real `pipeline-local token`.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use order_pipeline::roles::DatabaseRole;
 
 use crate::world::{Settings, World};
 
-/// The HS256 secret the servers verify and `localenv token` signs with.
+/// The HS256 secret the servers verify and `pipeline-local token` signs with.
 const JWT_SECRET: &str = "chaos-jwt-secret-chaos-jwt-secret-0123";
 /// Connections per server, as the bench gives them.
 const POOL_SIZE: &str = "8";
@@ -79,21 +79,21 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A token with every scope, from `localenv token` over an env file
+/// A token with every scope, from `pipeline-local token` over an env file
 /// holding the servers' secret.
 async fn token(settings: &Settings, name: &str) -> Result<String> {
     let env_file = settings.log_dir.join(format!("{name}.token.env"));
     std::fs::write(&env_file, format!("JWT_SECRET={JWT_SECRET}\n"))?;
-    let output = tokio::process::Command::new(settings.bin_dir.join("localenv"))
+    let output = tokio::process::Command::new(settings.bin_dir.join("pipeline-local"))
         .args(["token", "--hours", "1", "--env-file"])
         .arg(&env_file)
         .output()
         .await
-        .context("running localenv token")?;
+        .context("running pipeline-local token")?;
     let _ = std::fs::remove_file(&env_file);
     anyhow::ensure!(
         output.status.success(),
-        "localenv token failed: {}",
+        "pipeline-local token failed: {}",
         String::from_utf8_lossy(&output.stderr).trim()
     );
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use datagen::SplitMix64;
+use datagen::splitmix::SplitMix64;
 
 use crate::postgres_cluster::PostgresCluster;
 use crate::s3_proxy::FaultPlan;

@@ -1,6 +1,6 @@
 //! Plays the Lambda service for one function, so that a fault can hit the
 //! real function process at an exact moment: the Invoke API that
-//! `localenv forward` calls, and the Runtime API that the real `ingest`
+//! `pipeline-local forward` calls, and the Runtime API that the real `ingest`
 //! binary (spawned here, `AWS_LAMBDA_RUNTIME_API`) polls for its events.
 //! `cargo lambda watch` would also run the binary, but it owns the process:
 //! it cannot be told to kill -9 it mid-invocation, nor say when an event was
@@ -97,7 +97,7 @@ impl LambdaService {
         })
     }
 
-    /// The base URL for `localenv forward --invoke-url`.
+    /// The base URL for `pipeline-local forward --invoke-url`.
     pub fn invoke_url(&self) -> &str {
         &self.invoke_url
     }

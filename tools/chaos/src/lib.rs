@@ -1,5 +1,5 @@
 //! `make chaos`: faults injected into the real pipeline (the real ingest
-//! binary, `localenv forward` and `redrive`, PostgreSQL, LocalStack), each
+//! binary, `pipeline-local forward` and `redrive`, PostgreSQL, LocalStack), each
 //! run's end state compared with a clean run of the same files.
 
 pub mod api_servers;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
-use datagen::SplitMix64;
+use datagen::splitmix::SplitMix64;
 use serde_json::Value;
 
 use crate::api_servers::ApiServers;

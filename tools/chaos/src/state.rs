@@ -206,7 +206,7 @@ async fn published_digest(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Strin
         Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
             return Ok(String::new())
         }
-        Err(error) => return Err(localenv::sdk_error(error)),
+        Err(error) => return Err(pipeline_local::sdk_error(error)),
     };
     let mut body = object.body;
     let mut digest = Sha256::new();

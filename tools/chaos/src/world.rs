@@ -1,7 +1,7 @@
 //! One run's pipeline, made of the real pieces: a fresh database (migrated,
 //! with the ingest function's own login user), a bucket with its queue and
-//! dead-letter queue made by the real `localenv bootstrap`, the real
-//! `localenv forward` feeding the real `ingest` binary through
+//! dead-letter queue made by the real `pipeline-local bootstrap`, the real
+//! `pipeline-local forward` feeding the real `ingest` binary through
 //! [`LambdaService`], whose S3 traffic goes through [`S3Proxy`]. Torn down
 //! by [`World::tear_down`].
 
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
-use localenv::resources::{self, ResourceNames};
 use order_pipeline::config::DatabaseSettings;
 use order_pipeline::roles::{self, DatabaseRole};
+use pipeline_local::resources::{self, ResourceNames};
 use tokio_postgres::NoTls;
 
 use crate::lambda_service::{FunctionProcess, LambdaService};
@@ -94,7 +94,7 @@ impl World {
         let ingest_url = url_of_role(&login_urls, DatabaseRole::Ingest);
 
         let names = ResourceNames::for_bucket(name);
-        run_localenv(
+        run_pipeline_local(
             &settings.bin_dir,
             &settings.localstack,
             name,
@@ -107,7 +107,7 @@ impl World {
             ],
         )
         .await?;
-        let sdk = localenv::sdk_config(&settings.localstack).await;
+        let sdk = pipeline_local::sdk_config(&settings.localstack).await;
         let s3 = order_pipeline::storage::s3_client(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = resources::queue_url(&sqs, &names.queue).await?;
@@ -176,7 +176,7 @@ impl World {
             .body(body)
             .send()
             .await
-            .map_err(localenv::sdk_error)
+            .map_err(pipeline_local::sdk_error)
             .with_context(|| format!("uploading {key}"))?;
         Ok(Uploaded {
             key,
@@ -206,7 +206,7 @@ impl World {
             .message_body(body.to_string())
             .send()
             .await
-            .map_err(localenv::sdk_error)
+            .map_err(pipeline_local::sdk_error)
             .context("sending a notification again")?;
         Ok(())
     }
@@ -271,7 +271,7 @@ impl World {
 
     /// `make redrive`'s command, for this run's bucket.
     pub async fn redrive(&self) -> Result<()> {
-        run_localenv(&self.bin_dir, &self.localstack, &self.name, &["redrive"]).await
+        run_pipeline_local(&self.bin_dir, &self.localstack, &self.name, &["redrive"]).await
     }
 
     /// Stops the processes, deletes the bucket (every version), the queues
@@ -281,14 +281,14 @@ impl World {
         let _ = self.forwarder.wait().await;
         drop(self.function);
         self.owner.close();
-        delete_bucket(&self.s3, &self.name).await?;
+        resources::delete_bucket(&self.s3, &self.name).await?;
         for queue in [&self.queue_url, &self.dead_letter_queue_url] {
             self.sqs
                 .delete_queue()
                 .queue_url(queue)
                 .send()
                 .await
-                .map_err(localenv::sdk_error)?;
+                .map_err(pipeline_local::sdk_error)?;
         }
         admin(
             &self.admin_url,
@@ -319,8 +319,12 @@ fn aws_env() -> Vec<(String, String)> {
     .collect()
 }
 
-fn localenv_command(bin_dir: &Path, localstack: &str, bucket: &str) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(bin_dir.join("localenv"));
+fn pipeline_local_command(
+    bin_dir: &Path,
+    localstack: &str,
+    bucket: &str,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bin_dir.join("pipeline-local"));
     command
         .env_clear()
         .envs(aws_env())
@@ -330,15 +334,20 @@ fn localenv_command(bin_dir: &Path, localstack: &str, bucket: &str) -> tokio::pr
     command
 }
 
-async fn run_localenv(bin_dir: &Path, localstack: &str, bucket: &str, args: &[&str]) -> Result<()> {
-    let output = localenv_command(bin_dir, localstack, bucket)
+async fn run_pipeline_local(
+    bin_dir: &Path,
+    localstack: &str,
+    bucket: &str,
+    args: &[&str],
+) -> Result<()> {
+    let output = pipeline_local_command(bin_dir, localstack, bucket)
         .args(args)
         .output()
         .await
-        .with_context(|| format!("running localenv {}", args.join(" ")))?;
+        .with_context(|| format!("running pipeline-local {}", args.join(" ")))?;
     anyhow::ensure!(
         output.status.success(),
-        "localenv {} failed ({}): {}",
+        "pipeline-local {} failed ({}): {}",
         args.join(" "),
         output.status,
         String::from_utf8_lossy(&output.stderr).trim()
@@ -354,12 +363,12 @@ fn spawn_forwarder(
     let log_path = settings.log_dir.join(format!("{bucket}.forwarder.log"));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    localenv_command(&settings.bin_dir, &settings.localstack, bucket)
+    pipeline_local_command(&settings.bin_dir, &settings.localstack, bucket)
         .args(["forward", "--invoke-url", invoke_url])
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context("starting localenv forward")
+        .context("starting pipeline-local forward")
 }
 
 async fn admin(admin_url: &str, statement: &str) -> Result<()> {
@@ -371,49 +380,4 @@ async fn admin(admin_url: &str, statement: &str) -> Result<()> {
         .batch_execute(statement)
         .await
         .with_context(|| statement.to_owned())
-}
-
-/// Deletes every version and delete marker, then the bucket.
-async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
-    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-    loop {
-        let page = s3
-            .list_object_versions()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(localenv::sdk_error)?;
-        let objects = page
-            .versions()
-            .iter()
-            .map(|v| (v.key(), v.version_id()))
-            .chain(
-                page.delete_markers()
-                    .iter()
-                    .map(|m| (m.key(), m.version_id())),
-            )
-            .filter_map(|(key, version)| {
-                ObjectIdentifier::builder()
-                    .set_key(key.map(str::to_owned))
-                    .set_version_id(version.map(str::to_owned))
-                    .build()
-                    .ok()
-            })
-            .collect::<Vec<_>>();
-        if objects.is_empty() {
-            break;
-        }
-        s3.delete_objects()
-            .bucket(bucket)
-            .delete(Delete::builder().set_objects(Some(objects)).build()?)
-            .send()
-            .await
-            .map_err(localenv::sdk_error)?;
-    }
-    s3.delete_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(localenv::sdk_error)?;
-    Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chaos::lambda_service::LambdaService;
 use chaos::s3_proxy::{FaultPlan, S3Proxy};
-use localenv::forwarder::{Invoke, LambdaInvokeApi};
+use pipeline_local::forwarder::{Invoke, LambdaInvokeApi};
 use serde_json::json;
 
 /// A function runtime in sh: takes each event from the Runtime API and

@@ -3,15 +3,22 @@
 //! (`barcode,order_id`, `order_id` empty for an unsold barcode).
 //!
 //! The output is a pure function of [`Config`]: the generator uses its own
-//! tiny PRNG ([`SplitMix64`]) and its own barcode permutation, never a crate
-//! whose stream could change, so a seed gives the same bytes forever.
+//! tiny PRNG ([`splitmix::SplitMix64`]) and its own barcode permutation
+//! ([`barcode`]), never a crate whose stream could change, so a seed gives
+//! the same bytes forever.
 //!
 //! Both files are written as a stream, order by order; the only state kept is
 //! a handful of barcodes waiting to be repeated as duplicates further down.
 
+pub mod barcode;
+pub mod splitmix;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::Write;
+
+use barcode::{barcode_number, format_barcode, Decimal};
+use splitmix::SplitMix64;
 
 /// Customers per order: N orders are spread over N / 10 customers.
 pub const ORDERS_PER_CUSTOMER: u64 = 10;
@@ -31,9 +38,9 @@ pub const DUPLICATE_MAX_DELAY_ORDERS: u64 = 1000;
 /// Barcodes are this many decimal digits, zero-padded.
 pub const BARCODE_DIGITS: usize = 11;
 /// Barcode numbers lie in 0..BARCODE_SPACE.
-const BARCODE_SPACE: u64 = 100_000_000_000;
+pub(crate) const BARCODE_SPACE: u64 = 100_000_000_000;
 /// Barcode slots per order id: 0..5 sold, 5 unused, 6 and 7 spare.
-const SLOTS_PER_ORDER: u64 = 8;
+pub(crate) const SLOTS_PER_ORDER: u64 = 8;
 const UNUSED_SLOT: u64 = 5;
 /// The largest order id whose barcodes still fit in 11 digits.
 pub const MAX_ORDER_ID: u64 = BARCODE_SPACE / SLOTS_PER_ORDER - 1;
@@ -106,113 +113,6 @@ impl std::fmt::Display for Summary {
             self.unused,
             self.orders_without_barcodes
         )
-    }
-}
-
-/// Sebastiano Vigna's splitmix64: small, fast, good enough for test data, and
-/// fixed here so its stream never changes.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.0)
-    }
-
-    /// Uniform in 0..n (n > 0), by Lemire's multiply-shift; the bias is below
-    /// n / 2^64, far under anything a test could see.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// True once in `n` draws on average.
-    pub fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-}
-
-/// splitmix64's output function: a bijective 64-bit mixer.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The barcode number of an order's slot: a fixed permutation of
-/// 0..10^11 applied to `order_id * 8 + slot`. It does not depend on the seed,
-/// so files with disjoint order id ranges never share a barcode, whatever
-/// their seeds; and as a permutation it never repeats one by accident.
-pub fn barcode_number(order_id: u64, slot: u64) -> u64 {
-    debug_assert!(order_id <= MAX_ORDER_ID && slot < SLOTS_PER_ORDER);
-    permute(order_id * SLOTS_PER_ORDER + slot)
-}
-
-/// A 4-round Feistel network on 38 bits (2^38 > 10^11), cycle-walked until
-/// the result falls inside 0..10^11: a bijection of 0..10^11 that scatters
-/// neighbouring inputs across the whole range.
-fn permute(mut x: u64) -> u64 {
-    const HALF_BITS: u32 = 19;
-    const MASK: u64 = (1 << HALF_BITS) - 1;
-    const KEYS: [u64; 4] = [
-        0x6A09_E667_F3BC_C908,
-        0xBB67_AE85_84CA_A73B,
-        0x3C6E_F372_FE94_F82B,
-        0xA54F_F53A_5F1D_36F1,
-    ];
-    debug_assert!(x < BARCODE_SPACE);
-    loop {
-        let (mut left, mut right) = (x >> HALF_BITS, x & MASK);
-        for key in KEYS {
-            let next = left ^ (mix64(right ^ key) & MASK);
-            left = right;
-            right = next;
-        }
-        x = (left << HALF_BITS) | right;
-        if x < BARCODE_SPACE {
-            return x;
-        }
-    }
-}
-
-/// Formats a barcode number as 11 zero-padded digits.
-pub fn format_barcode(number: u64) -> [u8; BARCODE_DIGITS] {
-    let mut out = [b'0'; BARCODE_DIGITS];
-    let mut n = number;
-    for digit in out.iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out
-}
-
-/// Formats an unsigned integer without allocating.
-struct Decimal {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Decimal {
-    fn new(mut n: u64) -> Self {
-        let mut buf = [0u8; 20];
-        let mut start = buf.len();
-        loop {
-            start -= 1;
-            buf[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        Self { buf, start }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
     }
 }
 
@@ -596,27 +496,5 @@ mod tests {
         assert!(generate(&config(1, 1, 0), &mut out.0, &mut out.1).is_err());
         assert!(generate(&config(2, 1, MAX_ORDER_ID), &mut out.0, &mut out.1).is_err());
         assert!(generate(&config(1, 1, MAX_ORDER_ID), &mut out.0, &mut out.1).is_ok());
-    }
-
-    #[test]
-    fn barcode_permutation_is_a_bijection_sample() {
-        let mut seen = HashSet::new();
-        for order_id in 1..20_000u64 {
-            for slot in 0..SLOTS_PER_ORDER {
-                let n = barcode_number(order_id, slot);
-                assert!(n < BARCODE_SPACE);
-                assert!(seen.insert(n), "collision at {order_id}/{slot}");
-            }
-        }
-        assert_eq!(&format_barcode(42), b"00000000042");
-        assert_eq!(&format_barcode(99_999_999_999), b"99999999999");
-    }
-
-    #[test]
-    fn splitmix64_reference_values() {
-        // First outputs for seed 1234567 from the reference implementation.
-        let mut rng = SplitMix64::new(1234567);
-        assert_eq!(rng.next_u64(), 6457827717110365317);
-        assert_eq!(rng.next_u64(), 3203168211198807973);
     }
 }

@@ -1,4 +1,4 @@
-//! `localenv upload`: puts local files into the bucket's incoming/ prefix.
+//! `pipeline-local upload`: puts local files into the bucket's incoming/ prefix.
 //!
 //! The bucket is versioned, so every upload is a new version that the
 //! pipeline ingests. A file whose content is already the key's current

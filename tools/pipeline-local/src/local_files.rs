@@ -1,5 +1,5 @@
 //! An [`ObjectStore`] over local files, so the ingest code runs on files on a
-//! laptop with no S3 at all (`localenv process`). Inputs are registered under
+//! laptop with no S3 at all (`pipeline-local process`). Inputs are registered under
 //! the keys the pipeline expects (`incoming/<name>`); outputs land in a
 //! directory: `processed_orders.csv` and `reports/…`.
 

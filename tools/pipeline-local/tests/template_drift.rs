@@ -1,4 +1,4 @@
-//! The local world (`make up`, tools/localenv/src/resources.rs) and the AWS
+//! The local world (`make up`, tools/pipeline-local/src/resources.rs) and the AWS
 //! one (infra/template.yaml) have the same shape: the notification's prefix,
 //! suffix and event, the queue and dead-letter queue names, the visibility
 //! timeout, the maximum receives, the dead-letter retention, the bucket's
@@ -8,9 +8,9 @@
 
 use aws_sdk_s3::types::Event;
 use infracheck::template::{get_att_target, ref_target, sub_template, Template};
-use localenv::forwarder;
-use localenv::resources::{self, QueueSettings, ResourceNames};
 use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
+use pipeline_local::forwarder;
+use pipeline_local::resources::{self, QueueSettings, ResourceNames};
 use pipeline_test_support::{localstack_config, TestBucket};
 use serde_json::Value;
 
@@ -105,7 +105,7 @@ fn queue_settings_match_the_local_ones() {
     assert_eq!(
         number(&queue["VisibilityTimeout"], "VisibilityTimeout"),
         u64::from(local.visibility_timeout_secs),
-        "the visibility timeout (QueueSettings::default in tools/localenv/src/resources.rs)"
+        "the visibility timeout (QueueSettings::default in tools/pipeline-local/src/resources.rs)"
     );
     assert_eq!(
         number(
@@ -187,7 +187,7 @@ fn the_local_forwarder_takes_batches_of_the_templates_size() {
     assert_eq!(
         number(batch_size, "BatchSize"),
         forwarder::BATCH_SIZE as u64,
-        "the ingest queue's BatchSize (forwarder::BATCH_SIZE in tools/localenv/src/forwarder.rs)"
+        "the ingest queue's BatchSize (forwarder::BATCH_SIZE in tools/pipeline-local/src/forwarder.rs)"
     );
 }
 

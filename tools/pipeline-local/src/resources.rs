@@ -1,6 +1,6 @@
 //! The AWS resources the pipeline needs, created (idempotently) in LocalStack:
 //! the bucket, the ingest queue with its dead-letter queue, and the bucket
-//! notification that feeds the queue. Tests create their own set with the
+//! notification that feeds the queue; and removed again (benchmarks, chaos). Tests create their own set with the
 //! same code, so the local world and the tests cannot drift apart.
 
 use anyhow::{Context, Result};
@@ -245,4 +245,82 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u
         .values()
         .filter_map(|v| v.parse::<u64>().ok())
         .sum())
+}
+
+/// Deletes every version and delete marker, then the bucket.
+pub async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(crate::sdk_error)?;
+        let objects = page
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter_map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .set_key(key.map(str::to_owned))
+                    .set_version_id(version.map(str::to_owned))
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        if objects.is_empty() {
+            break;
+        }
+        s3.delete_objects()
+            .bucket(bucket)
+            .delete(Delete::builder().set_objects(Some(objects)).build()?)
+            .send()
+            .await
+            .map_err(crate::sdk_error)?;
+    }
+    s3.delete_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(crate::sdk_error)?;
+    Ok(())
+}
+
+/// Removes a set [`ensure`] made: the bucket with every version, then both
+/// queues. What is already gone is skipped, so it may follow a setup that
+/// stopped half way.
+pub async fn remove(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    names: &ResourceNames,
+) -> Result<()> {
+    match s3.head_bucket().bucket(&names.bucket).send().await {
+        Ok(_) => delete_bucket(s3, &names.bucket)
+            .await
+            .with_context(|| format!("deleting bucket {}", names.bucket))?,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {}
+        Err(err) => {
+            return Err(crate::sdk_error(err))
+                .with_context(|| format!("finding bucket {}", names.bucket))
+        }
+    }
+    for queue in [&names.queue, &names.dead_letter_queue] {
+        // A queue that does not exist has no URL, and nothing to delete.
+        let Ok(found) = sqs.get_queue_url().queue_name(queue).send().await else {
+            continue;
+        };
+        sqs.delete_queue()
+            .set_queue_url(found.queue_url)
+            .send()
+            .await
+            .map_err(crate::sdk_error)
+            .with_context(|| format!("deleting queue {queue}"))?;
+    }
+    Ok(())
 }

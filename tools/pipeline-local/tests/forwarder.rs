@@ -10,7 +10,7 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::error::BoxError;
 use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchInput;
 use aws_sdk_sqs::types::QueueAttributeName;
-use localenv::forwarder::{self, Invoke, PollOutcome, Source};
+use pipeline_local::forwarder::{self, Invoke, PollOutcome, Source};
 use pipeline_test_support::{block_on_cleanup, localstack_config};
 use serde_json::{json, Value};
 

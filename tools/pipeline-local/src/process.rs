@@ -1,15 +1,15 @@
-//! `localenv process`: the pipeline on local files, no AWS needed.
+//! `pipeline-local process`: the pipeline on local files, no AWS needed.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use localenv::local_files::LocalFiles;
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
 use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestStatus, Ingestor};
 use order_pipeline::storage::ObjectRef;
+use pipeline_local::local_files::LocalFiles;
 
 /// The pseudo-bucket local files are recorded under in the ledger.
 const LOCAL_BUCKET: &str = "local";

@@ -1,4 +1,4 @@
-//! `localenv token`: a development token for the local HTTP API.
+//! `pipeline-local token`: a development token for the local HTTP API.
 
 use std::path::Path;
 use std::time::Duration;

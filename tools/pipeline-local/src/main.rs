@@ -1,21 +1,24 @@
 //! `localenv`: the local AWS world for the order pipeline. `make up` drives it;
-//! run `localenv --help` for the commands.
+//! run `pipeline-local --help` for the commands.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use localenv::forwarder::{self, LambdaInvokeApi, Source};
-use localenv::resources::{self, QueueSettings, ResourceNames};
-use localenv::upload::Uploaded;
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
+use pipeline_local::forwarder::{self, LambdaInvokeApi, Source};
+use pipeline_local::resources::{self, QueueSettings, ResourceNames};
+use pipeline_local::upload::Uploaded;
 
 mod process;
 mod token;
 
 #[derive(Parser)]
-#[command(version, about = "Runs the order pipeline's AWS world on LocalStack")]
+#[command(
+    version,
+    about = "The order pipeline on this machine: local files, or its AWS world on LocalStack"
+)]
 struct Cli {
     /// LocalStack's endpoint.
     #[arg(
@@ -120,7 +123,7 @@ async fn main() -> Result<()> {
     };
     order_pipeline::telemetry::init_for_cli(level);
     let names = ResourceNames::for_bucket(&cli.bucket);
-    let sdk_config = localenv::sdk_config(&cli.endpoint_url).await;
+    let sdk_config = pipeline_local::sdk_config(&cli.endpoint_url).await;
     let s3 = order_pipeline::storage::s3_client(&sdk_config);
     let sqs = aws_sdk_sqs::Client::new(&sdk_config);
     match cli.command {
@@ -190,7 +193,7 @@ async fn main() -> Result<()> {
                     .and_then(|n| n.to_str())
                     .with_context(|| format!("{} has no file name", file.display()))?;
                 let key = format!("{INCOMING_PREFIX}{name}");
-                match localenv::upload::upload_file(&s3, &names.bucket, &key, &file).await? {
+                match pipeline_local::upload::upload_file(&s3, &names.bucket, &key, &file).await? {
                     Uploaded::NewVersion { .. } => {
                         println!("uploaded {} -> s3://{}/{key}", file.display(), names.bucket)
                     }
@@ -231,7 +234,7 @@ async fn main() -> Result<()> {
         Command::Redrive => {
             let queue_url = resources::queue_url(&sqs, &names.queue).await?;
             let dlq_url = resources::queue_url(&sqs, &names.dead_letter_queue).await?;
-            let moved = localenv::redrive(&sqs, &dlq_url, &queue_url).await?;
+            let moved = pipeline_local::redrive(&sqs, &dlq_url, &queue_url).await?;
             println!(
                 "{moved} message(s) sent back from {} to {}",
                 names.dead_letter_queue, names.queue

@@ -1,0 +1,167 @@
+//! wrk: its command lines, the Lua script for random ids, and the figures
+//! read back from its output into the result table's rows.
+
+use std::fmt::Write;
+
+/// What one endpoint measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    pub p50: String,
+    pub p99: String,
+    pub requests_per_sec: String,
+    pub non_2xx: String,
+}
+
+/// Reads the latency distribution (`--latency`), the request rate and the
+/// non-2xx count from wrk's output; a missing figure is empty (none is 0).
+pub fn parse(output: &str) -> Figures {
+    let mut figures = Figures {
+        p50: String::new(),
+        p99: String::new(),
+        requests_per_sec: String::new(),
+        non_2xx: "0".into(),
+    };
+    for line in output.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["50%", value, ..] => figures.p50 = (*value).to_owned(),
+            ["99%", value, ..] => figures.p99 = (*value).to_owned(),
+            ["Requests/sec:", value, ..] => {
+                figures.requests_per_sec = value
+                    .parse::<f64>()
+                    .map_or_else(|_| (*value).to_owned(), |rate| format!("{rate:.0}"))
+            }
+            [.., last] if line.contains("Non-2xx") => figures.non_2xx = (*last).to_owned(),
+            _ => {}
+        }
+    }
+    figures
+}
+
+/// A result table row: `%-44s %9s %9s %10s %8s`, as bench-api.sh printed it.
+pub fn row(label: &str, figures: &Figures) -> String {
+    format!(
+        "{label:<44} {:>9} {:>9} {:>10} {:>8}",
+        figures.p50, figures.p99, figures.requests_per_sec, figures.non_2xx
+    )
+}
+
+/// The table's header row.
+pub fn header() -> String {
+    format!(
+        "{:<44} {:>9} {:>9} {:>10} {:>8}",
+        "endpoint", "p50", "p99", "req/s", "non-2xx"
+    )
+}
+
+/// A wrk script asking for `template` with `{}` replaced by a random id in
+/// 1..=max on every request, with the bearer token.
+pub fn random_path_script(template: &str, max: u64, token: &str) -> String {
+    let (prefix, suffix) = template.split_once("{}").unwrap_or((template, ""));
+    let mut script = String::new();
+    let _ = write!(
+        script,
+        "local prefix, suffix = \"{prefix}\", \"{suffix}\"\n\
+         math.randomseed(os.time())\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
+         request = function()\n  \
+         return wrk.format(nil, prefix .. math.random(1, {max}) .. suffix)\n\
+         end\n"
+    );
+    script
+}
+
+/// wrk's arguments: two threads, `connections`, `seconds`, the token, the
+/// latency distribution when measuring (not when warming up).
+pub fn arguments(connections: u32, seconds: u32, latency: bool, token: &str) -> Vec<String> {
+    let mut arguments = vec![
+        "-t2".to_owned(),
+        format!("-c{connections}"),
+        format!("-d{seconds}s"),
+    ];
+    if latency {
+        arguments.push("--latency".into());
+    }
+    arguments.extend(["-H".to_owned(), format!("Authorization: Bearer {token}")]);
+    arguments
+}
+
+/// A label as a file name part: `GET /orders?limit=100` -> `get__orders_limit_100`.
+pub fn file_part(label: &str) -> String {
+    label
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUTPUT: &str = "\
+Running 10s test @ http://127.0.0.1:9181/orders?limit=100
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.10ms    1.01ms  20.30ms   90.12%
+    Req/Sec     1.95k   120.11     2.20k    70.00%
+  Latency Distribution
+     50%    1.93ms
+     75%    2.40ms
+     90%    3.01ms
+     99%    6.12ms
+  38812 requests in 10.00s, 25.01MB read
+  Non-2xx or 3xx responses: 12
+Requests/sec:   3880.65
+Transfer/sec:      2.50MB
+";
+
+    #[test]
+    fn the_figures_come_from_the_latency_distribution_and_the_summary() {
+        assert_eq!(
+            parse(OUTPUT),
+            Figures {
+                p50: "1.93ms".into(),
+                p99: "6.12ms".into(),
+                requests_per_sec: "3881".into(),
+                non_2xx: "12".into(),
+            }
+        );
+        let without_errors = OUTPUT.replace("  Non-2xx or 3xx responses: 12\n", "");
+        assert_eq!(parse(&without_errors).non_2xx, "0");
+    }
+
+    #[test]
+    fn rows_keep_the_columns_of_bench_api_sh() {
+        let figures = parse(OUTPUT);
+        assert_eq!(
+            row("GET /health", &figures),
+            "GET /health                                     1.93ms    6.12ms       3881       12"
+        );
+        assert_eq!(header().len(), row("GET /health", &figures).len());
+    }
+
+    #[test]
+    fn the_script_splits_the_template_at_its_placeholder() {
+        let script = random_path_script("/customers/{}/orders", 100, "t0ken");
+        assert!(script.starts_with("local prefix, suffix = \"/customers/\", \"/orders\"\n"));
+        assert!(script.contains("wrk.headers[\"Authorization\"] = \"Bearer t0ken\"\n"));
+        assert!(script.contains("math.random(1, 100)"));
+    }
+
+    #[test]
+    fn arguments_and_file_names() {
+        assert_eq!(
+            arguments(8, 2, false, "t"),
+            ["-t2", "-c8", "-d2s", "-H", "Authorization: Bearer t"]
+        );
+        assert!(arguments(8, 10, true, "t").contains(&"--latency".to_owned()));
+        assert_eq!(file_part("GET /orders?limit=100"), "get__orders_limit_100");
+    }
+}
