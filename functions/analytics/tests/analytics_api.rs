@@ -313,7 +313,7 @@ async fn health_checks_the_database() {
 /// republish of an export a sale (made as the orders role) left stale.
 #[tokio::test]
 async fn the_analytics_routes_work_as_the_analytics_role() {
-    use order_pipeline::roles::DatabaseRole;
+    use order_pipeline::postgres::roles::DatabaseRole;
     let pipeline = TestPipeline::with_sample_data(3).await;
     let sales = pipeline_api::store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
     let sold = sales

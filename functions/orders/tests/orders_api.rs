@@ -770,7 +770,7 @@ async fn the_orders_routes_work_as_the_orders_role() {
     let pipeline = TestPipeline::with_sample_data(0).await;
     let store = pipeline
         .db
-        .store_as(order_pipeline::roles::DatabaseRole::Orders)
+        .store_as(order_pipeline::postgres::roles::DatabaseRole::Orders)
         .await;
     let app = pipeline_api::orders::router(OrdersState::new(store, test_authenticator()));
     let token = test_token_all();

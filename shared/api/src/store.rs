@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{GenericClient, Pool};
 
-use order_pipeline::db::transaction::Transaction;
+use order_pipeline::postgres::transaction::Transaction;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
 
-use order_pipeline::db::{DbError, MERGE_LOCK};
+use order_pipeline::postgres::{DbError, MERGE_LOCK};
 
 /// `timestamptz` as RFC 3339 UTC text, so no date crate is needed.
 macro_rules! ts {

@@ -13,11 +13,11 @@ use crate::carried_text::spreadsheet_cell;
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
 use crate::csv_records::CsvLimits;
-use crate::db::{
+use crate::domain::{BarcodeRow, OrderRow};
+use crate::postgres::{
     Batch, Claim, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
     Problem,
 };
-use crate::domain::{BarcodeRow, OrderRow};
 use crate::processed::ExportFile;
 use crate::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
 

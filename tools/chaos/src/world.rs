@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
 use localenv::resources::{self, ResourceNames};
 use order_pipeline::config::DatabaseSettings;
-use order_pipeline::roles::{self, DatabaseRole};
+use order_pipeline::postgres::roles::{self, DatabaseRole};
 use tokio_postgres::NoTls;
 
 use crate::lambda_service::{FunctionProcess, LambdaService};
@@ -77,12 +77,12 @@ impl World {
         let database = name.replace('-', "_");
         let admin_url = cluster.admin_url();
         admin(&admin_url, &format!("CREATE DATABASE {database}")).await?;
-        let owner = order_pipeline::db::connect_pool(&DatabaseSettings {
+        let owner = order_pipeline::postgres::connect_pool(&DatabaseSettings {
             url: cluster.owner_url(&database),
             pool_size: 4,
             connect_timeout: Duration::from_secs(10),
         })?;
-        order_pipeline::db::migrate(&owner)
+        order_pipeline::postgres::migrate(&owner)
             .await
             .with_context(|| format!("migrating {database}"))?;
         let mut login_urls = Vec::new();

@@ -7,8 +7,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use localenv::local_files::LocalFiles;
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
 use order_pipeline::csv_records::CsvLimits;
-use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestStatus, Ingestor};
+use order_pipeline::postgres::{self, PgStore};
 use order_pipeline::storage::ObjectRef;
 
 /// The pseudo-bucket local files are recorded under in the ledger.
@@ -16,8 +16,10 @@ const LOCAL_BUCKET: &str = "local";
 
 pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> {
     let settings = DatabaseSettings::from_env()?;
-    let pool = db::connect_pool(&settings)?;
-    db::migrate(&pool).await.context("applying migrations")?;
+    let pool = postgres::connect_pool(&settings)?;
+    postgres::migrate(&pool)
+        .await
+        .context("applying migrations")?;
     let mut store = LocalFiles::new(&out_dir);
     let mut keys = Vec::new();
     for file in &files {

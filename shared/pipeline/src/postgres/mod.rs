@@ -18,7 +18,11 @@ use crate::seen::{SeenFilter, DEFAULT_FILTER_BYTES};
 
 mod copy_buffer;
 mod external_sort;
+pub mod migrations;
+pub mod roles;
+pub mod secret;
 mod sold_barcodes;
+pub mod tls;
 pub mod transaction;
 
 use copy_buffer::CopyBuffer;
@@ -45,7 +49,7 @@ pub enum DbError {
     #[error("building the database pool: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
-    Tls(#[from] crate::postgres_tls::TlsError),
+    Tls(#[from] tls::TlsError),
     /// Writing a first load's local temporary files (the export, its sort
     /// runs, the ticket totals) failed.
     #[error("writing {what}: {source}")]
@@ -102,7 +106,7 @@ fn build_pool(
         };
         config.options(&options);
     }
-    let manager = crate::postgres_tls::manager(
+    let manager = tls::manager(
         config,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,

@@ -6,7 +6,7 @@
 
 use deadpool_postgres::Pool;
 
-use crate::db::{self, DbError};
+use super::{self as db, DbError};
 
 /// The advisory lock key held while migrations run ("migrate").
 pub const MIGRATION_LOCK: i64 = 0x6d_6967_7261_7465;
