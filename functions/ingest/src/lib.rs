@@ -19,7 +19,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// LocalStack; the `CSV_MAX_*` input limits, see [`CsvLimits`]).
 pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
     let settings = order_pipeline::postgres::secret::database_settings().await?;
-    let pool = postgres::connect_pool(&settings)?;
+    let pool = postgres::pool::connect_pool(&settings)?;
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(
         Ingestor::new(S3Store::new(s3_client(&sdk_config)), PgStore::new(pool))

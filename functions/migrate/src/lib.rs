@@ -31,7 +31,7 @@ pub struct FunctionUser {
 /// The pool for migrating: one connection holds the advisory lock, another
 /// applies the migrations, whatever DATABASE_POOL_SIZE says.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
-    order_pipeline::postgres::connect_pool(&DatabaseSettings {
+    order_pipeline::postgres::pool::connect_pool(&DatabaseSettings {
         pool_size: settings.pool_size.max(2),
         ..settings.clone()
     })

@@ -531,7 +531,7 @@ async fn routers_over(database_url: &str) -> [Router; 2] {
     };
     let store = || {
         order_pipeline::postgres::PgStore::new(
-            order_pipeline::postgres::connect_pool(&settings).unwrap(),
+            order_pipeline::postgres::pool::connect_pool(&settings).unwrap(),
         )
     };
     let s3 = order_pipeline::storage::s3_client(&pipeline_test_support::localstack_config().await);

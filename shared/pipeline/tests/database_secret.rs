@@ -106,7 +106,7 @@ fn local_secret(db: &TestDatabase) -> String {
 }
 
 fn pool_for(url: String) -> deadpool_postgres::Pool {
-    postgres::connect_pool(&DatabaseSettings {
+    postgres::pool::connect_pool(&DatabaseSettings {
         url,
         pool_size: 1,
         connect_timeout: std::time::Duration::from_secs(5),

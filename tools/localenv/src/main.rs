@@ -126,7 +126,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Migrate => {
             let settings = DatabaseSettings::from_env()?;
-            let pool = order_pipeline::postgres::connect_pool(&settings)?;
+            let pool = order_pipeline::postgres::pool::connect_pool(&settings)?;
             let applied = order_pipeline::postgres::migrations::migrate_exclusively(&pool)
                 .await
                 .context(
@@ -217,7 +217,7 @@ async fn main() -> Result<()> {
         } => println!("{}", token::issue(&env_file, scopes.as_deref(), hours)?),
         Command::Ingest { keys } => {
             let settings = DatabaseSettings::from_env()?;
-            let pool = order_pipeline::postgres::connect_pool(&settings)?;
+            let pool = order_pipeline::postgres::pool::connect_pool(&settings)?;
             let ingestor = order_pipeline::ingest::Ingestor::new(
                 order_pipeline::storage::S3Store::new(s3.clone()),
                 order_pipeline::postgres::PgStore::new(pool),

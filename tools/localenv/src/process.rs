@@ -16,8 +16,8 @@ const LOCAL_BUCKET: &str = "local";
 
 pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> {
     let settings = DatabaseSettings::from_env()?;
-    let pool = postgres::connect_pool(&settings)?;
-    postgres::migrate(&pool)
+    let pool = postgres::pool::connect_pool(&settings)?;
+    postgres::migrations::migrate(&pool)
         .await
         .context("applying migrations")?;
     let mut store = LocalFiles::new(&out_dir);
@@ -110,7 +110,7 @@ pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> 
     println!("unused barcodes:           {}", totals.unused_barcodes);
     println!("top {top} customers:");
     println!("customer_id, amount_of_tickets");
-    for customer in store.top_customers(top).await? {
+    for customer in store.top_customers(top).await?.customers {
         println!("{}, {}", customer.customer_id, customer.tickets);
     }
     Ok(())

@@ -52,9 +52,9 @@ pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError>
 pub async fn store_from_env() -> Result<PgStore, lambda_http::Error> {
     let settings = order_pipeline::postgres::secret::database_settings().await?;
     let limits = order_pipeline::config::SessionLimits::api_from_env()?;
-    Ok(PgStore::new(order_pipeline::postgres::connect_api_pool(
-        &settings, &limits,
-    )?))
+    Ok(PgStore::new(
+        order_pipeline::postgres::pool::connect_api_pool(&settings, &limits)?,
+    ))
 }
 
 /// Adds what every API router needs around its routes: problem+json for
