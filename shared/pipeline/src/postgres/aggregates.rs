@@ -41,6 +41,55 @@ pub(super) fn add_customer_tickets(source: &str) -> String {
     )
 }
 
+/// The tickets per customer of a temporary `known` table of (customer_id,
+/// tickets), to add to the customers' totals.
+pub(super) const KNOWN_TICKETS: &str = "SELECT customer_id, tickets FROM known";
+
+/// Adding many customers' tickets with one COPY of (customer_id, tickets)
+/// rows. Under the merge lock nobody else adds tickets: an empty
+/// customer_tickets (the usual first load) takes the rows as they are;
+/// otherwise they go to a temporary `known` table, added when the COPY is
+/// done.
+pub(super) struct TicketsCopy {
+    into_empty: bool,
+}
+
+impl TicketsCopy {
+    pub async fn begin(client: &Object) -> Result<Self, DbError> {
+        let into_empty: bool = client
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM customer_tickets)", &[])
+            .await?
+            .get(0);
+        if !into_empty {
+            client
+                .batch_execute(
+                    "CREATE TEMP TABLE known (customer_id bigint, tickets bigint) ON COMMIT DROP",
+                )
+                .await?;
+        }
+        Ok(Self { into_empty })
+    }
+
+    /// The COPY to send the rows with.
+    pub fn statement(&self) -> &'static str {
+        if self.into_empty {
+            "COPY customer_tickets (customer_id, tickets) FROM STDIN BINARY"
+        } else {
+            "COPY known (customer_id, tickets) FROM STDIN BINARY"
+        }
+    }
+
+    /// Once the COPY is finished: adds what went to `known`.
+    pub async fn finish(self, client: &Object) -> Result<(), DbError> {
+        if !self.into_empty {
+            client
+                .batch_execute(&add_customer_tickets(KNOWN_TICKETS))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Moves the totals by `deltas`, counts `rejected` rows, and bumps the data
 /// version when something `changed` and the output version when tickets
 /// moved. Returns the new versions.

@@ -16,10 +16,6 @@ use crate::postgres::external_sort::ExternalSorter;
 use crate::postgres::sold_barcodes::SoldBarcode;
 use crate::postgres::{aggregates, locks, DbError};
 
-/// The tickets per customer of a temporary `known` table of (customer_id,
-/// tickets), to add to the customers' totals.
-pub(super) const KNOWN_TICKETS: &str = "SELECT customer_id, tickets FROM known";
-
 /// Barcode rows a load accepted: new ones (some unsold), and stored unsold
 /// ones it sold.
 #[derive(Debug, Default, Clone, Copy)]
@@ -189,7 +185,7 @@ impl LoadSession {
                      GROUP BY o.customer_id;
                  {tickets};
                  {orphans}",
-                tickets = aggregates::add_customer_tickets(KNOWN_TICKETS),
+                tickets = aggregates::add_customer_tickets(aggregates::KNOWN_TICKETS),
                 orphans = ORPHANS_TO_PROBLEMS.replace("{accepted}", accepted)
             ))
             .await?;

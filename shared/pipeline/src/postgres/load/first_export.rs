@@ -9,15 +9,16 @@ use futures_util::{SinkExt, TryStreamExt};
 use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::Type;
 
-use super::barcodes::{AcceptedBarcodes, KNOWN_TICKETS};
+use super::barcodes::AcceptedBarcodes;
 use super::problems::ORPHANS_TO_PROBLEMS;
 use super::{LoadCounts, LoadSession};
 use crate::domain::{CustomerId, OrderId, ProcessedOrder};
+use crate::postgres::aggregates::TicketsCopy;
 use crate::postgres::copy_buffer::CopyBuffer;
 use crate::postgres::export::ExportSink;
 use crate::postgres::external_sort::{self, ExternalSorter};
 use crate::postgres::sold_barcodes::{BarcodesByOrder, SoldBarcode};
-use crate::postgres::{aggregates, DbError};
+use crate::postgres::DbError;
 
 /// Memory for the sold barcodes a first load sorts by order before it
 /// spills a run to a temporary file (about a quarter of a million barcodes).
@@ -85,28 +86,9 @@ impl LoadSession {
         for pair in held_totals.drain() {
             totals.push(pair).map_err(totals_io)?;
         }
-        // Under the merge lock nobody else adds tickets: an empty table (the
-        // usual first load) takes the totals as they are.
-        let no_tickets_yet: bool = client
-            .query_one("SELECT NOT EXISTS (SELECT 1 FROM customer_tickets)", &[])
-            .await?
-            .get(0);
-        if !no_tickets_yet {
-            client
-                .batch_execute(
-                    "CREATE TEMP TABLE known (customer_id bigint, tickets bigint) ON COMMIT DROP",
-                )
-                .await?;
-        }
-        let target = if no_tickets_yet {
-            "customer_tickets"
-        } else {
-            "known"
-        };
+        let tickets_copy = TicketsCopy::begin(client).await?;
         let sink = client
-            .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY {target} (customer_id, tickets) FROM STDIN BINARY"
-            ))
+            .copy_in::<_, bytes::Bytes>(tickets_copy.statement())
             .await?;
         let mut sink = pin!(sink);
         let mut copy = CopyBuffer::new();
@@ -132,11 +114,7 @@ impl LoadSession {
         }
         sink.send(copy.finish()).await?;
         sink.as_mut().finish().await?;
-        if !no_tickets_yet {
-            client
-                .batch_execute(&aggregates::add_customer_tickets(KNOWN_TICKETS))
-                .await?;
-        }
+        tickets_copy.finish(client).await?;
         if orphans > 0 {
             client
                 .batch_execute(&ORPHANS_TO_PROBLEMS.replace("{accepted}", FIRST_LOAD_ACCEPTED))

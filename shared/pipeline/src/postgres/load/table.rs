@@ -1,4 +1,5 @@
-//! The shadow of a table that a load writes in bulk.
+//! The tables a load may write as a shadow (a first load, bulk mode), and
+//! starting one; the commit swaps it in.
 
 use super::LoadSession;
 use crate::postgres::DbError;
