@@ -6,7 +6,7 @@
 //! - [`ledger`]: the ingest ledger (claiming a file version, its outcome).
 //! - [`load`]: one file's load transaction; [`export`]: publishing
 //!   processed_orders.csv; [`sales`]: selling tickets through the API.
-//! - [`aggregates`]: the one writer of the maintained totals, shared by a
+//! - `aggregates`: the one writer of the maintained totals, shared by a
 //!   load's commit and a sale; [`locks`]: the advisory locks that order them.
 //! - [`read_model`]: the read queries behind the API and the reports.
 

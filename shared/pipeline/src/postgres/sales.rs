@@ -24,7 +24,7 @@ pub enum SaleOutcome {
 
 /// The fingerprint of a sale request, to tell a retry from a new request
 /// reusing an Idempotency-Key.
-pub fn sale_fingerprint(customer_id: i64, tickets: i64) -> String {
+fn sale_fingerprint(customer_id: i64, tickets: i64) -> String {
     let digest = Sha256::digest(format!("sale:v1:{customer_id}:{tickets}"));
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
