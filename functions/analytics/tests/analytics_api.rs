@@ -313,15 +313,16 @@ async fn health_checks_the_database() {
 /// republish of an export a sale (made as the orders role) left stale.
 #[tokio::test]
 async fn the_analytics_routes_work_as_the_analytics_role() {
-    use order_pipeline::roles::DatabaseRole;
+    use order_pipeline::postgres::roles::DatabaseRole;
     let pipeline = TestPipeline::with_sample_data(3).await;
-    let sales = pipeline_api::store::ApiStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
+    let sales =
+        order_pipeline::postgres::PgStore::new(pipeline.db.pool_as(DatabaseRole::Orders).await);
     let sold = sales
         .sell(13, 1, None)
         .await
         .expect("a sale as the orders role");
     let order_id = match sold {
-        pipeline_api::store::SaleOutcome::Sold(order) => order.order_id,
+        order_pipeline::postgres::sales::SaleOutcome::Sold(order) => order.order_id,
         other => panic!("not sold: {other:?}"),
     };
     let app = pipeline_api::analytics::router(AnalyticsState::new(

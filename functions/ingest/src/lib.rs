@@ -2,8 +2,8 @@
 //! which SQS messages failed (so that only those are retried).
 
 use order_pipeline::csv_records::CsvLimits;
-use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestError, IngestReport, Ingestor};
+use order_pipeline::postgres::{self, PgStore};
 use order_pipeline::s3_events::{self, Decision, Notification};
 use order_pipeline::storage::{s3_client, ObjectStore, S3Store};
 use serde_json::{json, Value};
@@ -18,8 +18,8 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// `DATABASE_SECRET_ARN`; the usual AWS variables; `AWS_ENDPOINT_URL` for
 /// LocalStack; the `CSV_MAX_*` input limits, see [`CsvLimits`]).
 pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
-    let settings = order_pipeline::database_secret::database_settings().await?;
-    let pool = db::connect_pool(&settings)?;
+    let settings = order_pipeline::postgres::secret::database_settings().await?;
+    let pool = postgres::pool::connect_pool(&settings)?;
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok(
         Ingestor::new(S3Store::new(s3_client(&sdk_config)), PgStore::new(pool))

@@ -5,10 +5,10 @@
 
 use deadpool_postgres::Pool;
 use order_pipeline::config::DatabaseSettings;
-use order_pipeline::database_secret::{self, Login, SecretError};
-use order_pipeline::db::DbError;
-use order_pipeline::migrations::{self, MigrationError, MIGRATION_LOCK};
-use order_pipeline::roles::{self, DatabaseRole, RoleError};
+use order_pipeline::postgres::migrations::{self, MigrationError, MIGRATION_LOCK};
+use order_pipeline::postgres::roles::{self, DatabaseRole, RoleError};
+use order_pipeline::postgres::secret::{self, Login, SecretError};
+use order_pipeline::postgres::DbError;
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub struct FunctionUser {
 /// The pool for migrating: one connection holds the advisory lock, another
 /// applies the migrations, whatever DATABASE_POOL_SIZE says.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
-    order_pipeline::db::connect_pool(&DatabaseSettings {
+    order_pipeline::postgres::pool::connect_pool(&DatabaseSettings {
         pool_size: settings.pool_size.max(2),
         ..settings.clone()
     })
@@ -59,7 +59,7 @@ pub async fn function_users_from_env() -> Result<Vec<FunctionUser>, SecretError>
         };
         users.push(FunctionUser {
             role,
-            login: database_secret::login_from_secret(&arn).await?,
+            login: secret::login_from_secret(&arn).await?,
         });
     }
     Ok(users)

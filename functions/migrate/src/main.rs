@@ -8,7 +8,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     order_pipeline::telemetry::init();
-    let settings = order_pipeline::database_secret::database_settings().await?;
+    let settings = order_pipeline::postgres::secret::database_settings().await?;
     let pool = migrate::pool(&settings)?;
     let pool = &pool;
     let users = migrate::function_users_from_env().await?;

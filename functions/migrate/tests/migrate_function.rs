@@ -2,8 +2,8 @@
 
 use migrate::FunctionUser;
 use order_pipeline::config::DatabaseSettings;
-use order_pipeline::database_secret::Login;
-use order_pipeline::roles::DatabaseRole;
+use order_pipeline::postgres::roles::DatabaseRole;
+use order_pipeline::postgres::secret::Login;
 use pipeline_test_support::{unique_name, TestDatabase};
 
 fn settings(db: &TestDatabase, pool_size: usize) -> DatabaseSettings {

@@ -504,8 +504,11 @@ async fn routers_over(database_url: &str) -> [Router; 2] {
         pool_size: 1,
         connect_timeout: std::time::Duration::from_secs(5),
     };
-    let store =
-        || order_pipeline::db::PgStore::new(order_pipeline::db::connect_pool(&settings).unwrap());
+    let store = || {
+        order_pipeline::postgres::PgStore::new(
+            order_pipeline::postgres::pool::connect_pool(&settings).unwrap(),
+        )
+    };
     let s3 = order_pipeline::storage::s3_client(&pipeline_test_support::localstack_config().await);
     [
         pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),

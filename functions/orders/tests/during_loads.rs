@@ -12,8 +12,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use order_pipeline::config::{DatabaseSettings, SessionLimits};
-use order_pipeline::db::{self, Batch, Claim, LedgerEntry, LoadSession, ObjectVersion, PgStore};
 use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
+use order_pipeline::postgres::ledger::{Claim, LedgerEntry, ObjectVersion};
+use order_pipeline::postgres::load::{self, Batch, LoadSession};
+use order_pipeline::postgres::{self, PgStore};
 use pipeline_api::analytics::AnalyticsState;
 use pipeline_api::http::problem::{BUSY_PROBLEM_TYPE, BUSY_RETRY_AFTER};
 use pipeline_api::orders::OrdersState;
@@ -37,7 +39,7 @@ impl Api {
             pool_size: 2,
             connect_timeout: Duration::from_secs(10),
         };
-        let store = || PgStore::new(db::connect_api_pool(&settings, &limits).unwrap());
+        let store = || PgStore::new(postgres::pool::connect_api_pool(&settings, &limits).unwrap());
         Self {
             orders: pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),
             analytics: pipeline_api::analytics::router(AnalyticsState::new(
@@ -132,7 +134,7 @@ async fn begin_load(pipeline: &TestPipeline, key: &str) -> Box<LoadSession> {
     }
 }
 
-async fn commit(session: Box<LoadSession>, kind: &'static str, counts: db::LoadCounts) {
+async fn commit(session: Box<LoadSession>, kind: &'static str, counts: load::LoadCounts) {
     session
         .commit(&LedgerEntry {
             kind,
@@ -171,7 +173,10 @@ async fn hold_first_orders_load(
     count: u64,
 ) -> (
     mpsc::Sender<Batch<OrderRow>>,
-    tokio::task::JoinHandle<(Box<LoadSession>, Result<db::LoadCounts, db::DbError>)>,
+    tokio::task::JoinHandle<(
+        Box<LoadSession>,
+        Result<load::LoadCounts, postgres::DbError>,
+    )>,
 ) {
     let mut session = begin_load(pipeline, "incoming/first-orders.csv").await;
     let (batches, incoming) = mpsc::channel(2);

@@ -8,14 +8,16 @@ use crate::http::auth::{AnalyticsRead, Authenticator, Authorized};
 use crate::http::cursor::{self, IngestionsCursor, Listing, UnusedBarcodesCursor};
 use crate::http::extract::{parse_id, parse_limit, parse_limit_from, ApiPath, ApiQuery};
 use crate::http::{etag, ApiError, Health};
-use crate::store::{ApiStore, IngestionRow, Summary, INGESTION_STATUSES};
+use crate::store::{IngestionRow, Summary};
 use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
-use order_pipeline::db::PgStore;
 use order_pipeline::ingest::Ingestor;
+use order_pipeline::postgres::ledger::INGESTION_STATUSES;
+use order_pipeline::postgres::read_model::analytics::CustomerTotalsCache;
+use order_pipeline::postgres::PgStore;
 use order_pipeline::presign::Presigner;
 use order_pipeline::storage::S3Store;
 use utoipa::{IntoParams, ToSchema};
@@ -33,7 +35,8 @@ pub const MAX_PAGE: i64 = 1000;
 #[derive(Clone)]
 pub struct AnalyticsState {
     pub db: PgStore,
-    pub api: ApiStore,
+    /// The summary's customers and tickets, per data version.
+    pub customer_totals: CustomerTotalsCache,
     pub auth: Arc<Authenticator>,
     pub files: Arc<Files>,
 }
@@ -50,7 +53,7 @@ pub struct Files {
 impl AnalyticsState {
     pub fn new(db: PgStore, auth: Authenticator, s3: aws_sdk_s3::Client, bucket: String) -> Self {
         Self {
-            api: ApiStore::new(db.pool().clone()),
+            customer_totals: CustomerTotalsCache::default(),
             auth: Arc::new(auth),
             files: Arc::new(Files {
                 bucket,
@@ -141,13 +144,14 @@ async fn top_customers(
     ApiQuery(query): ApiQuery<TopCustomersQuery>,
 ) -> Result<Response, ApiError> {
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_TOP_LIMIT, MAX_TOP_LIMIT)?;
-    let (version, top) = state.api.top_customers(limit).await?;
+    let top = state.db.top_customers(limit).await?;
     Ok(etag::conditional(
         &headers,
-        &etag::for_version("data", version),
+        &etag::for_version("data", top.data_version),
         || {
             Json(
-                top.into_iter()
+                top.customers
+                    .into_iter()
                     .map(|t| TopCustomer {
                         customer_id: t.customer_id.get(),
                         tickets: t.tickets,
@@ -196,7 +200,13 @@ async fn unused_barcodes(
     // limit=0: the count alone, straight from the aggregate.
     let limit = parse_limit_from(query.limit.as_deref(), 0, DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor::decode(Listing::UnusedBarcodes, query.cursor.as_deref())?;
-    let (count, version, mut barcodes) = state.api.unused_barcodes(after.as_deref(), limit).await?;
+    let unused = state.db.unused_barcodes(after.as_deref(), limit).await?;
+    let (count, version) = (unused.count, unused.data_version);
+    let mut barcodes: Vec<String> = unused
+        .barcodes
+        .iter()
+        .map(|barcode| barcode.as_str().to_owned())
+        .collect();
     let next_cursor =
         next_page(&mut barcodes, limit).map(|last| cursor::encode(Listing::UnusedBarcodes, last));
     Ok(etag::conditional(
@@ -235,7 +245,7 @@ async fn summary(
     State(state): State<AnalyticsState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let summary = state.api.summary().await?;
+    let summary = Summary::from(state.db.summary(&state.customer_totals).await?);
     let tag = etag::for_version("data", summary.data_version);
     Ok(etag::conditional(&headers, &tag, || Json(summary)))
 }
@@ -343,7 +353,10 @@ async fn list_ingestions(
     };
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;
-    let mut rows = state.api.ingestions(status, before, limit).await?;
+    let mut rows: Vec<IngestionRow> = (state.db.ingestions(status, before, limit).await?)
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let next_cursor = next_page(&mut rows, limit)
         .map(|last| cursor::encode(Listing::Ingestions, &last.id.to_string()));
     let mut items = Vec::with_capacity(rows.len());
@@ -366,9 +379,10 @@ async fn get_ingestion(
 ) -> Result<Json<Ingestion>, ApiError> {
     let id = parse_id("id", &id)?;
     let row = state
-        .api
+        .db
         .ingestion(id)
         .await?
+        .map(IngestionRow::from)
         .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
     Ok(Json(with_links(&state.files, row).await?))
 }
@@ -385,7 +399,7 @@ async fn export_processed_orders(
     State(state): State<AnalyticsState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, output_version) = state.api.versions().await?;
+    let output_version = state.db.versions().await?.output_version;
     let tag = etag::for_version("output", output_version);
     if etag::matches(&headers, &tag) {
         return Ok(etag::conditional(&headers, &tag, || {

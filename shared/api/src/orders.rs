@@ -7,12 +7,13 @@ use crate::http::auth::{Authenticator, Authorized, OrdersRead, OrdersWrite};
 use crate::http::cursor::{self, Listing, OrdersCursor};
 use crate::http::extract::{parse_id, parse_limit, ApiJson, ApiPath, ApiQuery};
 use crate::http::{docs, ApiError, Health};
-use crate::store::{ApiStore, CustomerSummary, OrderDetail, OrderSummary, SaleOutcome};
+use crate::store::{CustomerSummary, OrderDetail, OrderSummary};
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use order_pipeline::db::PgStore;
+use order_pipeline::postgres::sales::SaleOutcome;
+use order_pipeline::postgres::PgStore;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -29,14 +30,12 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 #[derive(Clone)]
 pub struct OrdersState {
     pub db: PgStore,
-    pub api: ApiStore,
     pub auth: Arc<Authenticator>,
 }
 
 impl OrdersState {
     pub fn new(db: PgStore, auth: Authenticator) -> Self {
         Self {
-            api: ApiStore::new(db.pool().clone()),
             auth: Arc::new(auth),
             db,
         }
@@ -128,7 +127,10 @@ async fn order_page(
 ) -> Result<OrderPage, ApiError> {
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor::decode_id(Listing::Orders, query.cursor.as_deref())?;
-    let mut items = state.api.list_orders(customer_id, after, limit).await?;
+    let mut items: Vec<OrderSummary> = (state.db.list_orders(customer_id, after, limit).await?)
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items
@@ -222,8 +224,9 @@ async fn create_order(
         let subject = auth.claims.sub.as_deref().unwrap_or("");
         format!("{}:{subject}:{key}", subject.len())
     });
-    match state.api.sell(sale.customer_id, sale.tickets, key.as_deref()).await? {
+    match state.db.sell(sale.customer_id, sale.tickets, key.as_deref()).await? {
         SaleOutcome::Sold(order) => {
+            let order = OrderDetail::from(order);
             tracing::info!(order_id = order.order_id, tickets = order.tickets, "sold tickets");
             let location = format!("/orders/{}", order.order_id);
             Ok((
@@ -236,7 +239,7 @@ async fn create_order(
         SaleOutcome::Replayed(order) => Ok((
             StatusCode::OK,
             [("idempotent-replayed", "true")],
-            Json(order),
+            Json(OrderDetail::from(order)),
         )
             .into_response()),
         SaleOutcome::NotEnough { wanted, available } => Err(ApiError::conflict(format!(
@@ -283,10 +286,10 @@ async fn get_order(
 ) -> Result<Json<OrderDetail>, ApiError> {
     let order_id = parse_id("order_id", &order_id)?;
     state
-        .api
+        .db
         .order(order_id)
         .await?
-        .map(Json)
+        .map(|order| Json(order.into()))
         .ok_or_else(|| ApiError::not_found(format!("no order with order_id {order_id}")))
 }
 
@@ -303,10 +306,10 @@ async fn get_customer(
 ) -> Result<Json<CustomerSummary>, ApiError> {
     let customer_id = parse_id("customer_id", &customer_id)?;
     state
-        .api
+        .db
         .customer(customer_id)
         .await?
-        .map(Json)
+        .map(|customer| Json(customer.into()))
         .ok_or_else(|| unknown_customer(customer_id))
 }
 

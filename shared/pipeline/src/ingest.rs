@@ -13,11 +13,11 @@ use crate::carried_text::spreadsheet_cell;
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
 use crate::csv_records::CsvLimits;
-use crate::db::{
-    Batch, Claim, Committed, DbError, LedgerEntry, LoadCounts, LoadSession, ObjectVersion, PgStore,
-    Problem,
-};
 use crate::domain::{BarcodeRow, OrderRow};
+use crate::postgres::ledger::{Claim, LedgerEntry, ObjectVersion};
+use crate::postgres::load::problems::Problem;
+use crate::postgres::load::{Batch, Committed, LoadCounts, LoadSession};
+use crate::postgres::{DbError, PgStore};
 use crate::processed::ExportFile;
 use crate::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
 

@@ -4,7 +4,7 @@
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::IngestStatus;
-use order_pipeline::roles::DatabaseRole;
+use order_pipeline::postgres::roles::DatabaseRole;
 use order_pipeline::storage::ObjectRef;
 use pipeline_test_support::{TestDatabase, TestPipeline};
 use tokio_postgres::error::SqlState;

@@ -3,8 +3,8 @@
 //! Manager itself is not exercised here: LocalStack runs S3 and SQS only.)
 
 use order_pipeline::config::DatabaseSettings;
-use order_pipeline::database_secret::{url_from_secret, SecretOverrides, SslMode};
-use order_pipeline::db;
+use order_pipeline::postgres;
+use order_pipeline::postgres::secret::{url_from_secret, SecretOverrides, SslMode};
 use pipeline_test_support::TestDatabase;
 
 fn overrides(ssl_mode: SslMode) -> SecretOverrides {
@@ -106,7 +106,7 @@ fn local_secret(db: &TestDatabase) -> String {
 }
 
 fn pool_for(url: String) -> deadpool_postgres::Pool {
-    db::connect_pool(&DatabaseSettings {
+    postgres::pool::connect_pool(&DatabaseSettings {
         url,
         pool_size: 1,
         connect_timeout: std::time::Duration::from_secs(5),

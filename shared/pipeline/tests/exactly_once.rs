@@ -6,8 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use order_pipeline::db::{Claim, ObjectVersion, PgStore, PUBLISH_LOCK};
 use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
+use order_pipeline::postgres::ledger::{Claim, ObjectVersion};
+use order_pipeline::postgres::locks::PUBLISH_LOCK;
+use order_pipeline::postgres::PgStore;
 use order_pipeline::s3_events::{self, Decision};
 use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
 use pipeline_test_support::{FaultyStore, TestBucket, TestDatabase, TestPipeline};
@@ -277,13 +279,14 @@ async fn a_cancelled_publish_never_returns_its_connection_mid_transaction() {
 async fn a_sale_cancelled_while_it_waits_for_a_load_leaves_no_transaction_behind() {
     let db = TestDatabase::create().await;
     // One connection, so the next request gets the cancelled one's.
-    let pool = order_pipeline::db::connect_pool(&order_pipeline::config::DatabaseSettings {
-        url: db.url.clone(),
-        pool_size: 1,
-        connect_timeout: Duration::from_secs(10),
-    })
-    .unwrap();
-    let api = pipeline_api::store::ApiStore::new(pool.clone());
+    let pool =
+        order_pipeline::postgres::pool::connect_pool(&order_pipeline::config::DatabaseSettings {
+            url: db.url.clone(),
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+    let store = PgStore::new(pool.clone());
     // A load merging holds the merge lock; the sale waits for it and its
     // client gives up.
     let (load, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
@@ -293,11 +296,11 @@ async fn a_sale_cancelled_while_it_waits_for_a_load_leaves_no_transaction_behind
     load.batch_execute("BEGIN").await.unwrap();
     load.execute(
         "SELECT pg_advisory_xact_lock($1)",
-        &[&order_pipeline::db::MERGE_LOCK],
+        &[&order_pipeline::postgres::locks::MERGE_LOCK],
     )
     .await
     .unwrap();
-    let cancelled = tokio::time::timeout(Duration::from_millis(300), api.sell(10, 1, Some("k1")));
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), store.sell(10, 1, Some("k1")));
     assert!(
         cancelled.await.is_err(),
         "the sale waits for the merge lock"

@@ -4,8 +4,8 @@
 //! trouble is retried.
 
 use order_pipeline::csv_records::CsvLimits;
-use order_pipeline::db::Problem;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
+use order_pipeline::postgres::load::problems::Problem;
 use order_pipeline::storage::{ObjectRef, S3Store};
 use pipeline_test_support::{FaultyStore, TestPipeline};
 

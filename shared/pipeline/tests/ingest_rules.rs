@@ -262,7 +262,7 @@ async fn orders_without_barcodes_and_barcodes_of_unknown_orders_are_stored_and_r
         "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n20,2,[B3]\n"
     );
     assert_eq!(f.ingestor.db().orders_without_barcodes().await.unwrap(), 1);
-    let top = f.ingestor.db().top_customers(10).await.unwrap();
+    let top = f.ingestor.db().top_customers(10).await.unwrap().customers;
     assert_eq!(
         top.iter()
             .map(|c| (c.customer_id.get(), c.tickets))
@@ -605,7 +605,7 @@ async fn a_first_barcodes_load_publishes_what_a_regeneration_writes() {
         published,
         "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n20,2,[B3]\n10,3,\"[B9, B5]\"\n"
     );
-    let top = f.ingestor.db().top_customers(10).await.unwrap();
+    let top = f.ingestor.db().top_customers(10).await.unwrap().customers;
     assert_eq!(
         top.iter()
             .map(|c| (c.customer_id.get(), c.tickets))

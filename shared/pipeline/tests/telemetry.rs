@@ -17,7 +17,7 @@ fn no_directive_lifts_a_cap() {
         tracing::trace!(target: "rustls::client", "ticket: capped-4");
         tracing::debug!(target: "reqwest::redirect", "url: capped-5");
         tracing::debug!(target: "lambda_runtime::runtime", "allowed-1");
-        tracing::trace!(target: "order_pipeline::db", "allowed-2");
+        tracing::trace!(target: "order_pipeline::postgres", "allowed-2");
         tracing::info!(target: "tokio_postgres::connection", "allowed-3");
     }
     let text = logs.text();

@@ -5,8 +5,8 @@ use deadpool_postgres::Pool;
 use tokio_postgres::NoTls;
 
 use order_pipeline::config::DatabaseSettings;
-use order_pipeline::db::{self, PgStore};
-use order_pipeline::roles::{self, DatabaseRole};
+use order_pipeline::postgres::roles::{self, DatabaseRole};
+use order_pipeline::postgres::{self, PgStore};
 
 /// A maintenance database URL on the private test cluster `make test` starts.
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
@@ -31,7 +31,7 @@ impl TestDatabase {
     /// A fresh database with every migration applied.
     pub async fn create() -> Self {
         let db = Self::create_empty().await;
-        db::migrate(&db.pool)
+        postgres::migrations::migrate(&db.pool)
             .await
             .expect("migrations apply to a fresh database");
         db
@@ -56,7 +56,7 @@ impl TestDatabase {
             .await
             .expect("create test database");
         let url = replace_db_in_url(&admin_url, &name);
-        let pool = db::connect_pool(&DatabaseSettings {
+        let pool = postgres::pool::connect_pool(&DatabaseSettings {
             url: url.clone(),
             pool_size: 4,
             connect_timeout: std::time::Duration::from_secs(10),
@@ -77,7 +77,7 @@ impl TestDatabase {
     /// A pool connected as `role`'s test login user, as that role's function
     /// connects in AWS and under `make up` (see [`TestDatabase::login_as`]).
     pub async fn pool_as(&self, role: DatabaseRole) -> Pool {
-        db::connect_pool(&DatabaseSettings {
+        postgres::pool::connect_pool(&DatabaseSettings {
             url: self.login_as(role).await,
             pool_size: 4,
             connect_timeout: std::time::Duration::from_secs(10),

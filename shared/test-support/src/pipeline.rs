@@ -1,8 +1,8 @@
 //! A bucket and a database of a test's own, with the real ingestor over them.
 
-use order_pipeline::db::PgStore;
 use order_pipeline::ingest::{IngestReport, Ingestor};
-use order_pipeline::roles::DatabaseRole;
+use order_pipeline::postgres::roles::DatabaseRole;
+use order_pipeline::postgres::PgStore;
 use order_pipeline::storage::{ObjectRef, S3Store};
 
 use crate::{TestBucket, TestDatabase};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use order_pipeline::roles::DatabaseRole;
+use order_pipeline::postgres::roles::DatabaseRole;
 
 use crate::world::{Settings, World};
 

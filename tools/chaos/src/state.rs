@@ -12,7 +12,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::db::{DbError, PgStore};
+use order_pipeline::postgres::{DbError, PgStore};
 use order_pipeline::processed::ProcessedOrdersWriter;
 use sha2::{Digest, Sha256};
 

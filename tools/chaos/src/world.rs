@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
 use order_pipeline::config::DatabaseSettings;
-use order_pipeline::roles::{self, DatabaseRole};
+use order_pipeline::postgres::roles::{self, DatabaseRole};
 use pipeline_local::resources::{self, ResourceNames};
 use tokio_postgres::NoTls;
 
@@ -77,12 +77,12 @@ impl World {
         let database = name.replace('-', "_");
         let admin_url = cluster.admin_url();
         admin(&admin_url, &format!("CREATE DATABASE {database}")).await?;
-        let owner = order_pipeline::db::connect_pool(&DatabaseSettings {
+        let owner = order_pipeline::postgres::pool::connect_pool(&DatabaseSettings {
             url: cluster.owner_url(&database),
             pool_size: 4,
             connect_timeout: Duration::from_secs(10),
         })?;
-        order_pipeline::db::migrate(&owner)
+        order_pipeline::postgres::migrations::migrate(&owner)
             .await
             .with_context(|| format!("migrating {database}"))?;
         let mut login_urls = Vec::new();

@@ -129,8 +129,8 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Migrate => {
             let settings = DatabaseSettings::from_env()?;
-            let pool = order_pipeline::db::connect_pool(&settings)?;
-            let applied = order_pipeline::migrations::migrate_exclusively(&pool)
+            let pool = order_pipeline::postgres::pool::connect_pool(&settings)?;
+            let applied = order_pipeline::postgres::migrations::migrate_exclusively(&pool)
                 .await
                 .context(
                     "applying migrations/ (a local database made by an older checkout whose \
@@ -220,10 +220,10 @@ async fn main() -> Result<()> {
         } => println!("{}", token::issue(&env_file, scopes.as_deref(), hours)?),
         Command::Ingest { keys } => {
             let settings = DatabaseSettings::from_env()?;
-            let pool = order_pipeline::db::connect_pool(&settings)?;
+            let pool = order_pipeline::postgres::pool::connect_pool(&settings)?;
             let ingestor = order_pipeline::ingest::Ingestor::new(
                 order_pipeline::storage::S3Store::new(s3.clone()),
-                order_pipeline::db::PgStore::new(pool),
+                order_pipeline::postgres::PgStore::new(pool),
             );
             for key in keys {
                 let object = order_pipeline::storage::ObjectRef::new(&names.bucket, key);

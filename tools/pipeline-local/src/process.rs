@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
 use order_pipeline::csv_records::CsvLimits;
-use order_pipeline::db::{self, PgStore};
 use order_pipeline::ingest::{IngestStatus, Ingestor};
+use order_pipeline::postgres::{self, PgStore};
 use order_pipeline::storage::ObjectRef;
 use pipeline_local::local_files::LocalFiles;
 
@@ -16,8 +16,10 @@ const LOCAL_BUCKET: &str = "local";
 
 pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> {
     let settings = DatabaseSettings::from_env()?;
-    let pool = db::connect_pool(&settings)?;
-    db::migrate(&pool).await.context("applying migrations")?;
+    let pool = postgres::pool::connect_pool(&settings)?;
+    postgres::migrations::migrate(&pool)
+        .await
+        .context("applying migrations")?;
     let mut store = LocalFiles::new(&out_dir);
     let mut keys = Vec::new();
     for file in &files {
@@ -108,7 +110,7 @@ pub async fn run(files: Vec<PathBuf>, out_dir: PathBuf, top: i64) -> Result<()> 
     println!("unused barcodes:           {}", totals.unused_barcodes);
     println!("top {top} customers:");
     println!("customer_id, amount_of_tickets");
-    for customer in store.top_customers(top).await? {
+    for customer in store.top_customers(top).await?.customers {
         println!("{}, {}", customer.customer_id, customer.tickets);
     }
     Ok(())

@@ -48,8 +48,8 @@ pub async fn server_version(client: &Client) -> Result<String> {
 /// Applies migrations/ to the database at `url`, as `pipeline-local migrate`.
 pub async fn migrate(url: &str) -> Result<()> {
     let settings = order_pipeline::config::DatabaseSettings::with_url(url.to_owned())?;
-    let pool = order_pipeline::db::connect_pool(&settings)?;
-    order_pipeline::migrations::migrate_exclusively(&pool)
+    let pool = order_pipeline::postgres::pool::connect_pool(&settings)?;
+    order_pipeline::postgres::migrations::migrate_exclusively(&pool)
         .await
         .with_context(|| format!("migrating {url}"))?;
     Ok(())

@@ -20,7 +20,7 @@ use axum::response::Response;
 use axum::{Json, Router};
 use tracing::Instrument;
 
-use order_pipeline::db::PgStore;
+use order_pipeline::postgres::PgStore;
 pub use problem::ApiError;
 
 /// Health answer.
@@ -50,11 +50,11 @@ pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError>
 /// database settings (or secret) and the API session limits, under which
 /// requests give up waiting on a load after the lock timeout (503).
 pub async fn store_from_env() -> Result<PgStore, lambda_http::Error> {
-    let settings = order_pipeline::database_secret::database_settings().await?;
+    let settings = order_pipeline::postgres::secret::database_settings().await?;
     let limits = order_pipeline::config::SessionLimits::api_from_env()?;
-    Ok(PgStore::new(order_pipeline::db::connect_api_pool(
-        &settings, &limits,
-    )?))
+    Ok(PgStore::new(
+        order_pipeline::postgres::pool::connect_api_pool(&settings, &limits)?,
+    ))
 }
 
 /// Adds what every API router needs around its routes: problem+json for

@@ -136,8 +136,8 @@ fn gave_up_waiting(err: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
-impl From<order_pipeline::db::DbError> for ApiError {
-    fn from(err: order_pipeline::db::DbError) -> Self {
+impl From<order_pipeline::postgres::DbError> for ApiError {
+    fn from(err: order_pipeline::postgres::DbError) -> Self {
         Self::busy_or(&err, || {
             tracing::error!(error = %causes(&err), "database error");
             Self::unavailable("the database could not answer; try again shortly")
@@ -147,13 +147,13 @@ impl From<order_pipeline::db::DbError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
-        order_pipeline::db::DbError::from(err).into()
+        order_pipeline::postgres::DbError::from(err).into()
     }
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
-        order_pipeline::db::DbError::from(err).into()
+        order_pipeline::postgres::DbError::from(err).into()
     }
 }
 

@@ -98,7 +98,7 @@ async fn secret_text(arn: &str) -> Result<String, SecretError> {
 }
 
 /// TLS to PostgreSQL, as in libpq's `sslmode`. With a secret the default is
-/// `require` (verified; see `postgres_tls`).
+/// `require` (verified; see `postgres::tls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,

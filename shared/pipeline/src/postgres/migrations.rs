@@ -6,7 +6,11 @@
 
 use deadpool_postgres::Pool;
 
-use crate::db::{self, DbError};
+use super::DbError;
+
+mod embedded {
+    refinery::embed_migrations!("../../migrations");
+}
 
 /// The advisory lock key held while migrations run ("migrate").
 pub const MIGRATION_LOCK: i64 = 0x6d_6967_7261_7465;
@@ -34,7 +38,7 @@ pub async fn migrate_exclusively(pool: &Pool) -> Result<usize, MigrationError> {
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(DbError::from)?;
-    let applied = db::migrate(pool).await;
+    let applied = migrate(pool).await;
     // Unlock even when migrating failed; closing the session would too.
     let unlocked = lock_holder
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -43,4 +47,13 @@ pub async fn migrate_exclusively(pool: &Pool) -> Result<usize, MigrationError> {
     let applied = applied?;
     unlocked?;
     Ok(applied)
+}
+
+/// Applies every migration in `migrations/` that has not run yet. Alone it
+/// does not keep two runs apart: see [`migrate_exclusively`].
+pub async fn migrate(pool: &Pool) -> Result<usize, DbError> {
+    let mut client = pool.get().await?;
+    let client: &mut tokio_postgres::Client = &mut client;
+    let report = embedded::migrations::runner().run_async(client).await?;
+    Ok(report.applied_migrations().len())
 }

@@ -1,0 +1,240 @@
+//! Loading a barcodes file: the first occurrence of a barcode wins (by
+//! line in the file, then the stored one); a stored unsold barcode becomes
+//! sold when a later file assigns it, a sold one never moves.
+
+use std::pin::pin;
+
+use futures_util::TryStreamExt;
+use tokio::sync::mpsc;
+
+use super::problems::{BARCODE_REPEATS_TO_PROBLEMS, ORPHANS_TO_PROBLEMS};
+use super::table::BARCODES_TABLE;
+use super::{Batch, LoadCounts, LoadSession};
+use crate::domain::{Barcode, BarcodeRow, OrderId};
+use crate::postgres::export::ExportSink;
+use crate::postgres::external_sort::ExternalSorter;
+use crate::postgres::sold_barcodes::SoldBarcode;
+use crate::postgres::{aggregates, locks, DbError};
+
+/// Barcode rows a load accepted: new ones (some unsold), and stored unsold
+/// ones it sold.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct AcceptedBarcodes {
+    pub inserted: i64,
+    pub inserted_unused: i64,
+    pub sold_later: i64,
+}
+
+impl LoadSession {
+    /// The staged way: every row through the staging table, one sort for the
+    /// repeats within the file, then the merge with the stored barcodes
+    /// under the merge lock.
+    pub(super) async fn load_barcodes_staged(
+        &mut self,
+        batches: mpsc::Receiver<Batch<BarcodeRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        let rows_read = self.stage(batches).await?;
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, barcode, order_id, first_value(line) OVER w AS first_line
+                     FROM staging WHERE reason IS NULL
+                     WINDOW w AS (PARTITION BY barcode ORDER BY line);
+                 {BARCODE_REPEATS_TO_PROBLEMS}"
+            ))
+            .await?;
+        locks::take_merge_lock(client).await?;
+        client
+            .batch_execute(
+                "CREATE TEMP TABLE checked ON COMMIT DROP AS
+                     SELECT r.barcode, r.order_id, r.line, b.barcode IS NOT NULL AS stored,
+                            b.order_id AS stored_order, b.ingestion_id AS stored_ingestion,
+                            b.source_line AS stored_line
+                     FROM ranked r LEFT JOIN barcodes b USING (barcode)
+                     WHERE r.line = r.first_line;
+                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT c.line, 'rejected', true, 'barcode', c.barcode,
+                        CASE WHEN c.stored_order IS NOT NULL AND c.order_id IS DISTINCT FROM c.stored_order
+                             THEN format('barcode already sold to order %s (%s line %s); a sold barcode never moves', c.stored_order, coalesce(i.key, 'an earlier file'), c.stored_line)
+                             ELSE format('duplicate barcode: already stored from %s line %s; the first occurrence wins', coalesce(i.key, 'an earlier file'), c.stored_line)
+                        END,
+                        c.barcode || ',' || coalesce(c.order_id::text, '')
+                 FROM checked c LEFT JOIN ingestions i ON i.id = c.stored_ingestion
+                 WHERE c.stored AND NOT (c.stored_order IS NULL AND c.order_id IS NOT NULL);
+                 CREATE TEMP TABLE accepted ON COMMIT DROP AS
+                     SELECT barcode, order_id, line, stored AS sold_later FROM checked
+                     WHERE NOT stored OR (stored_order IS NULL AND order_id IS NOT NULL);
+                 ANALYZE accepted;",
+            )
+            .await?;
+        let bulk = self
+            .bulk_mode("barcodes", "accepted WHERE NOT sold_later")
+            .await?;
+        if bulk {
+            self.begin_shadow(&BARCODES_TABLE).await?;
+        }
+        let client = self.client();
+        // In key order, so the primary key grows at its right edge.
+        client
+            .execute(
+                "INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
+                 SELECT barcode, order_id, $1, line FROM accepted WHERE NOT sold_later
+                 ORDER BY barcode",
+                &[&self.ingestion_id],
+            )
+            .await?;
+        if bulk {
+            client.batch_execute(BARCODES_TABLE.build).await?;
+        }
+        client
+            .execute(
+                "UPDATE barcodes b SET order_id = a.order_id, ingestion_id = $1, source_line = a.line
+                 FROM accepted a WHERE a.sold_later AND b.barcode = a.barcode",
+                &[&self.ingestion_id],
+            )
+            .await?;
+        self.merge_barcode_aggregates(rows_read, "accepted").await
+    }
+
+    /// Direct mode for barcodes: as for orders, unflagged rows went straight
+    /// into the empty shadow and the flagged ones are checked exactly once its
+    /// indexes are built. Every barcode stored is counted, and each sold one
+    /// kept for the export, as it goes in. The table is left for autovacuum
+    /// to analyze: nothing in this transaction plans on its statistics, and
+    /// analyzing a few million rows took longer than the orders' whole merge.
+    pub(super) async fn load_barcodes_direct(
+        &mut self,
+        batches: mpsc::Receiver<Batch<BarcodeRow>>,
+        export: &mut ExportSink<'_>,
+    ) -> Result<LoadCounts, DbError> {
+        let sort_io = DbError::export("the sorted barcodes");
+        let mut sold = ExternalSorter::new(self.settings.sort_budget);
+        let mut accepted = AcceptedBarcodes::default();
+        let mut keep = |row: BarcodeRow| {
+            accepted.inserted += 1;
+            match row.order_id {
+                None => accepted.inserted_unused += 1,
+                Some(order_id) => sold
+                    .push(SoldBarcode {
+                        order_id: order_id.get(),
+                        line: row.line,
+                        barcode: row.barcode,
+                    })
+                    .map_err(sort_io)?,
+            }
+            Ok(())
+        };
+        let rows_read = self.stage_direct(batches, &mut keep).await?;
+        self.client()
+            .batch_execute(&format!(
+                "{build}
+                 CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, barcode, order_id, copied, first_value(line) OVER w AS first_line
+                     FROM (SELECT line, barcode, order_id, false AS copied
+                           FROM staging WHERE reason IS NULL
+                           UNION ALL
+                           SELECT b.source_line, b.barcode, b.order_id, true FROM barcodes b
+                           WHERE b.barcode IN (SELECT barcode FROM staging WHERE reason IS NULL)) c
+                     WINDOW w AS (PARTITION BY barcode ORDER BY line);
+                 {BARCODE_REPEATS_TO_PROBLEMS}
+                 INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
+                 SELECT barcode, order_id, {ingestion_id}, line FROM ranked
+                 WHERE line = first_line AND NOT copied;",
+                build = BARCODES_TABLE.build,
+                ingestion_id = self.ingestion_id,
+            ))
+            .await?;
+        // The flagged rows that won are stored too.
+        let winners = self
+            .client()
+            .query_raw(
+                "SELECT line, barcode, order_id FROM ranked WHERE line = first_line AND NOT copied",
+                std::iter::empty::<i64>(),
+            )
+            .await?;
+        let mut winners = pin!(winners);
+        while let Some(row) = winners.try_next().await? {
+            keep(BarcodeRow {
+                line: row.get::<_, i64>(0) as u64,
+                barcode: Barcode::from_trusted(row.get(1)),
+                order_id: row.get::<_, Option<i64>>(2).map(OrderId::from_trusted),
+            })?;
+        }
+        let sold = sold.finish().map_err(sort_io)?;
+        self.merge_first_barcode_aggregates(rows_read, accepted, sold, export)
+            .await
+    }
+
+    /// Tickets of the accepted barcodes whose orders are known, the
+    /// unknown-order warnings, and the counts. `accepted` is the relation of
+    /// accepted rows (barcode, order_id, line, sold_later). The big joins are
+    /// plain queries into temporary tables, so PostgreSQL may run them in
+    /// parallel (a statement that writes a shared table never is).
+    async fn merge_barcode_aggregates(
+        &mut self,
+        rows_read: u64,
+        accepted: &str,
+    ) -> Result<LoadCounts, DbError> {
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE known ON COMMIT DROP AS
+                     SELECT o.customer_id, count(*) AS tickets
+                     FROM {accepted} a JOIN orders o USING (order_id)
+                     GROUP BY o.customer_id;
+                 {tickets};
+                 {orphans}",
+                tickets = aggregates::add_customer_tickets(aggregates::KNOWN_TICKETS),
+                orphans = ORPHANS_TO_PROBLEMS.replace("{accepted}", accepted)
+            ))
+            .await?;
+        let tickets: i64 = client
+            .query_one("SELECT coalesce(sum(tickets), 0)::bigint FROM known", &[])
+            .await?
+            .get(0);
+        let orphans: i64 = client
+            .query_one("SELECT count(*) FROM orphans", &[])
+            .await?
+            .get(0);
+        let accepted = self.accepted_counts(accepted).await?;
+        self.merge_barcode_counts(rows_read, accepted, tickets, orphans)
+            .await
+    }
+
+    /// What the relation of accepted barcode rows adds and sells.
+    async fn accepted_counts(&self, accepted: &str) -> Result<AcceptedBarcodes, DbError> {
+        let row = self
+            .client()
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE NOT sold_later),
+                            count(*) FILTER (WHERE NOT sold_later AND order_id IS NULL),
+                            count(*) FILTER (WHERE sold_later)
+                     FROM {accepted} a"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(AcceptedBarcodes {
+            inserted: row.get(0),
+            inserted_unused: row.get(1),
+            sold_later: row.get(2),
+        })
+    }
+
+    /// Moves the deltas of a barcodes load and counts what it did.
+    pub(super) async fn merge_barcode_counts(
+        &mut self,
+        rows_read: u64,
+        accepted: AcceptedBarcodes,
+        tickets: i64,
+        orphans: i64,
+    ) -> Result<LoadCounts, DbError> {
+        self.deltas.barcodes += accepted.inserted;
+        self.deltas.unused += accepted.inserted_unused - accepted.sold_later;
+        self.deltas.tickets += tickets;
+        self.counts(rows_read, accepted.inserted + accepted.sold_later, orphans)
+            .await
+    }
+}

@@ -1,0 +1,242 @@
+//! Loading an orders file: the first row of an order_id wins; a repeat
+//! with the same customer is ignored, with another customer rejected; a
+//! stored order is never rewritten.
+
+use tokio::sync::mpsc;
+
+use super::problems::{
+    ORDERS_WITHOUT_BARCODES_REPORTED, ORDERS_WITHOUT_BARCODES_TO_PROBLEMS,
+    ORDER_REPEATS_TO_PROBLEMS,
+};
+use super::table::ORDERS_TABLE;
+use super::{Batch, LoadCounts, LoadSession};
+use crate::domain::OrderRow;
+use crate::postgres::{aggregates, locks, DbError};
+
+impl LoadSession {
+    /// The staged way: every row through the staging table, one sort for the
+    /// repeats within the file, then the merge with the stored orders under
+    /// the merge lock.
+    pub(super) async fn load_orders_staged(
+        &mut self,
+        batches: mpsc::Receiver<Batch<OrderRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        let rows_read = self.stage(batches).await?;
+        let client = self.client();
+        // One sort finds both the first row of each order and its repeats.
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, order_id, customer_id,
+                            first_value(line) OVER w AS first_line,
+                            first_value(customer_id) OVER w AS first_customer
+                     FROM staging WHERE reason IS NULL
+                     WINDOW w AS (PARTITION BY order_id ORDER BY line);
+                 {ORDER_REPEATS_TO_PROBLEMS}"
+            ))
+            .await?;
+        locks::take_merge_lock(client).await?;
+        client
+            .batch_execute(
+                "CREATE TEMP TABLE checked ON COMMIT DROP AS
+                     SELECT r.order_id, r.customer_id, r.line,
+                            o.customer_id AS stored_customer, o.ingestion_id AS stored_ingestion,
+                            o.source_line AS stored_line
+                     FROM ranked r LEFT JOIN orders o USING (order_id)
+                     WHERE r.line = r.first_line;
+                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 SELECT c.line,
+                        CASE WHEN c.stored_customer = c.customer_id THEN 'ignored' ELSE 'rejected' END,
+                        true, 'customer_id', c.customer_id::text,
+                        CASE WHEN c.stored_customer = c.customer_id
+                             THEN format('order %s is already stored (%s line %s); ignored', c.order_id, coalesce(i.key, 'an earlier file'), c.stored_line)
+                             ELSE format('order %s already belongs to customer %s (%s line %s); history is never rewritten', c.order_id, c.stored_customer, coalesce(i.key, 'an earlier file'), c.stored_line)
+                        END,
+                        c.order_id || ',' || c.customer_id
+                 FROM checked c LEFT JOIN ingestions i ON i.id = c.stored_ingestion
+                 WHERE c.stored_customer IS NOT NULL;
+                 CREATE TEMP TABLE new_orders ON COMMIT DROP AS
+                     SELECT order_id, customer_id, line FROM checked WHERE stored_customer IS NULL;
+                 ANALYZE new_orders;",
+            )
+            .await?;
+        let bulk = self.bulk_mode("orders", "new_orders").await?;
+        if bulk {
+            self.begin_shadow(&ORDERS_TABLE).await?;
+        }
+        let client = self.client();
+        client
+            .execute(
+                "INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
+                 SELECT order_id, customer_id, $1, line FROM new_orders ORDER BY order_id",
+                &[&self.ingestion_id],
+            )
+            .await?;
+        if bulk {
+            client.batch_execute(ORDERS_TABLE.build).await?;
+        }
+        self.merge_order_aggregates(rows_read, "new_orders").await
+    }
+
+    /// Direct mode for orders: every row the filter did not flag went
+    /// straight into the empty shadow, so its keys are unique and its indexes
+    /// are built at once. The few flagged rows are then checked exactly
+    /// against each other and the table (by index), and the first line of
+    /// each order_id that only staging holds is added. As for barcodes,
+    /// analyzing the table is left to autovacuum: building the indexes
+    /// already told the planner its size.
+    pub(super) async fn load_orders_direct(
+        &mut self,
+        batches: mpsc::Receiver<Batch<OrderRow>>,
+    ) -> Result<LoadCounts, DbError> {
+        // The rows copied come in line order: the first of them are the
+        // first candidates for the orders-without-barcodes warnings.
+        let mut copied = 0i64;
+        let mut first_copied = Vec::with_capacity(ORDERS_WITHOUT_BARCODES_REPORTED);
+        let rows_read = self
+            .stage_direct(batches, |row: OrderRow| {
+                copied += 1;
+                if first_copied.len() < ORDERS_WITHOUT_BARCODES_REPORTED {
+                    first_copied.push(row);
+                }
+                Ok(())
+            })
+            .await?;
+        self.client()
+            .batch_execute(&format!(
+                "{build}
+                 CREATE TEMP TABLE ranked ON COMMIT DROP AS
+                     SELECT line, order_id, customer_id, copied,
+                            first_value(line) OVER w AS first_line,
+                            first_value(customer_id) OVER w AS first_customer
+                     FROM (SELECT line, order_id, customer_id, false AS copied
+                           FROM staging WHERE reason IS NULL
+                           UNION ALL
+                           SELECT o.source_line, o.order_id, o.customer_id, true FROM orders o
+                           WHERE o.order_id IN (SELECT order_id FROM staging WHERE reason IS NULL)) c
+                     WINDOW w AS (PARTITION BY order_id ORDER BY line);
+                 {ORDER_REPEATS_TO_PROBLEMS}
+                 INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
+                 SELECT order_id, customer_id, {ingestion_id}, line FROM ranked
+                 WHERE line = first_line AND NOT copied;",
+                build = ORDERS_TABLE.build,
+                ingestion_id = self.ingestion_id,
+            ))
+            .await?;
+        let no_barcodes_yet: bool = self
+            .client()
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM barcodes)", &[])
+            .await?
+            .get(0);
+        if no_barcodes_yet {
+            self.merge_first_order_aggregates(rows_read, copied, first_copied)
+                .await
+        } else {
+            self.merge_order_aggregates(
+                rows_read,
+                "(SELECT order_id, customer_id, source_line AS line FROM orders)",
+            )
+            .await
+        }
+    }
+
+    /// The aggregates of a first orders load before any barcode: no ticket
+    /// moves and every order is without barcodes, so the counts and the
+    /// first warnings come from the rows copied and the few flagged rows that
+    /// won, not from a scan of the table.
+    async fn merge_first_order_aggregates(
+        &mut self,
+        rows_read: u64,
+        copied: i64,
+        first_copied: Vec<OrderRow>,
+    ) -> Result<LoadCounts, DbError> {
+        let client = self.client();
+        // The first winners by line, each row also carrying how many won.
+        let first_won = client
+            .query(
+                "SELECT line, order_id, customer_id, count(*) OVER () FROM ranked
+                 WHERE line = first_line AND NOT copied ORDER BY line LIMIT $1",
+                &[&(ORDERS_WITHOUT_BARCODES_REPORTED as i64)],
+            )
+            .await?;
+        let won: i64 = first_won.first().map_or(0, |row| row.get(3));
+        let mut first_lines: Vec<(i64, i64, i64)> = first_copied
+            .iter()
+            .map(|row| (row.line as i64, row.order_id.get(), row.customer_id.get()))
+            .chain(
+                first_won
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1), row.get(2))),
+            )
+            .collect();
+        first_lines.sort_unstable();
+        first_lines.truncate(ORDERS_WITHOUT_BARCODES_REPORTED);
+        let column = |pick: fn(&(i64, i64, i64)) -> i64| -> Vec<i64> {
+            first_lines.iter().map(pick).collect()
+        };
+        client
+            .execute(
+                &ORDERS_WITHOUT_BARCODES_TO_PROBLEMS.replace(
+                    "{first_lines}",
+                    "unnest($1::bigint[], $2::bigint[], $3::bigint[])
+                     AS first_lines (line, order_id, customer_id)",
+                ),
+                &[&column(|l| l.0), &column(|l| l.1), &column(|l| l.2)],
+            )
+            .await?;
+        let inserted = copied + won;
+        self.deltas.orders += inserted;
+        self.counts(rows_read, inserted, inserted).await
+    }
+
+    /// Tickets of the new orders (from barcodes that arrived first), the
+    /// orders-without-barcodes warnings, and the counts. `new_orders` is the
+    /// relation of new orders (order_id, customer_id, line); the join is a
+    /// plain query into a temporary table, so it may run in parallel.
+    async fn merge_order_aggregates(
+        &mut self,
+        rows_read: u64,
+        new_orders: &str,
+    ) -> Result<LoadCounts, DbError> {
+        // The first lines are picked before the texts are built: a first
+        // load may have a million candidates.
+        let warnings = ORDERS_WITHOUT_BARCODES_TO_PROBLEMS.replace(
+            "{first_lines}",
+            &format!(
+                "(SELECT n.line, n.order_id, n.customer_id FROM {new_orders} n
+                  WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
+                  ORDER BY n.line LIMIT {ORDERS_WITHOUT_BARCODES_REPORTED}) first_lines"
+            ),
+        );
+        let client = self.client();
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE held ON COMMIT DROP AS
+                     SELECT n.order_id, n.customer_id, count(*) AS tickets
+                     FROM barcodes b JOIN {new_orders} n USING (order_id)
+                     GROUP BY n.order_id, n.customer_id;
+                 {tickets};
+                 {warnings}",
+                tickets = aggregates::add_customer_tickets(
+                    "SELECT customer_id, sum(tickets) FROM held GROUP BY customer_id"
+                ),
+            ))
+            .await?;
+        let merged = client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {new_orders} n), count(*),
+                            coalesce(sum(tickets), 0)::bigint
+                     FROM held"
+                ),
+                &[],
+            )
+            .await?;
+        let inserted: i64 = merged.get(0);
+        let with_barcodes: i64 = merged.get(1);
+        self.deltas.orders += inserted;
+        self.deltas.tickets += merged.get::<_, i64>(2);
+        self.counts(rows_read, inserted, inserted - with_barcodes)
+            .await
+    }
+}

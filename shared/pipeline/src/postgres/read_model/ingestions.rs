@@ -1,0 +1,109 @@
+//! The ingest ledger as the API lists it.
+
+use tokio_postgres::Row;
+
+use crate::postgres::{DbError, PgStore};
+
+/// A row of the ingest ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestionRow {
+    pub id: i64,
+    pub bucket: String,
+    pub key: String,
+    /// One of [`crate::postgres::ledger::INGESTION_STATUSES`].
+    pub status: String,
+    /// orders or barcodes (unknown for a file rejected whole)
+    pub kind: Option<String>,
+    pub rows_read: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub duplicates: i64,
+    pub warnings: i64,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub report_key: Option<String>,
+    pub rejects_key: Option<String>,
+}
+
+const INGESTION_COLUMNS: &str = concat!(
+    "id, bucket, key, status, kind, rows_read, accepted, rejected, duplicates, warnings, attempts, error, ",
+    ts!("started_at"),
+    ", ",
+    ts!("finished_at"),
+    ", duration_ms, report_key, rejects_key"
+);
+
+fn ingestion(row: &Row) -> IngestionRow {
+    IngestionRow {
+        id: row.get(0),
+        bucket: row.get(1),
+        key: row.get(2),
+        status: row.get(3),
+        kind: row.get(4),
+        rows_read: row.get(5),
+        accepted: row.get(6),
+        rejected: row.get(7),
+        duplicates: row.get(8),
+        warnings: row.get(9),
+        attempts: row.get(10),
+        error: row.get(11),
+        started_at: row.get(12),
+        finished_at: row.get(13),
+        duration_ms: row.get(14),
+        report_key: row.get(15),
+        rejects_key: row.get(16),
+    }
+}
+
+impl PgStore {
+    /// Ledger rows, newest first, with ids below `before`; at most
+    /// `limit + 1`.
+    pub async fn ingestions(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<IngestionRow>, DbError> {
+        let client = self.pool.get().await?;
+        let before = before.unwrap_or(i64::MAX);
+        let rows = match status {
+            Some(status) => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {INGESTION_COLUMNS} FROM ingestions
+                             WHERE status = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+                        ),
+                        &[&status, &before, &(limit + 1)],
+                    )
+                    .await?
+            }
+            None => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {INGESTION_COLUMNS} FROM ingestions
+                             WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                        ),
+                        &[&before, &(limit + 1)],
+                    )
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(ingestion).collect())
+    }
+
+    pub async fn ingestion(&self, id: i64) -> Result<Option<IngestionRow>, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {INGESTION_COLUMNS} FROM ingestions WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(row.as_ref().map(ingestion))
+    }
+}
