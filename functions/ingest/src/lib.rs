@@ -4,6 +4,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use order_pipeline::csv_records::CsvLimits;
 use order_pipeline::db::{self, PgStore};
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestError, IngestReport, Ingestor};
 use order_pipeline::s3_events::{self, Decision, Notification};
 use order_pipeline::storage::{s3_client, ObjectStore, S3Store};
@@ -178,7 +179,8 @@ async fn run_decisions<S: ObjectStore>(
             Decision::Ingest(object) if !budget.may_start() => ran.not_started.push(object.key),
             Decision::Ingest(object) => {
                 let report = ingestor.ingest(&object).await.map_err(|e: IngestError| {
-                    Error::from(format!("s3://{}/{}: {e}", object.bucket, object.key))
+                    let chain = ErrorChain(&e);
+                    Error::from(format!("s3://{}/{}: {chain}", object.bucket, object.key))
                 })?;
                 ran.reports.push(report);
             }

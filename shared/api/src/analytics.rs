@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
 use order_pipeline::db::PgStore;
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::presign::Presigner;
 use order_pipeline::storage::S3Store;
@@ -299,7 +300,7 @@ async fn with_links(files: &Files, row: IngestionRow) -> Result<Ingestion, ApiEr
                     .await
                     .map(Some)
                     .map_err(|e| {
-                        tracing::error!(error = %e, "presigning failed");
+                        tracing::error!(error = %ErrorChain(&e), "presigning failed");
                         ApiError::unavailable(
                             "download links cannot be signed right now; try again",
                         )
@@ -411,7 +412,7 @@ async fn export_processed_orders(
         .get_url(&files.bucket, PROCESSED_ORDERS_KEY)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "presigning failed");
+            tracing::error!(error = %ErrorChain(&e), "presigning failed");
             ApiError::unavailable("the download link cannot be signed right now; try again")
         })?;
     let mut response = etag::conditional(&headers, &tag, || StatusCode::FOUND);

@@ -10,6 +10,7 @@ pub mod csv_records;
 pub mod database_secret;
 pub mod db;
 pub mod domain;
+pub mod error_chain;
 pub mod ingest;
 pub mod migrations;
 pub mod postgres_tls;

@@ -1,6 +1,7 @@
 //! A bucket and a database of a test's own, with the real ingestor over them.
 
 use order_pipeline::db::PgStore;
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestReport, Ingestor};
 use order_pipeline::roles::DatabaseRole;
 use order_pipeline::storage::{ObjectRef, S3Store};
@@ -36,7 +37,7 @@ impl TestPipeline {
         self.ingestor
             .ingest(&ObjectRef::new(&self.bucket.name, key))
             .await
-            .unwrap_or_else(|e| panic!("ingesting {key}: {e}"))
+            .unwrap_or_else(|e| panic!("ingesting {key}: {}", ErrorChain(&e)))
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {

@@ -11,8 +11,9 @@ use tokio_util::io::SyncIoBridge;
 use crate::csv_input::{FileError, FileKind, ReadError};
 use crate::csv_records::CsvLimits;
 use crate::db::{Claim, DbError, LedgerEntry, LoadSession, ObjectVersion, PgStore};
+use crate::error_chain::ErrorChain;
 use crate::processed::ExportFile;
-use crate::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
+use crate::storage::{ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
 use crate::telemetry::spawn_blocking_with_tracing;
 
 mod parse;
@@ -34,17 +35,21 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Database(#[from] DbError),
-    #[error("writing {what}: {message}")]
-    Output { what: &'static str, message: String },
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("writing {what} failed")]
+    Output {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal: the CSV parser thread failed")]
+    ParserThread(#[source] tokio::task::JoinError),
 }
 
 impl IngestError {
-    fn output(what: &'static str, err: impl std::fmt::Display) -> Self {
+    fn output(what: &'static str, err: impl Into<std::io::Error>) -> Self {
         Self::Output {
             what,
-            message: err.to_string(),
+            source: err.into(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl<S: ObjectStore> Ingestor<S> {
         let opened = match self.store.open(object).await {
             Ok(opened) => opened,
             Err(error) if error.superseded => {
+                let error = ErrorChain(&error);
                 tracing::warn!(%error, etag = object.etag.as_deref(), "the version named was overwritten before it was read; skipped");
                 let mut report =
                     IngestReport::new(&version_read(object, None), IngestStatus::Superseded);
@@ -134,10 +140,11 @@ impl<S: ObjectStore> Ingestor<S> {
                 self.reject_whole(&version, &file_error, started).await
             }
             Err(LoadFailure::Retry(error)) => {
-                tracing::error!(ingestion_id, %error, "ingest failed; rolled back, will be retried");
+                let chain = ErrorChain(&error).to_string();
+                tracing::error!(ingestion_id, error = %chain, "ingest failed; rolled back, will be retried");
                 // Best effort: the ledger shows the attempt. A delivery that
                 // finished the version meanwhile keeps its outcome.
-                if let Err(record) = self.db.record_failure(&version, &error.to_string()).await {
+                if let Err(record) = self.db.record_failure(&version, &chain).await {
                     tracing::warn!(error = %record, "could not record the failed attempt");
                 }
                 Err(error)
@@ -244,9 +251,9 @@ impl<S: ObjectStore> Ingestor<S> {
             // The parser gave up before knowing the kind; its result says why.
             Err(_) => Err(DbError::InputIncomplete),
         };
-        let parsed = parser.await.map_err(|e| {
-            LoadFailure::Retry(IngestError::Internal(format!("CSV parser thread: {e}")))
-        })?;
+        let parsed = parser
+            .await
+            .map_err(|e| LoadFailure::Retry(IngestError::ParserThread(e)))?;
         let counts = match (parsed, loaded) {
             (Err(ReadError::File(file_error)), _) => return Err(LoadFailure::File(file_error)),
             (Err(ReadError::Io { line, source }), _) => {
@@ -254,10 +261,8 @@ impl<S: ObjectStore> Ingestor<S> {
                     StorageError::new(
                         &version.bucket,
                         &version.key,
-                        format!(
-                            "reading the object failed at line {line} ({source}); will be retried"
-                        ),
-                        false,
+                        Operation::Read { line },
+                        source,
                     )
                     .into(),
                 ))

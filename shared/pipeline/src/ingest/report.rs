@@ -145,7 +145,7 @@ impl<S: ObjectStore> Ingestor<S> {
             .await?;
         writer
             .into_inner()
-            .map_err(|e| IngestError::output("rejects file", e))?
+            .map_err(|e| IngestError::output("rejects file", e.into_error()))?
             .flush()
             .map_err(|e| IngestError::output("rejects file", e))?;
         self.store
