@@ -20,5 +20,5 @@ pub use http::{
     TEST_JWT_SECRET,
 };
 pub use logs::LogCapture;
-pub use pipeline::TestPipeline;
+pub use pipeline::{MemoryBucket, PipelineBucket, TestPipeline};
 pub use sqs::{sqs_event, sqs_event_of};

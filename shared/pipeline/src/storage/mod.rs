@@ -1,10 +1,13 @@
-//! Object storage: the port the ingest logic needs, and its S3 adapter.
+//! Object storage: the port the ingest logic needs, its S3 adapter, and an
+//! in-memory one ([`memory`]) for tests that need only PostgreSQL.
 
 use std::pin::Pin;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncRead;
+
+pub mod memory;
 
 /// Identifies one version of an object: the unit of work of an ingest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
