@@ -21,7 +21,7 @@ pub enum PresignError {
         bucket: String,
         key: String,
         #[source]
-        source: aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
+        source: Box<aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>,
     },
 }
 
@@ -50,7 +50,7 @@ impl Presigner {
             .map_err(|source| PresignError::Signing {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
-                source,
+                source: Box::new(source),
             })
     }
 }
