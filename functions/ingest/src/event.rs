@@ -13,9 +13,11 @@ pub enum IngestEvent {
     /// notification of its own (S3, SNS-wrapped, or EventBridge).
     Sqs(SqsEvent),
     /// An S3, SNS or EventBridge notification invoking the function
-    /// directly. Their records are read by [`s3_events`]' lenient types:
-    /// `aws_lambda_events`' S3 and SNS records require fields (`eventTime`,
-    /// `userIdentity`, signatures) that LocalStack and test events leave out.
+    /// directly, read by [`s3_events`]' lenient types: `aws_lambda_events`'
+    /// S3 and SNS records require fields we do not use (`eventTime`,
+    /// `userIdentity`, `requestParameters`, SNS signatures) that not every
+    /// sender fills, and its EventBridge type would add `chrono` for the one
+    /// detail we read.
     Direct(Notification),
 }
 

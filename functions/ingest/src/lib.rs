@@ -103,8 +103,9 @@ async fn handle_sqs<S: ObjectStore>(
     for message in messages {
         let message_id = message.message_id.unwrap_or_default();
         let body = message.body.unwrap_or_default();
-        // Everything done for the message, the parser thread included, logs
-        // under its span.
+        // The message's span encloses the objects' spans: lines logged for
+        // the message itself carry its id (a JSON line names its innermost
+        // span only).
         let span = tracing::info_span!("sqs_message", message_id = %message_id);
         let handled = handle_message(ingestor, &message_id, &body, budget)
             .instrument(span)
