@@ -1,16 +1,21 @@
 //! The ingest function's event handling: which objects an event names, and
 //! which SQS messages failed (so that only those are retried).
 
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use order_pipeline::csv_records::CsvLimits;
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestError, IngestReport, Ingestor};
 use order_pipeline::postgres::{self, PgStore};
 use order_pipeline::s3_events::{self, Decision, Notification};
 use order_pipeline::storage::{s3_client, ObjectStore, S3Store};
-use serde_json::{json, Value};
+use serde_json::Value;
+use tracing::Instrument;
 
 pub mod budget;
+pub mod event;
 
 use budget::TimeBudget;
+use event::{DirectAnswer, IngestAnswer, IngestEvent};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,12 +33,14 @@ pub async fn ingestor_from_env() -> Result<Ingestor<S3Store>, Error> {
 }
 
 /// Handles one invocation with no deadline (local tools and tests): every
-/// file starts. See [`handle_invocation`].
+/// file starts, and the answer is the JSON Lambda would send back. See
+/// [`handle_invocation`].
 pub async fn handle_event<S: ObjectStore>(
     ingestor: &Ingestor<S>,
     event: Value,
 ) -> Result<Value, Error> {
-    handle_invocation(ingestor, event, &mut TimeBudget::unlimited()).await
+    let answer = handle_invocation(ingestor, event, &mut TimeBudget::unlimited()).await?;
+    Ok(serde_json::to_value(answer)?)
 }
 
 /// Handles one invocation. An SQS batch answers with `batchItemFailures`
@@ -47,16 +54,19 @@ pub async fn handle_invocation<S: ObjectStore>(
     ingestor: &Ingestor<S>,
     event: Value,
     budget: &mut TimeBudget<'_>,
-) -> Result<Value, Error> {
-    if is_sqs_event(&event) {
-        return Ok(handle_sqs(ingestor, event, budget).await);
-    }
-    match s3_events::notification_from_value(event) {
-        Ok(Notification::TestEvent) => {
+) -> Result<IngestAnswer, Error> {
+    match IngestEvent::decode(event) {
+        Ok(IngestEvent::Sqs(batch)) => Ok(IngestAnswer::Batch(
+            handle_sqs(ingestor, batch.records, budget).await,
+        )),
+        Ok(IngestEvent::Direct(Notification::TestEvent)) => {
             tracing::info!("s3:TestEvent skipped");
-            Ok(json!({"reports": [], "skipped": ["s3:TestEvent"]}))
+            Ok(IngestAnswer::Direct(DirectAnswer {
+                reports: Vec::new(),
+                skipped: vec!["s3:TestEvent".to_owned()],
+            }))
         }
-        Ok(Notification::Objects(decisions)) => {
+        Ok(IngestEvent::Direct(Notification::Objects(decisions))) => {
             let ran = run_decisions(ingestor, decisions, budget).await?;
             if !ran.not_started.is_empty() {
                 return Err(format!(
@@ -66,20 +76,16 @@ pub async fn handle_invocation<S: ObjectStore>(
                 )
                 .into());
             }
-            Ok(json!({"reports": ran.reports, "skipped": ran.skipped}))
+            Ok(IngestAnswer::Direct(DirectAnswer {
+                reports: ran.reports,
+                skipped: ran.skipped,
+            }))
         }
         Err(error) => {
             tracing::error!(%error, "event not understood; the invocation fails");
             Err(format!("not an SQS, S3, SNS or EventBridge event: {error}").into())
         }
     }
-}
-
-fn is_sqs_event(event: &Value) -> bool {
-    event
-        .pointer("/Records/0/eventSource")
-        .and_then(Value::as_str)
-        == Some("aws:sqs")
 }
 
 /// Why a message goes back to the queue.
@@ -90,26 +96,21 @@ enum MessageFailure {
 
 async fn handle_sqs<S: ObjectStore>(
     ingestor: &Ingestor<S>,
-    event: Value,
+    messages: Vec<SqsMessage>,
     budget: &mut TimeBudget<'_>,
-) -> Value {
-    let records = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut failures = Vec::new();
-    for record in records {
-        let message_id = record
-            .get("messageId")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let body = record
-            .get("body")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match handle_message(ingestor, &message_id, body, budget).await {
+) -> SqsBatchResponse {
+    let mut answer = SqsBatchResponse::default();
+    for message in messages {
+        let message_id = message.message_id.unwrap_or_default();
+        let body = message.body.unwrap_or_default();
+        // The message's span encloses the objects' spans: lines logged for
+        // the message itself carry its id (a JSON line names its innermost
+        // span only).
+        let span = tracing::info_span!("sqs_message", message_id = %message_id);
+        let handled = handle_message(ingestor, &message_id, &body, budget)
+            .instrument(span)
+            .await;
+        match handled {
             Ok(()) => continue,
             Err(MessageFailure::NotStarted) => {
                 tracing::warn!(
@@ -121,9 +122,9 @@ async fn handle_sqs<S: ObjectStore>(
                 tracing::error!(message_id, %error, "message failed; it will be retried, then dead-lettered");
             }
         }
-        failures.push(json!({"itemIdentifier": message_id}));
+        answer.add_failure(message_id);
     }
-    json!({"batchItemFailures": failures})
+    answer
 }
 
 async fn handle_message<S: ObjectStore>(
@@ -179,7 +180,8 @@ async fn run_decisions<S: ObjectStore>(
             Decision::Ingest(object) if !budget.may_start() => ran.not_started.push(object.key),
             Decision::Ingest(object) => {
                 let report = ingestor.ingest(&object).await.map_err(|e: IngestError| {
-                    Error::from(format!("s3://{}/{}: {e}", object.bucket, object.key))
+                    let chain = ErrorChain(&e);
+                    Error::from(format!("s3://{}/{}: {chain}", object.bucket, object.key))
                 })?;
                 ran.reports.push(report);
             }

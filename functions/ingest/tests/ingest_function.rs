@@ -1,12 +1,8 @@
 //! The ingest function's handler against real LocalStack S3 and a fresh
 //! PostgreSQL database per test.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use ingest::budget::{Clock, TimeBudget};
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use pipeline_test_support::{LogCapture, TestPipeline};
+use pipeline_test_support::{sqs_event, sqs_event_of, LogCapture, TestPipeline};
 use serde_json::{json, Value};
 
 const ORDERS: &str = "order_id,customer_id\n1,10\n2,11\n3,10\n4,12\n";
@@ -14,35 +10,6 @@ const BARCODES: &str = "barcode,order_id\n0001,1\n0002,1\n0003,2\n0001,3\n0004,\
 
 async fn fixture() -> TestPipeline {
     TestPipeline::create().await
-}
-
-fn sqs_wrap(messages: &[(&str, Value)]) -> Value {
-    let bodies: Vec<(&str, String)> = messages
-        .iter()
-        .map(|(id, body)| (*id, body.to_string()))
-        .collect();
-    sqs_wrap_bodies(&bodies)
-}
-
-/// An SQS event whose messages have these bodies, JSON or not.
-fn sqs_wrap_bodies(messages: &[(&str, String)]) -> Value {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|(id, body)| {
-            json!({
-                "messageId": id,
-                "receiptHandle": format!("handle-{id}"),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    json!({ "Records": records })
 }
 
 #[tokio::test]
@@ -132,7 +99,7 @@ async fn test_events_and_objects_outside_incoming_are_ignored() {
     // The same through SQS: both succeed (nothing to retry), nothing is stored.
     let answer = ingest::handle_event(
         &f.ingestor,
-        sqs_wrap(&[
+        sqs_event_of(&[
             ("m1", test_event),
             ("m2", f.bucket.put_event("elsewhere/orders.csv")),
         ]),
@@ -150,7 +117,7 @@ async fn only_the_failing_sqs_record_is_reported_for_retry() {
     f.bucket.put("incoming/orders.csv", ORDERS).await;
     let answer = ingest::handle_event(
         &f.ingestor,
-        sqs_wrap(&[
+        sqs_event_of(&[
             ("good", f.bucket.put_event("incoming/orders.csv")),
             (
                 "missing",
@@ -354,7 +321,7 @@ async fn sns_wrapped_and_eventbridge_notifications_load_their_files() {
     f.bucket.put("incoming/eb+barcodes.csv", BARCODES).await;
     let answer = ingest::handle_event(
         &f.ingestor,
-        sqs_wrap(&[
+        sqs_event_of(&[
             (
                 "through-sns",
                 sns_envelope(&f.bucket.put_event("incoming/sns orders.csv")),
@@ -396,32 +363,6 @@ async fn sns_wrapped_and_eventbridge_notifications_load_their_files() {
     assert_eq!(f.scalar("SELECT count(*) FROM barcodes").await, 6);
 }
 
-/// Asserts that one line the handler logged holds every one of
-/// `fragments`, each field of the JSON line read as `name="value"`.
-fn assert_a_line_with(logs: &LogCapture, fragments: &[&str]) {
-    let lines: Vec<String> = logs
-        .text()
-        .lines()
-        .map(|line| match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(fields)) => fields
-                .iter()
-                .map(|(name, value)| match value {
-                    Value::String(text) => format!("{name}=\"{text}\""),
-                    other => format!("{name}={other}"),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => line.to_owned(),
-        })
-        .collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| fragments.iter().all(|f| l.contains(f))),
-        "no log line holds all of {fragments:?}: {lines:#?}"
-    );
-}
-
 #[tokio::test]
 async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were() {
     let f = fixture().await;
@@ -452,7 +393,7 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         .iter()
         .map(|(id, body, _)| (*id, body.clone()))
         .collect();
-    let answer = ingest::handle_event(&f.ingestor, sqs_wrap_bodies(&bodies))
+    let answer = ingest::handle_event(&f.ingestor, sqs_event(&bodies))
         .await
         .unwrap();
     let failed: Vec<Value> = messages
@@ -461,7 +402,7 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         .collect();
     assert_eq!(answer, json!({ "batchItemFailures": failed }));
     for (id, _, named) in messages {
-        assert_a_line_with(&logs, &[&format!("message_id=\"{id}\""), named]);
+        logs.assert_a_line_with(&[&format!("message_id=\"{id}\""), named]);
     }
 
     // Invoked directly, such an event fails the invocation, saying what it was.
@@ -472,135 +413,5 @@ async fn bodies_that_are_not_notifications_fail_and_the_log_says_what_they_were(
         error.to_string().contains("an empty JSON object"),
         "{error}"
     );
-    assert_a_line_with(&logs, &["ERROR", "an empty JSON object"]);
-}
-
-/// A clock that moves on by `step` each time it is read, as if every file
-/// took that long: the budget reads it once before each file but the first.
-struct SteppingClock {
-    now: AtomicU64,
-    step: Duration,
-}
-
-impl SteppingClock {
-    fn new(step: Duration) -> Self {
-        Self {
-            now: AtomicU64::new(0),
-            step,
-        }
-    }
-}
-
-impl Clock for SteppingClock {
-    fn now(&self) -> SystemTime {
-        let step = self.step.as_millis() as u64;
-        UNIX_EPOCH + Duration::from_millis(self.now.fetch_add(step, Ordering::SeqCst) + step)
-    }
-}
-
-/// Three orders files of one order each: `incoming/o1.csv` holds order 1...
-async fn three_orders_files(f: &TestPipeline) -> Vec<String> {
-    let mut keys = Vec::new();
-    for id in 1..=3 {
-        let key = format!("incoming/o{id}.csv");
-        f.bucket
-            .put(&key, format!("order_id,customer_id\n{id},10\n"))
-            .await;
-        keys.push(key);
-    }
-    keys
-}
-
-#[tokio::test]
-async fn an_sqs_batch_starts_no_file_once_time_runs_short_and_hands_the_rest_back() {
-    let f = fixture().await;
-    let keys = three_orders_files(&f).await;
-    let batch = sqs_wrap(&[
-        ("m1", f.bucket.put_event(&keys[0])),
-        ("m2", f.bucket.put_event(&keys[1])),
-        ("m3", f.bucket.put_event(&keys[2])),
-    ]);
-    // 100 s to the deadline, 30 s kept in reserve, 40 s per file: m1 starts,
-    // m2 at 60 s left, m3 would start with 20 s left and does not.
-    let clock = SteppingClock::new(Duration::from_secs(40));
-    let mut budget = TimeBudget::until(
-        UNIX_EPOCH + Duration::from_secs(100),
-        Duration::from_secs(30),
-        &clock,
-    );
-    let logs = LogCapture::default();
-    let guard = logs.install("info");
-    let answer = ingest::handle_invocation(&f.ingestor, batch, &mut budget)
-        .await
-        .unwrap();
-    drop(guard);
-    assert_eq!(
-        answer,
-        json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
-    );
-    assert_a_line_with(&logs, &["message_id=\"m3\"", "not started"]);
-    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 2);
-    assert_eq!(
-        f.scalar("SELECT count(*) FROM orders WHERE order_id = 3")
-            .await,
-        0
-    );
-
-    // Handed back, m3 loads on its next delivery.
-    let answer = ingest::handle_event(
-        &f.ingestor,
-        sqs_wrap(&[("m3", f.bucket.put_event(&keys[2]))]),
-    )
-    .await
-    .unwrap();
-    assert_eq!(answer, json!({"batchItemFailures": []}));
-    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 3);
-}
-
-#[tokio::test]
-async fn a_direct_event_whose_files_cannot_all_start_fails_so_lambda_retries_it() {
-    let f = fixture().await;
-    let keys = three_orders_files(&f).await;
-    let records: Vec<Value> = keys
-        .iter()
-        .map(|key| f.bucket.put_event(key)["Records"][0].clone())
-        .collect();
-    let event = json!({ "Records": records });
-    // Already past the reserve: the first file starts all the same (refusing
-    // it would never make progress), the others do not.
-    let clock = SteppingClock::new(Duration::from_secs(1));
-    let mut budget = TimeBudget::until(
-        UNIX_EPOCH + Duration::from_secs(10),
-        Duration::from_secs(30),
-        &clock,
-    );
-    let error = ingest::handle_invocation(&f.ingestor, event.clone(), &mut budget)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains(&keys[1]) && error.contains(&keys[2]),
-        "{error}"
-    );
-    assert!(!error.contains(&keys[0]), "{error}");
-    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 1);
-
-    // Lambda's retry of the whole event loads the rest; the first is known.
-    let answer = ingest::handle_event(&f.ingestor, event).await.unwrap();
-    let statuses: Vec<&Value> = answer["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| &r["status"])
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            &json!("already_ingested"),
-            &json!("loaded"),
-            &json!("loaded")
-        ],
-        "{answer}"
-    );
-    assert_eq!(f.scalar("SELECT count(*) FROM orders").await, 3);
+    logs.assert_a_line_with(&["ERROR", "an empty JSON object"]);
 }

@@ -14,6 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use order_pipeline::config::{self, PROCESSED_ORDERS_KEY};
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::postgres::ledger::INGESTION_STATUSES;
 use order_pipeline::postgres::read_model::analytics::CustomerTotalsCache;
@@ -309,7 +310,7 @@ async fn with_links(files: &Files, row: IngestionRow) -> Result<Ingestion, ApiEr
                     .await
                     .map(Some)
                     .map_err(|e| {
-                        tracing::error!(error = %e, "presigning failed");
+                        tracing::error!(error = %ErrorChain(&e), "presigning failed");
                         ApiError::unavailable(
                             "download links cannot be signed right now; try again",
                         )
@@ -425,7 +426,7 @@ async fn export_processed_orders(
         .get_url(&files.bucket, PROCESSED_ORDERS_KEY)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "presigning failed");
+            tracing::error!(error = %ErrorChain(&e), "presigning failed");
             ApiError::unavailable("the download link cannot be signed right now; try again")
         })?;
     let mut response = etag::conditional(&headers, &tag, || StatusCode::FOUND);

@@ -8,6 +8,7 @@ pub mod config;
 pub mod csv_input;
 pub mod csv_records;
 pub mod domain;
+pub mod error_chain;
 pub mod ingest;
 pub mod postgres;
 pub mod presign;

@@ -8,6 +8,23 @@ use aws_sdk_s3::presigning::PresigningConfig;
 /// How long a download link works.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
+/// A download link that could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum PresignError {
+    #[error("the link lifetime {0:?} is not one S3 accepts")]
+    Lifetime(
+        Duration,
+        #[source] aws_sdk_s3::presigning::PresigningConfigError,
+    ),
+    #[error("presigning s3://{bucket}/{key} failed")]
+    Signing {
+        bucket: String,
+        key: String,
+        #[source]
+        source: Box<aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>>,
+    },
+}
+
 #[derive(Clone)]
 pub struct Presigner {
     client: aws_sdk_s3::Client,
@@ -20,8 +37,9 @@ impl Presigner {
 
     /// A URL that downloads `bucket/key` for [`LINK_LIFETIME`]. Signing is
     /// local (no request to S3), so it does not tell whether the object exists.
-    pub async fn get_url(&self, bucket: &str, key: &str) -> Result<String, String> {
-        let config = PresigningConfig::expires_in(LINK_LIFETIME).map_err(|e| e.to_string())?;
+    pub async fn get_url(&self, bucket: &str, key: &str) -> Result<String, PresignError> {
+        let config = PresigningConfig::expires_in(LINK_LIFETIME)
+            .map_err(|e| PresignError::Lifetime(LINK_LIFETIME, e))?;
         self.client
             .get_object()
             .bucket(bucket)
@@ -29,11 +47,10 @@ impl Presigner {
             .presigned(config)
             .await
             .map(|request| request.uri().to_owned())
-            .map_err(|e| {
-                format!(
-                    "presigning s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )
+            .map_err(|source| PresignError::Signing {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                source: Box::new(source),
             })
     }
 }

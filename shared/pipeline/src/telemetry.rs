@@ -76,6 +76,22 @@ where
         .with(json)
 }
 
+/// [`tokio::task::spawn_blocking`] that keeps the caller's span and
+/// subscriber on the blocking thread, so that what it logs names the work it
+/// does (zero2prod's `spawn_blocking_with_tracing`; the subscriber too, for
+/// a thread-local one such as a test's).
+pub fn spawn_blocking_with_tracing<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    tokio::task::spawn_blocking(move || {
+        tracing::dispatcher::with_default(&dispatch, || span.in_scope(work))
+    })
+}
+
 /// For command-line tools run by people: compact text on stderr.
 ///
 /// `default_level` applies unless `RUST_LOG` says otherwise.

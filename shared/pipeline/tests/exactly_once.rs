@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestReport, IngestStatus, Ingestor};
 use order_pipeline::postgres::ledger::{Claim, ObjectVersion};
 use order_pipeline::postgres::locks::PUBLISH_LOCK;
@@ -210,7 +211,8 @@ async fn a_rejected_file_is_final_only_with_its_report() {
     // The report cannot be written: the delivery fails and will be retried;
     // the ledger does not claim a final outcome.
     let error = ingestor.ingest(&object).await.unwrap_err();
-    assert!(error.to_string().contains("injected"), "{error}");
+    let error = ErrorChain(&error).to_string();
+    assert!(error.contains("injected"), "{error}");
     assert_eq!(
         db.scalar("SELECT count(*) FROM ingestions WHERE status = 'rejected'")
             .await,

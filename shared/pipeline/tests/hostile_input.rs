@@ -4,6 +4,7 @@
 //! trouble is retried.
 
 use order_pipeline::csv_records::CsvLimits;
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
 use order_pipeline::postgres::load::problems::Problem;
 use order_pipeline::storage::{ObjectRef, S3Store};
@@ -135,7 +136,8 @@ async fn a_read_that_fails_mid_stream_is_retried_and_then_loads() {
                 (error.bucket.as_str(), error.key.as_str()),
                 (f.bucket.name.as_str(), "incoming/o.csv")
             );
-            assert!(error.message.contains("connection reset"), "{error}");
+            let error = ErrorChain(&error).to_string();
+            assert!(error.contains("connection reset"), "{error}");
         }
         other => panic!("a failed read must be retried, got {other:?}"),
     }

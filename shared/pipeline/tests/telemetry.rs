@@ -31,3 +31,38 @@ fn no_directive_lifts_a_cap() {
         );
     }
 }
+
+/// The CSV parser runs on a blocking thread: what it logs still carries the
+/// span of the object it reads (bucket, key, version).
+#[tokio::test]
+async fn a_line_logged_on_the_parser_thread_names_the_object() {
+    let pipeline = pipeline_test_support::TestPipeline::create().await;
+    let key = "incoming/orders.csv";
+    let version_id = pipeline
+        .bucket
+        .put(key, "order_id,customer_id\n1,10\n")
+        .await
+        .expect("a versioned bucket");
+    let logs = LogCapture::default();
+    let guard = logs.install("info,order_pipeline::ingest=debug");
+    let object = order_pipeline::storage::ObjectRef {
+        version_id: Some(version_id.clone()),
+        ..order_pipeline::storage::ObjectRef::new(&pipeline.bucket.name, key)
+    };
+    pipeline.ingestor.ingest(&object).await.unwrap();
+    drop(guard);
+    let text = logs.text();
+    let header_read: serde_json::Value = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "header read")
+        .unwrap_or_else(|| panic!("no line from the parser thread: {text}"));
+    let span = &header_read["span"];
+    assert_eq!(
+        span["bucket"],
+        pipeline.bucket.name.as_str(),
+        "{header_read}"
+    );
+    assert_eq!(span["key"], key, "{header_read}");
+    assert_eq!(span["version_id"], version_id.as_str(), "{header_read}");
+}

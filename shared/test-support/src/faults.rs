@@ -49,8 +49,8 @@ impl<S> FaultyStore<S> {
             return Err(order_pipeline::storage::StorageError::new(
                 bucket,
                 key,
-                "injected: service unavailable",
-                false,
+                order_pipeline::storage::Operation::Write,
+                std::io::Error::other("injected: service unavailable"),
             ));
         }
         Ok(())

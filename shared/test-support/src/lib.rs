@@ -1,7 +1,7 @@
 //! Test support for the workspace's tests (a dev-dependency only): a fresh
 //! database and bucket per test, the real ingestor over them, tokens and
-//! in-process requests for the API, stores that fail on cue, and log
-//! capture. `make test` starts PostgreSQL and LocalStack; run tests through
+//! in-process requests for the API, stores that fail on cue, SQS events, and
+//! log capture. `make test` starts PostgreSQL and LocalStack; run tests through
 //! it, or export the URLs in [`database`] and [`bucket`] yourself.
 
 pub mod bucket;
@@ -10,6 +10,7 @@ pub mod faults;
 pub mod http;
 pub mod logs;
 pub mod pipeline;
+pub mod sqs;
 
 pub use bucket::{localstack_config, TestBucket, DEFAULT_AWS_ENDPOINT};
 pub use database::{block_on_cleanup, unique_name, TestDatabase, DEFAULT_ADMIN_URL};
@@ -19,4 +20,5 @@ pub use http::{
     TEST_JWT_SECRET,
 };
 pub use logs::LogCapture;
-pub use pipeline::TestPipeline;
+pub use pipeline::{MemoryBucket, PipelineBucket, TestPipeline};
+pub use sqs::{sqs_event, sqs_event_of};

@@ -11,6 +11,33 @@ impl LogCapture {
         String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
     }
 
+    /// Asserts that one captured line holds every one of `fragments`, each
+    /// field of the JSON line read as `name="value"`.
+    pub fn assert_a_line_with(&self, fragments: &[&str]) {
+        use serde_json::Value;
+        let lines: Vec<String> = self
+            .text()
+            .lines()
+            .map(|line| match serde_json::from_str::<Value>(line) {
+                Ok(Value::Object(fields)) => fields
+                    .iter()
+                    .map(|(name, value)| match value {
+                        Value::String(text) => format!("{name}=\"{text}\""),
+                        other => format!("{name}={other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => line.to_owned(),
+            })
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| fragments.iter().all(|f| l.contains(f))),
+            "no log line holds all of {fragments:?}: {lines:#?}"
+        );
+    }
+
     /// Routes this thread's logs, at the level `rust_log` asks for, through
     /// the functions' own subscriber into this capture, until the guard
     /// drops. `#[tokio::test]` runs every task on the test's thread, so

@@ -1,17 +1,102 @@
-//! A bucket and a database of a test's own, with the real ingestor over them.
+//! A bucket and a database of a test's own, with the real ingestor over them:
+//! the bucket in LocalStack, or in memory for tests that need only
+//! PostgreSQL.
 
+use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestReport, Ingestor};
 use order_pipeline::postgres::roles::DatabaseRole;
 use order_pipeline::postgres::PgStore;
-use order_pipeline::storage::{ObjectRef, S3Store};
+use order_pipeline::storage::memory::MemoryStore;
+use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
 
-use crate::{TestBucket, TestDatabase};
+use crate::{unique_name, TestBucket, TestDatabase};
 
 /// A bucket and a database of a test's own, and the ingestor over them.
-pub struct TestPipeline {
-    pub bucket: TestBucket,
+pub struct TestPipeline<B: PipelineBucket = TestBucket> {
+    pub bucket: B,
     pub db: TestDatabase,
-    pub ingestor: Ingestor<S3Store>,
+    pub ingestor: Ingestor<B::Store>,
+}
+
+/// A test's bucket: what its ingestor reads from and writes to.
+pub trait PipelineBucket {
+    type Store: ObjectStore;
+    fn name(&self) -> &str;
+}
+
+impl PipelineBucket for TestBucket {
+    type Store = S3Store;
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A bucket of a test's own in a [`MemoryStore`] (versioned, like the
+/// template's bucket).
+pub struct MemoryBucket {
+    pub name: String,
+    pub store: MemoryStore,
+}
+
+impl PipelineBucket for MemoryBucket {
+    type Store = MemoryStore;
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl MemoryBucket {
+    /// Writes an object; returns its version id.
+    pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>) -> Option<String> {
+        self.store.insert(&self.name, key, body.into()).1
+    }
+
+    /// The object's text, or `None` when it does not exist.
+    pub async fn get_text(&self, key: &str) -> Option<String> {
+        let body = self.store.get(&self.name, key)?;
+        Some(String::from_utf8(body).expect("UTF-8 text"))
+    }
+
+    /// Deletes the object, as someone might behind the pipeline's back.
+    pub async fn delete(&self, key: &str) {
+        self.store.delete(&self.name, key);
+    }
+}
+
+impl TestPipeline<MemoryBucket> {
+    /// The pipeline over a bucket in memory: only PostgreSQL is needed.
+    pub async fn in_memory() -> Self {
+        Self::in_memory_with_store(|store| store).await
+    }
+
+    /// Like [`TestPipeline::in_memory`], with the store adjusted by `configure`.
+    pub async fn in_memory_with_store(configure: impl FnOnce(PgStore) -> PgStore) -> Self {
+        let bucket = MemoryBucket {
+            name: unique_name("memory"),
+            store: MemoryStore::versioned(),
+        };
+        let db = TestDatabase::create().await;
+        let ingestor = Ingestor::new(bucket.store.clone(), configure(db.store()));
+        Self {
+            bucket,
+            db,
+            ingestor,
+        }
+    }
+}
+
+impl<B: PipelineBucket> TestPipeline<B> {
+    /// Ingests an object already in the bucket; panics on a retryable error.
+    pub async fn ingest_key(&self, key: &str) -> IngestReport {
+        self.ingestor
+            .ingest(&ObjectRef::new(self.bucket.name(), key))
+            .await
+            .unwrap_or_else(|e| panic!("ingesting {key}: {}", ErrorChain(&e)))
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        self.db.scalar(sql).await
+    }
 }
 
 impl TestPipeline {
@@ -29,18 +114,6 @@ impl TestPipeline {
             db,
             ingestor,
         }
-    }
-
-    /// Ingests an object already in the bucket; panics on a retryable error.
-    pub async fn ingest_key(&self, key: &str) -> IngestReport {
-        self.ingestor
-            .ingest(&ObjectRef::new(&self.bucket.name, key))
-            .await
-            .unwrap_or_else(|e| panic!("ingesting {key}: {e}"))
-    }
-
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        self.db.scalar(sql).await
     }
 
     /// An ingestor over the same bucket, connected as `role`'s login user.

@@ -10,8 +10,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Invokes the function with an event. `Err` means the whole invocation failed.
 #[allow(async_fn_in_trait)]
@@ -100,32 +101,31 @@ pub struct PollOutcome {
 }
 
 /// The event Lambda builds from a batch of SQS messages.
-pub fn sqs_event(messages: &[Message], source: &Source) -> Value {
-    let records: Vec<Value> = messages
+pub fn sqs_event(messages: &[Message], source: &Source) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
         .iter()
         .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id().map(str::to_owned);
+            record.receipt_handle = m.receipt_handle().map(str::to_owned);
+            record.body = m.body().map(str::to_owned);
+            record.md5_of_body = m.md5_of_body().map(str::to_owned);
+            record.attributes = m
                 .attributes()
                 .map(|a| {
                     a.iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
                         .collect()
                 })
                 .unwrap_or_default();
-            json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": source.queue_arn,
-                "awsRegion": source.region,
-            })
+            record.event_source = Some("aws:sqs".to_owned());
+            record.event_source_arn = Some(source.queue_arn.clone());
+            record.aws_region = Some(source.region.clone());
+            record
         })
         .collect();
-    json!({ "Records": records })
+    event
 }
 
 /// The messages an answer reports failed, read as the SQS event source
@@ -149,9 +149,11 @@ pub fn failed_message_ids(answer: &Value, batch: &[&str]) -> Result<HashSet<Stri
         .iter()
         .enumerate()
         .map(|(i, failure)| {
-            let id = failure.get("itemIdentifier").and_then(Value::as_str);
-            match id {
-                Some(id) if batch.contains(&id) => Ok(id.to_owned()),
+            let failure_read = serde_json::from_value::<BatchItemFailure>(failure.clone());
+            match failure_read {
+                Ok(read) if batch.contains(&read.item_identifier.as_str()) => {
+                    Ok(read.item_identifier)
+                }
                 _ => anyhow::bail!(
                     "batchItemFailures[{i}] does not name a message of the batch \
                      (an itemIdentifier that is one of its messageIds): {}",
@@ -195,7 +197,9 @@ pub async fn poll_once<I: Invoke>(
         return Ok(PollOutcome::default());
     }
     let batch: Vec<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
-    let answer = invoker.invoke(sqs_event(&messages, source)).await;
+    let event =
+        serde_json::to_value(sqs_event(&messages, source)).context("encoding the SQS event")?;
+    let answer = invoker.invoke(event).await;
     let failed_ids = match answer.and_then(|answer| failed_message_ids(&answer, &batch)) {
         Ok(ids) => ids,
         Err(error) => {

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use indicatif::ProgressBar;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
+use order_pipeline::storage::{ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
 use tokio::io::{AsyncRead, ReadBuf};
 
 pub struct LocalFiles {
@@ -51,9 +51,9 @@ impl LocalFiles {
     async fn prepare_output(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
         let target = self.output_path(key);
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| StorageError::new(bucket, key, e, false))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                StorageError::new(bucket, key, Operation::WriteLocalFile(parent.to_owned()), e)
+            })?;
         }
         Ok(target)
     }
@@ -66,14 +66,14 @@ impl ObjectStore for LocalFiles {
         let path = self
             .inputs
             .get(key)
-            .ok_or_else(|| StorageError::new(bucket, key, "no such input", true))?;
-        let file = tokio::fs::File::open(path).await.map_err(|e| {
-            StorageError::new(bucket, key, format!("{}: {e}", path.display()), true)
-        })?;
-        let meta = file
-            .metadata()
+            .ok_or_else(|| StorageError::missing(bucket, key))?;
+        let open_failed = |e: std::io::Error| {
+            StorageError::new(bucket, key, Operation::OpenLocalFile(path.clone()), e)
+        };
+        let file = tokio::fs::File::open(path)
             .await
-            .map_err(|e| StorageError::new(bucket, key, e, false))?;
+            .map_err(|e| open_failed(e).not_found())?;
+        let meta = file.metadata().await.map_err(open_failed)?;
         if let Some(bar) = &self.progress {
             bar.set_length(meta.len());
             bar.set_position(0);
@@ -97,9 +97,9 @@ impl ObjectStore for LocalFiles {
         _content_type: &str,
     ) -> Result<Option<String>, StorageError> {
         let target = self.prepare_output(bucket, key).await?;
-        tokio::fs::copy(path, &target).await.map_err(|e| {
-            StorageError::new(bucket, key, format!("{}: {e}", target.display()), false)
-        })?;
+        tokio::fs::copy(path, &target)
+            .await
+            .map_err(|e| StorageError::new(bucket, key, Operation::WriteLocalFile(target), e))?;
         self.etag(bucket, key).await
     }
 
@@ -107,7 +107,7 @@ impl ObjectStore for LocalFiles {
         match tokio::fs::metadata(self.output_path(key)).await {
             Ok(meta) => Ok(Some(local_etag(&meta))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::new(bucket, key, e, false)),
+            Err(e) => Err(StorageError::new(bucket, key, Operation::Head, e)),
         }
     }
 
@@ -119,9 +119,9 @@ impl ObjectStore for LocalFiles {
         _content_type: &str,
     ) -> Result<(), StorageError> {
         let target = self.prepare_output(bucket, key).await?;
-        tokio::fs::write(&target, body).await.map_err(|e| {
-            StorageError::new(bucket, key, format!("{}: {e}", target.display()), false)
-        })
+        tokio::fs::write(&target, body)
+            .await
+            .map_err(|e| StorageError::new(bucket, key, Operation::WriteLocalFile(target), e))
     }
 }
 

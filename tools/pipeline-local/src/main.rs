@@ -1,4 +1,4 @@
-//! `localenv`: the local AWS world for the order pipeline. `make up` drives it;
+//! `pipeline-local`: the order pipeline on this machine. `make up` drives it;
 //! run `pipeline-local --help` for the commands.
 
 use std::path::PathBuf;

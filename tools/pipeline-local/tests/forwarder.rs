@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
+use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_sdk_sqs::config::interceptors::BeforeSerializationInterceptorContextMut;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::error::BoxError;
@@ -140,9 +141,11 @@ const BODIES: [&str; 3] = ["a", "b", "c"];
 async fn only_the_messages_a_valid_answer_names_stay_queued() {
     let queue = TestQueue::create(10).await;
     queue.send(&BODIES).await;
-    let fail_b = Answering(
-        |batch: &Batch| json!({"batchItemFailures": [{"itemIdentifier": id_of(batch, "b")}]}),
-    );
+    let fail_b = Answering(|batch: &Batch| {
+        let mut answer = SqsBatchResponse::default();
+        answer.add_failure(id_of(batch, "b"));
+        serde_json::to_value(answer).unwrap()
+    });
     let outcome = queue.poll(&fail_b).await;
     assert_eq!(
         outcome,

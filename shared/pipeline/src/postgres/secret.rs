@@ -5,22 +5,28 @@
 //! endpoint) and `DATABASE_SSLMODE`. Without `DATABASE_SECRET_ARN`,
 //! `DATABASE_URL` is used, as locally.
 
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::error::SdkError;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, DatabaseSettings};
+use crate::error_chain::ErrorChain;
 
 #[derive(thiserror::Error)]
 pub enum SecretError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(
-        "reading the database secret {arn}: {detail}; check that the function's role may call \
+        "reading the database secret {arn} failed; check that the function's role may call \
          secretsmanager:GetSecretValue on it and that its subnets reach Secrets Manager \
          (a VPC endpoint or a NAT gateway)"
     )]
-    Fetch { arn: String, detail: String },
+    Fetch {
+        arn: String,
+        #[source]
+        source: Box<SdkError<GetSecretValueError>>,
+    },
     #[error("the database secret {arn} is binary; store it as RDS-format JSON text")]
     NotText { arn: String },
     #[error("the database secret {arn} is unusable: {reason}")]
@@ -28,10 +34,11 @@ pub enum SecretError {
 }
 
 /// A cold start that fails prints its error with `Debug` (a `main` returning
-/// `Result`): show the message, which says what to do, not the structure.
+/// `Result`): show the message, which says what to do, and its causes, not
+/// the structure.
 impl std::fmt::Debug for SecretError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
+        std::fmt::Display::fmt(&ErrorChain(self), f)
     }
 }
 
@@ -85,9 +92,9 @@ async fn secret_text(arn: &str) -> Result<String, SecretError> {
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| SecretError::Fetch {
+        .map_err(|source| SecretError::Fetch {
             arn: arn.to_owned(),
-            detail: DisplayErrorContext(e).to_string(),
+            source: Box::new(source),
         })?;
     secret
         .secret_string()

@@ -3,56 +3,32 @@
 //! report and rejects file, commit, then republish `processed_orders.csv`.
 //! Knows the ports ([`ObjectStore`], [`PgStore`]), not how they are reached.
 
-use std::io::Write;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::SyncIoBridge;
 
-use crate::carried_text::spreadsheet_cell;
-use crate::config::PROCESSED_ORDERS_KEY;
-use crate::csv_input::{CsvRows, FileError, FileKind, ReadError, RejectedRow, Row};
+use crate::csv_input::{FileError, FileKind, ReadError};
 use crate::csv_records::CsvLimits;
-use crate::domain::{BarcodeRow, OrderRow};
+
+use crate::error_chain::ErrorChain;
 use crate::postgres::ledger::{Claim, LedgerEntry, ObjectVersion};
-use crate::postgres::load::problems::Problem;
-use crate::postgres::load::{Batch, Committed, LoadCounts, LoadSession};
+use crate::postgres::load::LoadSession;
 use crate::postgres::{DbError, PgStore};
 use crate::processed::ExportFile;
-use crate::storage::{ObjectRef, ObjectStore, OpenedObject, StorageError};
+use crate::storage::{ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
+use crate::telemetry::spawn_blocking_with_tracing;
 
-/// Rows per message between the parser thread and the loader.
-const BATCH_ROWS: usize = 8192;
+mod parse;
+mod publish;
+mod report;
+
+use parse::parse_file;
+use publish::PreparedExport;
+pub use report::{report_keys, IngestReport, IngestStatus, Timings, REPORTED_PROBLEMS};
+
 /// Batches in flight: bounds memory whatever the file size.
 const BATCHES_IN_FLIGHT: usize = 4;
-/// Problems listed in a report (all are counted, and all rejected rows are in
-/// the rejects file).
-pub const REPORTED_PROBLEMS: i64 = 100;
-
-/// Where the reports of one version of an input go:
-/// `reports/<input key>/<version>.json` and
-/// `reports/<input key>/<version>.rejected.csv`, so that a newer version
-/// never overwrites an older one's. `<version>` is the S3 version id, or in
-/// an unversioned bucket the ETag (`etag-<etag>`).
-pub fn report_keys(version: &ObjectVersion) -> (String, String) {
-    let stem = format!("reports/{}/{}", version.key, version_token(version));
-    (format!("{stem}.json"), format!("{stem}.rejected.csv"))
-}
-
-/// The version id or ETag as one path segment: characters other than
-/// `A-Z a-z 0-9 . _ -` are percent-encoded.
-fn version_token(version: &ObjectVersion) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'-');
-    let token = match (version.version_id.as_str(), version.etag.as_str()) {
-        ("", "") => "unversioned".to_owned(),
-        ("", etag) => format!("etag-{etag}"),
-        (version_id, _) => version_id.to_owned(),
-    };
-    percent_encoding::utf8_percent_encode(&token, SEGMENT).to_string()
-}
 
 /// A failure worth retrying: the input may well succeed next time (storage or
 /// database trouble). A broken file is not an error: it is a rejected report.
@@ -62,99 +38,23 @@ pub enum IngestError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Database(#[from] DbError),
-    #[error("writing {what}: {message}")]
-    Output { what: &'static str, message: String },
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("writing {what} failed")]
+    Output {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal: the CSV parser thread failed")]
+    ParserThread(#[source] tokio::task::JoinError),
 }
 
 impl IngestError {
-    fn output(what: &'static str, err: impl std::fmt::Display) -> Self {
+    fn output(what: &'static str, err: impl Into<std::io::Error>) -> Self {
         Self::Output {
             what,
-            message: err.to_string(),
+            source: err.into(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IngestStatus {
-    /// Loaded (possibly with some rows rejected).
-    Loaded,
-    /// The file as a whole could not be read; nothing was stored.
-    Rejected,
-    /// This exact object version was ingested before; nothing changed.
-    AlreadyIngested,
-    /// The event named content by ETag in an unversioned bucket, and the key
-    /// holds other content now: the version named is gone and cannot be
-    /// read; the newer content's own event ingests that. Nothing changed.
-    Superseded,
-}
-
-/// Milliseconds spent in each phase.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Timings {
-    /// Reading, parsing, staging and merging.
-    pub load_ms: u64,
-    /// Writing the report and rejects file, committing.
-    pub commit_ms: u64,
-    /// Regenerating processed_orders.csv.
-    pub publish_ms: u64,
-    pub total_ms: u64,
-}
-
-/// The outcome of one object's ingest: stored as `reports/<key>.json`,
-/// logged, and returned to the caller.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct IngestReport {
-    pub ingestion_id: Option<i64>,
-    pub bucket: String,
-    pub key: String,
-    pub etag: String,
-    pub version_id: String,
-    pub status: IngestStatus,
-    pub kind: Option<FileKind>,
-    pub counts: LoadCounts,
-    /// Header columns that were ignored.
-    pub extra_columns: Vec<String>,
-    /// The first problems by line (see `counts` for the totals).
-    pub problems: Vec<Problem>,
-    /// Why the whole file was rejected, or what the earlier ingestion was.
-    pub error: Option<String>,
-    pub report_key: Option<String>,
-    pub rejects_key: Option<String>,
-    /// Orders written to processed_orders.csv (None when it was current).
-    pub processed_orders_written: Option<u64>,
-    pub timings: Timings,
-}
-
-impl IngestReport {
-    fn new(version: &ObjectVersion, status: IngestStatus) -> Self {
-        Self {
-            ingestion_id: None,
-            bucket: version.bucket.clone(),
-            key: version.key.clone(),
-            etag: version.etag.clone(),
-            version_id: version.version_id.clone(),
-            status,
-            kind: None,
-            counts: LoadCounts::default(),
-            extra_columns: Vec::new(),
-            problems: Vec::new(),
-            error: None,
-            report_key: None,
-            rejects_key: None,
-            processed_orders_written: None,
-            timings: Timings::default(),
-        }
-    }
-}
-
-/// What the parser thread found besides rows.
-struct ParsedHeader {
-    kind: FileKind,
-    extra_columns: Vec<String>,
 }
 
 /// Ingests objects into the store. Built once per cold start.
@@ -190,12 +90,17 @@ impl<S: ObjectStore> Ingestor<S> {
     /// Loads one object exactly once (keyed on bucket, key, ETag and version
     /// id), writes its report, and republishes `processed/processed_orders.csv`
     /// in the same bucket.
-    #[tracing::instrument(skip_all, fields(bucket = %object.bucket, key = %object.key))]
+    #[tracing::instrument(skip_all, fields(
+        bucket = %object.bucket,
+        key = %object.key,
+        version_id = object.version_id.as_deref(),
+    ))]
     pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestReport, IngestError> {
         let started = Instant::now();
         let opened = match self.store.open(object).await {
             Ok(opened) => opened,
             Err(error) if error.superseded => {
+                let error = ErrorChain(&error);
                 tracing::warn!(%error, etag = object.etag.as_deref(), "the version named was overwritten before it was read; skipped");
                 let mut report =
                     IngestReport::new(&version_read(object, None), IngestStatus::Superseded);
@@ -238,10 +143,11 @@ impl<S: ObjectStore> Ingestor<S> {
                 self.reject_whole(&version, &file_error, started).await
             }
             Err(LoadFailure::Retry(error)) => {
-                tracing::error!(ingestion_id, %error, "ingest failed; rolled back, will be retried");
+                let chain = ErrorChain(&error).to_string();
+                tracing::error!(ingestion_id, error = %chain, "ingest failed; rolled back, will be retried");
                 // Best effort: the ledger shows the attempt. A delivery that
                 // finished the version meanwhile keeps its outcome.
-                if let Err(record) = self.db.record_failure(&version, &error.to_string()).await {
+                if let Err(record) = self.db.record_failure(&version, &chain).await {
                     tracing::warn!(error = %record, "could not record the failed attempt");
                 }
                 Err(error)
@@ -322,7 +228,8 @@ impl<S: ObjectStore> Ingestor<S> {
         let (barcodes_tx, barcodes_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let bridge = SyncIoBridge::new(reader);
         let limits = self.csv_limits;
-        let parser = tokio::task::spawn_blocking(move || {
+        // The parser thread keeps this object's span: its log lines name it.
+        let parser = spawn_blocking_with_tracing(move || {
             parse_file(bridge, limits, header_tx, orders_tx, barcodes_tx)
         });
 
@@ -347,9 +254,9 @@ impl<S: ObjectStore> Ingestor<S> {
             // The parser gave up before knowing the kind; its result says why.
             Err(_) => Err(DbError::InputIncomplete),
         };
-        let parsed = parser.await.map_err(|e| {
-            LoadFailure::Retry(IngestError::Internal(format!("CSV parser thread: {e}")))
-        })?;
+        let parsed = parser
+            .await
+            .map_err(|e| LoadFailure::Retry(IngestError::ParserThread(e)))?;
         let counts = match (parsed, loaded) {
             (Err(ReadError::File(file_error)), _) => return Err(LoadFailure::File(file_error)),
             (Err(ReadError::Io { line, source }), _) => {
@@ -357,10 +264,8 @@ impl<S: ObjectStore> Ingestor<S> {
                     StorageError::new(
                         &version.bucket,
                         &version.key,
-                        format!(
-                            "reading the object failed at line {line} ({source}); will be retried"
-                        ),
-                        false,
+                        Operation::Read { line },
+                        source,
                     )
                     .into(),
                 ))
@@ -414,122 +319,6 @@ impl<S: ObjectStore> Ingestor<S> {
         });
         Ok((report, prepared))
     }
-
-    /// Streams the rejected rows into a temporary file, then uploads it.
-    async fn write_rejects(
-        &self,
-        session: &LoadSession,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(), IngestError> {
-        let file =
-            tempfile::NamedTempFile::new().map_err(|e| IngestError::output("rejects file", e))?;
-        let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(
-            file.reopen()
-                .map_err(|e| IngestError::output("rejects file", e))?,
-        ));
-        writer
-            .write_record(["line", "field", "value", "reason", "raw"])
-            .map_err(|e| IngestError::output("rejects file", e))?;
-        session
-            .for_each_rejected(|line, field, value, reason, raw| {
-                writer
-                    .write_record([
-                        line.to_string().as_str(),
-                        &spreadsheet_cell(field),
-                        &spreadsheet_cell(value),
-                        &spreadsheet_cell(reason),
-                        &spreadsheet_cell(raw),
-                    ])
-                    .map_err(|e| IngestError::output("rejects file", e))
-            })
-            .await?;
-        writer
-            .into_inner()
-            .map_err(|e| IngestError::output("rejects file", e))?
-            .flush()
-            .map_err(|e| IngestError::output("rejects file", e))?;
-        self.store
-            .put_file(bucket, key, file.path(), "text/csv; charset=utf-8")
-            .await?;
-        Ok(())
-    }
-
-    async fn put_json(
-        &self,
-        bucket: &str,
-        key: &str,
-        value: &impl serde::Serialize,
-    ) -> Result<(), IngestError> {
-        let body =
-            serde_json::to_vec_pretty(value).map_err(|e| IngestError::output("report", e))?;
-        self.store
-            .put(bucket, key, body, "application/json")
-            .await?;
-        Ok(())
-    }
-
-    /// Regenerates `processed/processed_orders.csv` from the database when it
-    /// is behind the data, or was deleted or replaced since it was published. Streams through a temporary file, so memory stays
-    /// flat; large files are uploaded in parts. Returns the orders written,
-    /// or `None` when the published file was already current.
-    pub async fn publish_processed_orders(&self, bucket: &str) -> Result<Option<u64>, IngestError> {
-        self.publish_processed_orders_from(bucket, None).await
-    }
-
-    /// Publishes `prepared`, the export a load wrote inside its transaction,
-    /// when it shows the current data; otherwise regenerates the file.
-    async fn publish_processed_orders_from(
-        &self,
-        bucket: &str,
-        prepared: Option<PreparedExport>,
-    ) -> Result<Option<u64>, IngestError> {
-        let output = |e| IngestError::output("processed_orders.csv", e);
-        let publish = self.db.begin_publish(bucket).await?;
-        if publish.is_current() {
-            let etag_now = self.store.etag(bucket, PROCESSED_ORDERS_KEY).await?;
-            if publish.is_intact(etag_now.as_deref()) {
-                return Ok(None);
-            }
-            tracing::warn!(
-                bucket,
-                key = PROCESSED_ORDERS_KEY,
-                found = etag_now.as_deref(),
-                "the published file is missing or was replaced outside the pipeline; rewriting it"
-            );
-        }
-        let (file, written) = match prepared {
-            Some(prepared) if prepared.committed.output_version == publish.data_version => {
-                (prepared.file, prepared.orders)
-            }
-            _ => {
-                let mut export = ExportFile::new().map_err(output)?;
-                publish
-                    .for_each_processed_order(|order| export.write(&order).map_err(output))
-                    .await?;
-                export.finish().map_err(output)?
-            }
-        };
-        let etag = self
-            .store
-            .put_file(
-                bucket,
-                PROCESSED_ORDERS_KEY,
-                file.path(),
-                "text/csv; charset=utf-8",
-            )
-            .await?;
-        publish.finish(etag.as_deref()).await?;
-        Ok(Some(written))
-    }
-}
-
-/// processed_orders.csv as a load's transaction saw it, waiting for the
-/// commit to be published.
-struct PreparedExport {
-    file: tempfile::NamedTempFile,
-    orders: u64,
-    committed: Committed,
 }
 
 enum LoadFailure {
@@ -576,68 +365,4 @@ fn log_report(report: &IngestReport) {
         report = report.report_key.as_deref(),
         "ingested"
     );
-}
-
-/// Runs on a blocking thread: reads the header, announces it, then streams
-/// rows (valid and rejected) in batches.
-fn parse_file<R: std::io::Read>(
-    input: R,
-    limits: CsvLimits,
-    header_tx: oneshot::Sender<ParsedHeader>,
-    orders_tx: mpsc::Sender<Batch<OrderRow>>,
-    barcodes_tx: mpsc::Sender<Batch<BarcodeRow>>,
-) -> Result<(), ReadError> {
-    let mut rows = CsvRows::open(input, limits)?;
-    let kind = rows.kind();
-    let _ = header_tx.send(ParsedHeader {
-        kind,
-        extra_columns: rows.extra_columns().to_vec(),
-    });
-    match kind {
-        FileKind::Orders => {
-            drop(barcodes_tx);
-            stream_rows(&mut rows, &orders_tx, |row| match row {
-                Row::Order(order) => Some(order),
-                Row::Barcode(_) => None,
-            })
-        }
-        FileKind::Barcodes => {
-            drop(orders_tx);
-            stream_rows(&mut rows, &barcodes_tx, |row| match row {
-                Row::Barcode(barcode) => Some(barcode),
-                Row::Order(_) => None,
-            })
-        }
-    }
-}
-
-fn stream_rows<R: std::io::Read, T>(
-    rows: &mut CsvRows<R>,
-    tx: &mpsc::Sender<Batch<T>>,
-    pick: impl Fn(Row) -> Option<T>,
-) -> Result<(), ReadError> {
-    let mut batch: Vec<Result<T, RejectedRow>> = Vec::with_capacity(BATCH_ROWS);
-    let mut seen = 0u64;
-    while let Some(row) = rows.next_row()? {
-        seen += 1;
-        match row {
-            Ok(row) => batch.extend(pick(row).map(Ok)),
-            Err(rejected) => batch.push(Err(rejected)),
-        }
-        if batch.len() == BATCH_ROWS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
-            if tx.blocking_send(Batch::Rows(full)).is_err() {
-                // The loader stopped (database error); it reports why.
-                return Ok(());
-            }
-        }
-    }
-    if seen == 0 {
-        return Err(FileError::HeaderOnly.into());
-    }
-    if !batch.is_empty() && tx.blocking_send(Batch::Rows(batch)).is_err() {
-        return Ok(());
-    }
-    let _ = tx.blocking_send(Batch::Complete);
-    Ok(())
 }

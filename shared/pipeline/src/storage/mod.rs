@@ -1,10 +1,13 @@
-//! Object storage: the port the ingest logic needs, and its S3 adapter.
+//! Object storage: the port the ingest logic needs, its S3 adapter, and an
+//! in-memory one ([`memory`]) for tests that need only PostgreSQL.
 
 use std::pin::Pin;
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncRead;
+
+pub mod memory;
 
 /// Identifies one version of an object: the unit of work of an ingest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,29 +33,86 @@ impl ObjectRef {
     }
 }
 
+/// A cause of a storage failure: the SDK's error, or an I/O error.
+pub type StorageCause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A storage operation on one object failed. What failed and where is its
+/// text; why is its `source` (for an SDK error, shown whole at the edge,
+/// see [`crate::error_chain::ErrorChain`]).
 #[derive(Debug, thiserror::Error)]
-#[error("s3://{bucket}/{key}: {message}")]
+#[error("s3://{bucket}/{key}: {operation}")]
 pub struct StorageError {
     pub bucket: String,
     pub key: String,
-    pub message: String,
+    pub operation: Operation,
     /// True when the object does not exist (deleted, or never written).
     pub not_found: bool,
     /// True when the object was asked for by ETag and the key now holds
     /// other content: the version named is gone (an unversioned bucket
     /// overwrote it), so retrying cannot help.
     pub superseded: bool,
+    #[source]
+    pub source: Option<StorageCause>,
+}
+
+/// What was being done to the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Operation {
+    #[error("opening it failed")]
+    Open,
+    #[error("no such object")]
+    Missing,
+    #[error("reading it failed at line {line}; will be retried")]
+    Read { line: u64 },
+    #[error("writing it failed")]
+    Write,
+    #[error("uploading a part of it failed")]
+    UploadPart,
+    #[error("reading {} to upload it failed", .0.display())]
+    ReadLocalFile(std::path::PathBuf),
+    /// A store over local files (pipeline-local) opening its input.
+    #[error("opening {} failed", .0.display())]
+    OpenLocalFile(std::path::PathBuf),
+    /// A store over local files writing its output.
+    #[error("writing {} failed", .0.display())]
+    WriteLocalFile(std::path::PathBuf),
+    #[error("asking for its ETag failed")]
+    Head,
 }
 
 impl StorageError {
-    pub fn new(bucket: &str, key: &str, message: impl std::fmt::Display, not_found: bool) -> Self {
+    pub fn new(
+        bucket: &str,
+        key: &str,
+        operation: Operation,
+        source: impl Into<StorageCause>,
+    ) -> Self {
         Self {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            message: message.to_string(),
-            not_found,
+            operation,
+            not_found: false,
             superseded: false,
+            source: Some(source.into()),
         }
+    }
+
+    /// The object is not there (no cause beyond that).
+    pub fn missing(bucket: &str, key: &str) -> Self {
+        Self {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            operation: Operation::Missing,
+            not_found: true,
+            superseded: false,
+            source: None,
+        }
+    }
+
+    /// Marks the object as not found.
+    pub fn not_found(mut self) -> Self {
+        self.not_found = true;
+        self
     }
 
     /// A local file that could not be read for an upload.
@@ -60,14 +120,9 @@ impl StorageError {
         bucket: &str,
         key: &str,
         path: &std::path::Path,
-        err: impl std::fmt::Display,
+        err: impl Into<StorageCause>,
     ) -> Self {
-        Self::new(
-            bucket,
-            key,
-            format!("reading {}: {err}", path.display()),
-            false,
-        )
+        Self::new(bucket, key, Operation::ReadLocalFile(path.to_owned()), err)
     }
 }
 
@@ -158,18 +213,6 @@ impl S3Store {
     }
 }
 
-fn storage_error<E>(
-    bucket: &str,
-    key: &str,
-    err: &aws_sdk_s3::error::SdkError<E>,
-    not_found: bool,
-) -> StorageError
-where
-    E: std::error::Error + 'static,
-{
-    StorageError::new(bucket, key, DisplayErrorContext(err), not_found)
-}
-
 impl S3Store {
     async fn upload_parts(
         &self,
@@ -191,13 +234,8 @@ impl S3Store {
                 .part_number(part_number)
                 .set_e_tag(e_tag)
                 .build()),
-            Ok(Err(err)) => Err(storage_error(bucket, key, &err, false)),
-            Err(join) => Err(StorageError::new(
-                bucket,
-                key,
-                format!("uploading a part: {join}"),
-                false,
-            )),
+            Ok(Err(err)) => Err(StorageError::new(bucket, key, Operation::UploadPart, err)),
+            Err(join) => Err(StorageError::new(bucket, key, Operation::UploadPart, join)),
         };
         for part_number in 1.. {
             let mut buffer = vec![0u8; part_size];
@@ -251,7 +289,7 @@ impl S3Store {
             )
             .send()
             .await
-            .map_err(|err| storage_error(bucket, key, &err, false))?;
+            .map_err(|err| StorageError::new(bucket, key, Operation::UploadPart, err))?;
         Ok(bare_etag(completed.e_tag()))
     }
 }
@@ -276,12 +314,15 @@ impl ObjectStore for S3Store {
             let code = err.as_service_error().and_then(|e| e.code());
             let not_found = err.as_service_error().is_some_and(|e| e.is_no_such_key())
                 || code == Some("NoSuchVersion");
-            let mut error = storage_error(bucket, key, &err, not_found);
-            error.superseded = code == Some("PreconditionFailed")
+            let superseded = code == Some("PreconditionFailed")
                 || err
                     .raw_response()
                     .is_some_and(|r| r.status().as_u16() == 412);
-            error
+            StorageError {
+                not_found,
+                superseded,
+                ..StorageError::new(bucket, key, Operation::Open, err)
+            }
         })?;
         Ok(OpenedObject {
             etag: bare_etag(output.e_tag.as_deref()),
@@ -313,7 +354,7 @@ impl ObjectStore for S3Store {
                 .body(body)
                 .send()
                 .await
-                .map_err(|err| storage_error(bucket, key, &err, false))?;
+                .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
             return Ok(bare_etag(put.e_tag()));
         }
         let upload = self
@@ -324,7 +365,7 @@ impl ObjectStore for S3Store {
             .content_type(content_type)
             .send()
             .await
-            .map_err(|err| storage_error(bucket, key, &err, false))?;
+            .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
         let upload_id = upload.upload_id.unwrap_or_default();
         let result = self.upload_parts(bucket, key, path, &upload_id).await;
         if result.is_err() {
@@ -356,7 +397,7 @@ impl ObjectStore for S3Store {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|err| storage_error(bucket, key, &err, false))?;
+            .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
         Ok(())
     }
 
@@ -371,7 +412,7 @@ impl ObjectStore for S3Store {
         {
             Ok(head) => Ok(bare_etag(head.e_tag())),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
-            Err(err) => Err(storage_error(bucket, key, &err, false)),
+            Err(err) => Err(StorageError::new(bucket, key, Operation::Head, err)),
         }
     }
 }

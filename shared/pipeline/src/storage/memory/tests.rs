@@ -1,0 +1,81 @@
+//! The in-memory store against what the pipeline expects of S3 (the S3
+//! adapter's own tests are shared/pipeline/tests/storage.rs).
+
+use tokio::io::AsyncReadExt;
+
+use super::*;
+
+async fn read(store: &MemoryStore, object: &ObjectRef) -> (Vec<u8>, OpenedObject) {
+    let mut opened = match store.open(object).await {
+        Ok(opened) => opened,
+        Err(error) => panic!("opening {}: {error}", object.key),
+    };
+    let mut body = Vec::new();
+    opened.reader.read_to_end(&mut body).await.unwrap();
+    (body, opened)
+}
+
+#[tokio::test]
+async fn a_missing_object_is_reported_as_not_found() {
+    let store = MemoryStore::versioned();
+    let error = match store.open(&ObjectRef::new("b", "incoming/none.csv")).await {
+        Err(error) => error,
+        Ok(_) => panic!("opened a missing object"),
+    };
+    assert!(error.not_found);
+    assert!(error.to_string().contains("incoming/none.csv"), "{error}");
+}
+
+#[tokio::test]
+async fn a_file_put_reads_back_whole_with_the_etag_it_was_given() {
+    let store = MemoryStore::versioned();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"customer_id,order_id,barcodes\n").unwrap();
+    let etag = store
+        .put_file("b", "processed/p.csv", file.path(), "text/csv")
+        .await
+        .unwrap();
+    assert_eq!(store.etag("b", "processed/p.csv").await.unwrap(), etag);
+    let (body, opened) = read(&store, &ObjectRef::new("b", "processed/p.csv")).await;
+    assert_eq!(body, b"customer_id,order_id,barcodes\n");
+    assert_eq!(opened.etag, etag);
+    assert_eq!(opened.size, Some(body.len() as i64));
+}
+
+#[tokio::test]
+async fn a_version_named_reads_its_own_bytes_after_an_overwrite_or_a_delete() {
+    let store = MemoryStore::versioned();
+    let (first_etag, first) = store.insert("b", "k", b"one".to_vec());
+    let (second_etag, second) = store.insert("b", "k", b"two".to_vec());
+    assert_ne!(first, second);
+    assert_ne!(first_etag, second_etag, "the ETag follows the content");
+    let named = ObjectRef {
+        version_id: first.clone(),
+        ..ObjectRef::new("b", "k")
+    };
+    let (body, opened) = read(&store, &named).await;
+    assert_eq!((body.as_slice(), opened.version_id), (&b"one"[..], first));
+    store.delete("b", "k");
+    assert_eq!(store.etag("b", "k").await.unwrap(), None);
+    assert!(store.get("b", "k").is_none());
+    assert_eq!(read(&store, &named).await.0, b"one");
+}
+
+#[tokio::test]
+async fn an_unversioned_object_named_by_an_old_etag_is_superseded() {
+    let store = MemoryStore::unversioned();
+    let (etag, version_id) = store.insert("b", "k", b"one".to_vec());
+    assert_eq!(version_id, None);
+    let named = ObjectRef {
+        etag: Some(etag),
+        ..ObjectRef::new("b", "k")
+    };
+    assert_eq!(read(&store, &named).await.0, b"one");
+    store.insert("b", "k", b"two".to_vec());
+    match store.open(&named).await {
+        Err(error) => assert!(error.superseded && !error.not_found, "{error}"),
+        Ok(_) => panic!("opened content the ETag does not name"),
+    }
+    store.delete("b", "k");
+    assert_eq!(store.etag("b", "k").await.unwrap(), None);
+}
