@@ -1,6 +1,8 @@
 //! Domain types: parsed, never re-validated (ids and barcodes are newtypes
-//! that can only hold valid values).
+//! that can only hold valid values); [`outcome`]: what the rules decide
+//! about a line, and how a report says it.
 
+pub mod outcome;
 use std::fmt;
 
 /// Why a single field failed to parse. Carries enough to tell a user what to fix.

@@ -1,6 +1,7 @@
 //! Peak memory of an ingest stays flat whatever one record holds. A test
 //! binary of its own, so that no other test's allocations count.
 
+use order_pipeline::domain::outcome::Severity;
 use std::io::Write;
 
 use pipeline_test_support::TestPipeline;
@@ -67,7 +68,7 @@ async fn an_unterminated_quote_before_50_mb_of_text_keeps_memory_flat_and_the_re
     let rejected: Vec<(u64, &str)> = report
         .problems
         .iter()
-        .filter(|p| p.severity == "rejected")
+        .filter(|p| p.severity == Severity::Rejected)
         .map(|p| (p.line, p.reason.as_str()))
         .collect();
     assert_eq!(

@@ -4,6 +4,7 @@
 //! trouble is retried.
 
 use order_pipeline::csv_records::CsvLimits;
+use order_pipeline::domain::outcome::Severity;
 use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::ingest::{IngestError, IngestReport, IngestStatus, Ingestor};
 use order_pipeline::postgres::load::problems::Problem;
@@ -22,7 +23,10 @@ async fn text(f: &TestPipeline, sql: &str) -> Option<String> {
 
 /// The rejected problems of a report, by line.
 fn rejected(report: &IngestReport) -> impl Iterator<Item = &Problem> {
-    report.problems.iter().filter(|p| p.severity == "rejected")
+    report
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Rejected)
 }
 
 fn rejected_values(report: &IngestReport) -> Vec<&str> {

@@ -7,6 +7,7 @@
 mod rules_support;
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
+use order_pipeline::domain::outcome::Severity;
 use order_pipeline::ingest::IngestStatus;
 use pipeline_test_support::TestPipeline;
 use rules_support::{fixture, problem_lines, RulesFixture};
@@ -246,7 +247,7 @@ async fn a_first_barcodes_load_publishes_what_a_regeneration_writes() {
     assert_eq!(report.counts.accepted, 7, "{:?}", report.counts);
     assert_eq!(report.counts.duplicates, 1);
     assert_eq!(report.counts.warnings, 1, "X1 belongs to an unknown order");
-    assert_eq!(problem_lines(&report, "warning"), [8]);
+    assert_eq!(problem_lines(&report, Severity::Warning), [8]);
     assert_eq!(report.processed_orders_written, Some(3));
     let published = f.processed().await;
     assert_eq!(

@@ -5,6 +5,7 @@
 
 mod rules_support;
 
+use order_pipeline::domain::outcome::Severity;
 use order_pipeline::ingest::IngestStatus;
 use rules_support::{fixture, problem_lines, RulesFixture};
 
@@ -127,8 +128,8 @@ async fn repeated_orders_are_no_ops_and_conflicts_are_rejected() {
         .await;
     assert_eq!(report.counts.accepted, 2);
     assert_eq!(report.counts.rejected, 1, "{:?}", report.problems);
-    assert_eq!(problem_lines(&report, "ignored"), [3]);
-    assert_eq!(problem_lines(&report, "rejected"), [4]);
+    assert_eq!(problem_lines(&report, Severity::Ignored), [3]);
+    assert_eq!(problem_lines(&report, Severity::Rejected), [4]);
     let report = f
         .ingest(
             "incoming/o2.csv",
@@ -136,8 +137,8 @@ async fn repeated_orders_are_no_ops_and_conflicts_are_rejected() {
         )
         .await;
     assert_eq!(report.counts.accepted, 1);
-    assert_eq!(problem_lines(&report, "ignored"), [2]);
-    assert_eq!(problem_lines(&report, "rejected"), [3]);
+    assert_eq!(problem_lines(&report, Severity::Ignored), [2]);
+    assert_eq!(problem_lines(&report, Severity::Rejected), [3]);
     let conflict = report.problems.iter().find(|p| p.line == 3).unwrap();
     assert!(
         conflict.reason.contains("already belongs to customer 20"),
@@ -162,7 +163,10 @@ async fn orders_without_barcodes_and_barcodes_of_unknown_orders_are_stored_and_r
         report.counts.warnings, 3,
         "barcodes of unknown orders are warned about"
     );
-    assert!(report.problems.iter().all(|p| p.severity == "warning"));
+    assert!(report
+        .problems
+        .iter()
+        .all(|p| p.severity == Severity::Warning));
     assert!(f
         .bucket
         .get_text(
@@ -180,7 +184,7 @@ async fn orders_without_barcodes_and_barcodes_of_unknown_orders_are_stored_and_r
         .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n3,30\n")
         .await;
     assert_eq!(report.counts.warnings, 1, "order 3 has no barcodes");
-    assert_eq!(problem_lines(&report, "warning"), [4]);
+    assert_eq!(problem_lines(&report, Severity::Warning), [4]);
     assert_eq!(
         f.processed().await,
         "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n20,2,[B3]\n"
@@ -262,7 +266,7 @@ async fn hostile_rows_are_rejected_one_by_one_and_good_rows_kept() {
     let rejected: Vec<(u64, &str)> = report
         .problems
         .iter()
-        .filter(|p| p.severity == "rejected")
+        .filter(|p| p.severity == Severity::Rejected)
         .map(|p| (p.line, p.field.as_str()))
         .collect();
     assert_eq!(
@@ -280,7 +284,7 @@ async fn hostile_rows_are_rejected_one_by_one_and_good_rows_kept() {
         "barcode,order_id\n\"C,1\",1\n\"C\n2\",1\nC3,1\n0004,x\nC5,\n\"00000000001\",2\n";
     let report = f.ingest("incoming/barcodes.csv", barcodes).await;
     assert_eq!(report.counts.accepted, 3, "{:?}", report.problems);
-    assert_eq!(problem_lines(&report, "rejected"), [2, 3, 6]);
+    assert_eq!(problem_lines(&report, Severity::Rejected), [2, 3, 6]);
     assert_eq!(
         f.processed().await,
         "customer_id,order_id,barcodes\n10,1,[C3]\n20,2,[00000000001]\n"

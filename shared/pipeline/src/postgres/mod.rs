@@ -47,6 +47,9 @@ pub enum DbError {
     Build(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The load's SQL recorded a problem the rules do not know.
+    #[error("the load's report: {0}")]
+    Problem(#[from] crate::domain::outcome::UnknownProblem),
     /// Writing a first load's local temporary files (the export, its sort
     /// runs, the ticket totals) failed.
     #[error("writing {what}: {source}")]

@@ -2,6 +2,7 @@
 //! (only PostgreSQL is needed), and checks every ingest makes.
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
+use order_pipeline::domain::outcome::Severity;
 use order_pipeline::ingest::IngestReport;
 use pipeline_test_support::{MemoryBucket, TestPipeline};
 
@@ -76,7 +77,7 @@ impl RulesFixture for TestPipeline<MemoryBucket> {
     }
 }
 
-pub fn problem_lines(report: &IngestReport, severity: &str) -> Vec<u64> {
+pub fn problem_lines(report: &IngestReport, severity: Severity) -> Vec<u64> {
     report
         .problems
         .iter()

@@ -53,13 +53,12 @@ impl LoadSession {
                             b.source_line AS stored_line
                      FROM ranked r LEFT JOIN barcodes b USING (barcode)
                      WHERE r.line = r.first_line;
-                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-                 SELECT c.line, 'rejected', true, 'barcode', c.barcode,
+                 INSERT INTO problems (line, kind, field, value, raw, other_line, other_id, other_file)
+                 SELECT c.line,
                         CASE WHEN c.stored_order IS NOT NULL AND c.order_id IS DISTINCT FROM c.stored_order
-                             THEN format('barcode already sold to order %s (%s line %s); a sold barcode never moves', c.stored_order, coalesce(i.key, 'an earlier file'), c.stored_line)
-                             ELSE format('duplicate barcode: already stored from %s line %s; the first occurrence wins', coalesce(i.key, 'an earlier file'), c.stored_line)
-                        END,
-                        c.barcode || ',' || coalesce(c.order_id::text, '')
+                             THEN 'barcode_sold' ELSE 'barcode_stored' END,
+                        'barcode', c.barcode, c.barcode || ',' || coalesce(c.order_id::text, ''),
+                        c.stored_line, c.stored_order, i.key
                  FROM checked c LEFT JOIN ingestions i ON i.id = c.stored_ingestion
                  WHERE c.stored AND NOT (c.stored_order IS NULL AND c.order_id IS NOT NULL);
                  CREATE TEMP TABLE accepted ON COMMIT DROP AS

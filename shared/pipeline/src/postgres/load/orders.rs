@@ -44,15 +44,11 @@ impl LoadSession {
                             o.source_line AS stored_line
                      FROM ranked r LEFT JOIN orders o USING (order_id)
                      WHERE r.line = r.first_line;
-                 INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+                 INSERT INTO problems (line, kind, field, value, raw, order_id, other_line, other_id, other_file)
                  SELECT c.line,
-                        CASE WHEN c.stored_customer = c.customer_id THEN 'ignored' ELSE 'rejected' END,
-                        true, 'customer_id', c.customer_id::text,
-                        CASE WHEN c.stored_customer = c.customer_id
-                             THEN format('order %s is already stored (%s line %s); ignored', c.order_id, coalesce(i.key, 'an earlier file'), c.stored_line)
-                             ELSE format('order %s already belongs to customer %s (%s line %s); history is never rewritten', c.order_id, c.stored_customer, coalesce(i.key, 'an earlier file'), c.stored_line)
-                        END,
-                        c.order_id || ',' || c.customer_id
+                        CASE WHEN c.stored_customer = c.customer_id THEN 'order_stored' ELSE 'order_owned' END,
+                        'customer_id', c.customer_id::text, c.order_id || ',' || c.customer_id,
+                        c.order_id, c.stored_line, c.stored_customer, i.key
                  FROM checked c LEFT JOIN ingestions i ON i.id = c.stored_ingestion
                  WHERE c.stored_customer IS NOT NULL;
                  CREATE TEMP TABLE new_orders ON COMMIT DROP AS

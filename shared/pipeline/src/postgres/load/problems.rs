@@ -8,46 +8,44 @@ use std::pin::pin;
 use futures_util::TryStreamExt;
 
 use super::{LoadCounts, LoadSession};
+use crate::domain::outcome::{ProblemCode, ProblemKind, RecordedProblem, Severity};
 use crate::postgres::DbError;
 
 /// One reported problem with a line of an input file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     pub line: u64,
-    /// `rejected` (not stored), `ignored` (a no-op repeat) or `warning` (stored).
-    pub severity: String,
+    pub severity: Severity,
     pub field: String,
     pub value: String,
     pub reason: String,
 }
 
-/// The problems table of a load (created with its staging table).
+/// The problems table of a load (created with its staging table): each
+/// line's case (`kind`, a [`ProblemCode`]) and the references its reason
+/// names; the rules in `domain::outcome` turn them into severity and text.
 pub(super) const PROBLEMS_TABLE: &str = "
     CREATE TEMP TABLE problems (
-        line bigint, severity text, duplicate boolean NOT NULL DEFAULT false,
-        field text, value text, reason text, raw text) ON COMMIT DROP;";
+        line bigint, kind text NOT NULL, field text, value text, raw text,
+        order_id bigint, other_line bigint, other_id bigint, other_file text,
+        detail text) ON COMMIT DROP;";
 
 /// Reports the later rows of a repeated order_id, from a temporary `ranked`
 /// table of (line, order_id, customer_id, first_line, first_customer).
 pub(super) const ORDER_REPEATS_TO_PROBLEMS: &str = "
-    INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
+    INSERT INTO problems (line, kind, field, value, raw, order_id, other_line, other_id)
     SELECT line,
-           CASE WHEN customer_id = first_customer THEN 'ignored' ELSE 'rejected' END,
-           true, 'customer_id', customer_id::text,
-           CASE WHEN customer_id = first_customer
-                THEN format('order %s repeats line %s with the same customer; ignored', order_id, first_line)
-                ELSE format('order %s already belongs to customer %s (line %s); a conflicting customer is rejected', order_id, first_customer, first_line)
-           END,
-           order_id || ',' || customer_id
+           CASE WHEN customer_id = first_customer THEN 'repeated_order' ELSE 'conflicting_order' END,
+           'customer_id', customer_id::text, order_id || ',' || customer_id,
+           order_id, first_line, first_customer
     FROM ranked WHERE line <> first_line;";
 
 /// Reports the later copies of a repeated barcode, from a temporary `ranked`
 /// table of (line, barcode, order_id, first_line).
 pub(super) const BARCODE_REPEATS_TO_PROBLEMS: &str = "
-    INSERT INTO problems (line, severity, duplicate, field, value, reason, raw)
-    SELECT line, 'rejected', true, 'barcode', barcode,
-           format('duplicate barcode: first seen on line %s; the first occurrence wins', first_line),
-           barcode || ',' || coalesce(order_id::text, '')
+    INSERT INTO problems (line, kind, field, value, raw, other_line)
+    SELECT line, 'repeated_barcode', 'barcode', barcode,
+           barcode || ',' || coalesce(order_id::text, ''), first_line
     FROM ranked WHERE line <> first_line;";
 
 /// How many orders without barcodes a load reports line by line (the count
@@ -58,10 +56,8 @@ pub(super) const ORDERS_WITHOUT_BARCODES_REPORTED: usize = 100;
 /// its alias) of (line, order_id, customer_id) already cut to the lines to
 /// report.
 pub(super) const ORDERS_WITHOUT_BARCODES_TO_PROBLEMS: &str = "
-    INSERT INTO problems (line, severity, field, value, reason, raw)
-    SELECT line, 'warning', 'order_id', order_id::text,
-           'order has no barcodes (yet): stored, but left out of processed_orders.csv and ticket counts',
-           order_id || ',' || customer_id
+    INSERT INTO problems (line, kind, field, value, raw, order_id)
+    SELECT line, 'no_barcodes', 'order_id', order_id::text, order_id || ',' || customer_id, order_id
     FROM {first_lines};";
 
 /// Collects the accepted barcodes of orders not known yet into a temporary
@@ -72,16 +68,14 @@ pub(super) const ORPHANS_TO_PROBLEMS: &str = "
         SELECT a.line, a.barcode, a.order_id FROM {accepted} a
         WHERE a.order_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id);
-    INSERT INTO problems (line, severity, field, value, reason, raw)
-    SELECT line, 'warning', 'order_id', order_id::text,
-           format('order %s is not known yet; the barcode is stored and counts once the order arrives', order_id),
-           barcode || ',' || order_id
+    INSERT INTO problems (line, kind, field, value, raw, order_id)
+    SELECT line, 'unknown_order', 'order_id', order_id::text, barcode || ',' || order_id, order_id
     FROM (SELECT line, barcode, order_id FROM orphans ORDER BY line LIMIT 100) first_lines;";
 
 /// Moves the staged rejected lines to the problems table.
 pub(super) const STAGED_REJECTS_TO_PROBLEMS: &str = "
-    INSERT INTO problems (line, severity, field, value, reason, raw)
-    SELECT line, 'rejected', field, value, reason, raw FROM staging WHERE reason IS NOT NULL;
+    INSERT INTO problems (line, kind, field, value, raw, detail)
+    SELECT line, 'invalid', field, value, raw, reason FROM staging WHERE reason IS NOT NULL;
     ANALYZE staging;";
 
 impl LoadSession {
@@ -91,13 +85,14 @@ impl LoadSession {
         accepted: i64,
         warnings: i64,
     ) -> Result<LoadCounts, DbError> {
+        let rejected = ProblemCode::of_severity(Severity::Rejected);
         let row = self
             .client()
             .query_one(
-                "SELECT count(*) FILTER (WHERE severity = 'rejected'),
-                        count(*) FILTER (WHERE duplicate)
+                "SELECT count(*) FILTER (WHERE kind = ANY($1)),
+                        count(*) FILTER (WHERE kind = ANY($2))
                  FROM problems",
-                &[],
+                &[&rejected, &ProblemCode::duplicates()],
             )
             .await?;
         Ok(LoadCounts {
@@ -114,21 +109,11 @@ impl LoadSession {
         let rows = self
             .client()
             .query(
-                "SELECT line, severity, coalesce(field, ''), coalesce(value, ''), coalesce(reason, '')
-                 FROM problems ORDER BY line, severity LIMIT $1",
+                &format!("SELECT {PROBLEM_COLUMNS} FROM problems ORDER BY line, kind LIMIT $1"),
                 &[&limit],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Problem {
-                line: row.get::<_, i64>(0) as u64,
-                severity: row.get(1),
-                field: row.get(2),
-                value: row.get(3),
-                reason: row.get(4),
-            })
-            .collect())
+        rows.iter().map(Problem::from_row).collect()
     }
 
     /// Streams every rejected row, by line, to `sink` as
@@ -138,27 +123,56 @@ impl LoadSession {
         F: FnMut(u64, &str, &str, &str, &str) -> Result<(), E>,
         E: From<DbError>,
     {
+        let rejected = ProblemCode::of_severity(Severity::Rejected);
         let stream = self
             .client()
             .query_raw(
-                "SELECT line, coalesce(field, ''), coalesce(value, ''), coalesce(reason, ''), coalesce(raw, '')
-                 FROM problems WHERE severity = 'rejected' ORDER BY line",
-                std::iter::empty::<i64>(),
+                &format!(
+                    "SELECT {PROBLEM_COLUMNS}, coalesce(raw, '') FROM problems
+                     WHERE kind = ANY($1) ORDER BY line"
+                ),
+                [&rejected],
             )
             .await
             .map_err(DbError::from)?;
         let mut stream = pin!(stream);
         let mut written = 0;
         while let Some(row) = stream.try_next().await.map_err(DbError::from)? {
+            let problem = Problem::from_row(&row)?;
             sink(
-                row.get::<_, i64>(0) as u64,
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                row.get(4),
+                problem.line,
+                &problem.field,
+                &problem.value,
+                &problem.reason,
+                row.get(PROBLEM_COLUMN_COUNT),
             )?;
             written += 1;
         }
         Ok(written)
+    }
+}
+
+/// What [`Problem::from_row`] reads, in its order.
+const PROBLEM_COLUMNS: &str = "line, kind, coalesce(field, ''), coalesce(value, ''),
+    order_id, other_line, other_id, other_file, detail";
+const PROBLEM_COLUMN_COUNT: usize = 9;
+
+impl Problem {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, DbError> {
+        let kind = ProblemKind::try_from(RecordedProblem {
+            code: row.get(1),
+            order_id: row.get(4),
+            other_line: row.get(5),
+            other_id: row.get(6),
+            other_file: row.get(7),
+            detail: row.get(8),
+        })?;
+        Ok(Problem {
+            line: row.get::<_, i64>(0) as u64,
+            severity: kind.severity(),
+            field: row.get(2),
+            value: row.get(3),
+            reason: kind.reason(),
+        })
     }
 }
