@@ -4,8 +4,9 @@
 use crate::analytics::AnalyticsState;
 use crate::http::auth::{AnalyticsRead, Authorized};
 use crate::http::cursor::{self, Listing, UnusedBarcodesCursor};
+use crate::http::etag::{self, NotModified};
 use crate::http::extract::{parse_limit, parse_limit_from, ApiQuery};
-use crate::http::{etag, ApiError};
+use crate::http::ApiError;
 use crate::page::{self, DEFAULT_PAGE, DEFAULT_TOP_LIMIT, MAX_PAGE, MAX_TOP_LIMIT};
 use crate::store::Summary;
 use axum::extract::State;
@@ -36,7 +37,7 @@ pub struct TopCustomer {
     responses(
         (status = 200, body = [TopCustomer], description = "Top customers; ETag follows the data version",
             links(("GetTopCustomer" = (operation_id = "get_customer", parameters(("customer_id" = "$response.body#/0/customer_id")))))),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
+        NotModified))]
 pub(crate) async fn top_customers(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -90,7 +91,7 @@ pub struct UnusedBarcodes {
     security(("bearer" = ["analytics:read"])),
     responses(
         (status = 200, body = UnusedBarcodes),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
+        NotModified))]
 pub(crate) async fn unused_barcodes(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
@@ -132,7 +133,7 @@ pub(crate) async fn unused_barcodes(
     security(("bearer" = ["analytics:read"])),
     responses(
         (status = 200, body = Summary),
-        (status = 304, description = "Unchanged since the ETag in If-None-Match")))]
+        NotModified))]
 pub(crate) async fn summary(
     _auth: Authorized<AnalyticsRead>,
     State(state): State<AnalyticsState>,
