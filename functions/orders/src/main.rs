@@ -2,12 +2,12 @@
 //! function URLs; or a local server with LOCAL_HTTP_ADDR): an axum router
 //! served by `lambda_http`.
 
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     // Configuration and the pool: once per cold start.
-    let state = OrdersState::from_env().await?;
+    let state = ApiState::from_env().await?;
     pipeline_api::http::serve::run(pipeline_api::orders::router(state)).await
 }

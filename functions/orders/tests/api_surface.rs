@@ -10,7 +10,7 @@ use axum::Router;
 use pipeline_api::analytics::AnalyticsState;
 use pipeline_api::http::auth::{issue_hs256, issue_hs256_claims, Claims};
 use pipeline_api::http::serve::normalize_path;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     send, test_authenticator, test_token, test_token_all, TestPipeline, TEST_JWT_SECRET,
 };
@@ -24,7 +24,7 @@ struct Api {
 impl Api {
     fn new(pipeline: &TestPipeline) -> Self {
         Self {
-            orders: pipeline_api::orders::router(OrdersState::new(
+            orders: pipeline_api::orders::router(ApiState::new(
                 pipeline.db.store(),
                 test_authenticator(),
             )),
@@ -511,7 +511,7 @@ async fn routers_over(database_url: &str) -> [Router; 2] {
     };
     let s3 = order_pipeline::storage::s3_client(&pipeline_test_support::localstack_config().await);
     [
-        pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),
+        pipeline_api::orders::router(ApiState::new(store(), test_authenticator())),
         pipeline_api::analytics::router(AnalyticsState::new(
             store(),
             test_authenticator(),

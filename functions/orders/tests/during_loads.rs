@@ -18,7 +18,7 @@ use order_pipeline::postgres::load::{self, Batch, LoadSession};
 use order_pipeline::postgres::{self, PgStore};
 use pipeline_api::analytics::AnalyticsState;
 use pipeline_api::http::problem::{BUSY_PROBLEM_TYPE, BUSY_RETRY_AFTER};
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline, TestResponse,
 };
@@ -41,7 +41,7 @@ impl Api {
         };
         let store = || PgStore::new(postgres::pool::connect_api_pool(&settings, &limits).unwrap());
         Self {
-            orders: pipeline_api::orders::router(OrdersState::new(store(), test_authenticator())),
+            orders: pipeline_api::orders::router(ApiState::new(store(), test_authenticator())),
             analytics: pipeline_api::analytics::router(AnalyticsState::new(
                 store(),
                 test_authenticator(),

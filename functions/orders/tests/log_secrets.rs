@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{test_authenticator, test_token_all, LogCapture, TestPipeline};
 use tokio::sync::mpsc;
 
@@ -108,7 +108,7 @@ async fn a_trace_log_of_an_authenticated_sale_shows_no_token_and_no_query_parame
     let logs = LogCapture::default();
     let capture = logs.install("trace");
     let router =
-        pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()));
+        pipeline_api::orders::router(ApiState::new(pipeline.db.store(), test_authenticator()));
     // The production entry point: the Lambda runtime loop around the
     // router, stopped once it has answered.
     let (outcome, body) = tokio::select! {

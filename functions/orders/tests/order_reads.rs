@@ -8,14 +8,14 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     get, send, test_authenticator, test_token, test_token_all, TestPipeline,
 };
 use serde_json::{json, Value};
 
 fn router(pipeline: &TestPipeline) -> Router {
-    pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()))
+    pipeline_api::orders::router(ApiState::new(pipeline.db.store(), test_authenticator()))
 }
 
 #[tokio::test]

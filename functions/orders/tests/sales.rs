@@ -6,14 +6,14 @@ use std::collections::HashSet;
 
 use axum::http::StatusCode;
 use axum::Router;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token, test_token_all, TestPipeline,
 };
 use serde_json::json;
 
 fn router(pipeline: &TestPipeline) -> Router {
-    pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()))
+    pipeline_api::orders::router(ApiState::new(pipeline.db.store(), test_authenticator()))
 }
 
 #[tokio::test]
@@ -346,7 +346,7 @@ async fn the_orders_routes_work_as_the_orders_role() {
         .db
         .store_as(order_pipeline::postgres::roles::DatabaseRole::Orders)
         .await;
-    let app = pipeline_api::orders::router(OrdersState::new(store, test_authenticator()));
+    let app = pipeline_api::orders::router(ApiState::new(store, test_authenticator()));
     let token = test_token_all();
     let sell = |tickets: i64, key: &'static str| {
         post_json(

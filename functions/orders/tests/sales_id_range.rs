@@ -4,14 +4,14 @@
 
 use axum::http::StatusCode;
 use axum::Router;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline,
 };
 use serde_json::{json, Value};
 
 fn router(pipeline: &TestPipeline) -> Router {
-    pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator()))
+    pipeline_api::orders::router(ApiState::new(pipeline.db.store(), test_authenticator()))
 }
 
 const FIRST_SALE_ID: i64 = order_pipeline::domain::FIRST_SALE_ORDER_ID;

@@ -6,7 +6,7 @@
 use apiserve::{gateway, RouterMap};
 use clap::Parser;
 use pipeline_api::analytics::AnalyticsState;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 
 #[derive(Parser)]
 #[command(about = "Serve the whole HTTP API under one base URL, as `cargo lambda watch` does")]
@@ -20,7 +20,7 @@ struct Args {
 async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     let args = Args::parse();
-    let orders = pipeline_api::orders::router(OrdersState::from_env().await?);
+    let orders = pipeline_api::orders::router(ApiState::from_env().await?);
     let analytics = pipeline_api::analytics::router(AnalyticsState::from_env().await?);
     let router = gateway(RouterMap::of_workspace(), orders, analytics);
     pipeline_api::http::serve::serve_local(router, &args.addr).await

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use pipeline_api::analytics::AnalyticsState;
-use pipeline_api::orders::OrdersState;
+use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline, TestResponse,
 };
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 fn api(pipeline: &TestPipeline) -> Router {
     gateway(
         RouterMap::of_workspace(),
-        pipeline_api::orders::router(OrdersState::new(pipeline.db.store(), test_authenticator())),
+        pipeline_api::orders::router(ApiState::new(pipeline.db.store(), test_authenticator())),
         pipeline_api::analytics::router(AnalyticsState::new(
             pipeline.db.store(),
             test_authenticator(),

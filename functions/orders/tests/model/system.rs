@@ -68,7 +68,7 @@ impl System {
                 pipeline.bucket.client.clone(),
                 pipeline.bucket.name.clone(),
             ));
-        let orders = pipeline_api::orders::router(pipeline_api::orders::OrdersState::new(
+        let orders = pipeline_api::orders::router(pipeline_api::state::ApiState::new(
             pipeline.db.store(),
             test_authenticator(),
         ));

@@ -9,6 +9,14 @@ use axum::response::{IntoResponse, Response};
 /// which costs a 304 while nothing changed.
 pub const REVALIDATE: &str = "private, no-cache";
 
+/// The document's 304 answer of a route that honours `If-None-Match`.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 304,
+    description = "Unchanged since the ETag in If-None-Match"
+)]
+pub struct NotModified;
+
 /// A strong entity tag for a data version (`kind` keeps tags of different
 /// versions apart, e.g. data vs output versions).
 pub fn for_version(kind: &str, version: i64) -> String {

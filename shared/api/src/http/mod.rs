@@ -13,38 +13,15 @@ pub mod serve;
 
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::{Json, Router};
+use axum::Router;
 use tracing::Instrument;
 
 use order_pipeline::postgres::PgStore;
 pub use problem::ApiError;
-
-/// Health answer.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct Health {
-    /// `ok`
-    pub status: &'static str,
-    /// `ok` when the database answered.
-    pub database: &'static str,
-}
-
-/// `GET /health`: 200 when the database answers, 503 otherwise. Public, so
-/// the answer says only that: the driver's error (user, host, port, the
-/// server's authentication detail) goes to the log.
-pub async fn health(State(db): State<PgStore>) -> Result<Json<Health>, ApiError> {
-    db.ping().await.map_err(|e| {
-        tracing::error!(error = %problem::causes(&e), "health check: the database did not answer");
-        ApiError::unavailable("the database is unavailable; try again shortly")
-    })?;
-    Ok(Json(Health {
-        status: "ok",
-        database: "ok",
-    }))
-}
 
 /// The database store an API function opens at its cold start: the
 /// database settings (or secret) and the API session limits, under which

@@ -1,0 +1,154 @@
+//! The ingest ledger, newest first, each row with presigned links to
+//! download its report and rejected rows.
+
+use crate::analytics::{AnalyticsState, Files};
+use crate::http::auth::{AnalyticsRead, Authorized};
+use crate::http::cursor::{self, IngestionsCursor, Listing};
+use crate::http::extract::{parse_id, parse_limit, ApiPath, ApiQuery};
+use crate::http::ApiError;
+use crate::page::{self, DEFAULT_PAGE, MAX_PAGE};
+use crate::store::IngestionRow;
+use axum::extract::State;
+use axum::Json;
+use order_pipeline::error_chain::ErrorChain;
+use order_pipeline::postgres::ledger::INGESTION_STATUSES;
+use utoipa::{IntoParams, ToSchema};
+
+/// A ledger row with links to download its files.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Ingestion {
+    #[serde(flatten)]
+    pub row: IngestionRow,
+    /// Presigned link to the report (valid 15 minutes).
+    pub report_url: Option<String>,
+    /// Presigned link to the rejected rows (valid 15 minutes).
+    pub rejects_url: Option<String>,
+}
+
+/// A page of the ledger.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct IngestionPage {
+    pub items: Vec<Ingestion>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(value_type = Option<IngestionsCursor>)]
+    pub next_cursor: Option<String>,
+}
+
+/// The document's schema of the `status` filter: the ledger's statuses.
+pub struct IngestionStatus;
+
+impl utoipa::PartialSchema for IngestionStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(INGESTION_STATUSES))
+            .into()
+    }
+}
+
+impl ToSchema for IngestionStatus {}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IngestionsQuery {
+    /// Only rows with this status: loading, loaded, rejected or failed.
+    #[param(inline, value_type = Option<IngestionStatus>)]
+    status: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<IngestionsCursor>)]
+    cursor: Option<String>,
+}
+
+async fn with_links(files: &Files, row: IngestionRow) -> Result<Ingestion, ApiError> {
+    let link = |key: Option<String>| {
+        let bucket = row.bucket.clone();
+        async move {
+            match key {
+                Some(key) => files
+                    .presigner
+                    .get_url(&bucket, &key)
+                    .await
+                    .map(Some)
+                    .map_err(|e| {
+                        tracing::error!(error = %ErrorChain(&e), "presigning failed");
+                        ApiError::unavailable(
+                            "download links cannot be signed right now; try again",
+                        )
+                    }),
+                None => Ok(None),
+            }
+        }
+    };
+    let report_url = link(row.report_key.clone()).await?;
+    let rejects_url = link(row.rejects_key.clone()).await?;
+    Ok(Ingestion {
+        row,
+        report_url,
+        rejects_url,
+    })
+}
+
+/// The ingest ledger, newest first, with download links per file.
+#[utoipa::path(get, path = "/ingestions", tag = "ingestions",
+    params(IngestionsQuery),
+    security(("bearer" = ["analytics:read"])),
+    responses(
+        (status = 200, body = IngestionPage)))]
+pub(crate) async fn list_ingestions(
+    _auth: Authorized<AnalyticsRead>,
+    State(state): State<AnalyticsState>,
+    ApiQuery(query): ApiQuery<IngestionsQuery>,
+) -> Result<Json<IngestionPage>, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) if INGESTION_STATUSES.contains(&s) => Some(s),
+        Some(s) => {
+            return Err(ApiError::bad_parameter(
+                "status",
+                format!(
+                    "must be one of {}, got {s:?}",
+                    INGESTION_STATUSES.join(", ")
+                ),
+            ))
+        }
+    };
+    let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+    let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;
+    let mut rows: Vec<IngestionRow> = (state.api.db.ingestions(status, before, limit).await?)
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let next_cursor = page::next_cursor(&mut rows, limit, Listing::Ingestions, |last| {
+        last.id.to_string()
+    });
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(with_links(&state.files, row).await?);
+    }
+    Ok(Json(IngestionPage { items, next_cursor }))
+}
+
+/// One ledger row with download links.
+#[utoipa::path(get, path = "/ingestions/{id}", tag = "ingestions",
+    params(("id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The ledger id")),
+    security(("bearer" = ["analytics:read"])),
+    responses(
+        (status = 200, body = Ingestion)))]
+pub(crate) async fn get_ingestion(
+    _auth: Authorized<AnalyticsRead>,
+    State(state): State<AnalyticsState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Ingestion>, ApiError> {
+    let id = parse_id("id", &id)?;
+    let row = state
+        .api
+        .db
+        .ingestion(id)
+        .await?
+        .map(IngestionRow::from)
+        .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
+    Ok(Json(with_links(&state.files, row).await?))
+}
