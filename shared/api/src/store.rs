@@ -166,7 +166,7 @@ impl From<ingestions::IngestionRow> for IngestionRow {
             id: row.id,
             bucket: row.bucket,
             key: row.key,
-            status: row.status,
+            status: row.status.to_string(),
             kind: row.kind,
             rows_read: row.rows_read,
             accepted: row.accepted,
@@ -189,7 +189,7 @@ impl From<analytics::LastIngestion> for LastIngestion {
         Self {
             id: last.id,
             key: last.key,
-            status: last.status,
+            status: last.status.to_string(),
             finished_at: last.finished_at,
         }
     }

@@ -318,7 +318,7 @@ async fn the_ingestion_status_filter_is_an_enum_of_what_the_server_accepts() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(values, order_pipeline::postgres::ledger::INGESTION_STATUSES);
+    assert_eq!(values, order_pipeline::domain::outcome::LedgerStatus::NAMES);
     for value in &values {
         let response = call(&api, "GET", &format!("/ingestions?status={value}")).await;
         assert_eq!(response.status, StatusCode::OK, "{value}");

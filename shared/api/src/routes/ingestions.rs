@@ -10,8 +10,8 @@ use crate::page::{self, DEFAULT_PAGE, MAX_PAGE};
 use crate::store::IngestionRow;
 use axum::extract::State;
 use axum::Json;
+use order_pipeline::domain::outcome::LedgerStatus;
 use order_pipeline::error_chain::ErrorChain;
-use order_pipeline::postgres::ledger::INGESTION_STATUSES;
 use utoipa::{IntoParams, ToSchema};
 
 /// A ledger row with links to download its files.
@@ -41,7 +41,7 @@ impl utoipa::PartialSchema for IngestionStatus {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(INGESTION_STATUSES))
+            .enum_values(Some(LedgerStatus::NAMES))
             .into()
     }
 }
@@ -104,16 +104,15 @@ pub(crate) async fn list_ingestions(
 ) -> Result<Json<IngestionPage>, ApiError> {
     let status = match query.status.as_deref() {
         None => None,
-        Some(s) if INGESTION_STATUSES.contains(&s) => Some(s),
-        Some(s) => {
-            return Err(ApiError::bad_parameter(
+        Some(s) => Some(LedgerStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_parameter(
                 "status",
                 format!(
                     "must be one of {}, got {s:?}",
-                    INGESTION_STATUSES.join(", ")
+                    LedgerStatus::NAMES.join(", ")
                 ),
-            ))
-        }
+            )
+        })?),
     };
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;

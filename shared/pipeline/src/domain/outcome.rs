@@ -34,6 +34,57 @@ impl fmt::Display for Severity {
     }
 }
 
+/// Where a ledger row stands (`ingestions.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerStatus {
+    /// A delivery holds the row and is loading the version.
+    Loading,
+    /// Loaded and committed: final.
+    Loaded,
+    /// Rejected as a whole, with its report: final.
+    Rejected,
+    /// The last attempt failed and will be retried.
+    Failed,
+}
+
+impl LedgerStatus {
+    pub const ALL: [LedgerStatus; 4] = [
+        LedgerStatus::Loading,
+        LedgerStatus::Loaded,
+        LedgerStatus::Rejected,
+        LedgerStatus::Failed,
+    ];
+    /// The statuses as the ledger stores them (and the API filters by them).
+    pub const NAMES: [&'static str; 4] = ["loading", "loaded", "rejected", "failed"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::str::FromStr for LedgerStatus {
+    type Err = UnknownLedgerStatus;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::parse(name).ok_or_else(|| UnknownLedgerStatus(name.to_owned()))
+    }
+}
+
+impl fmt::Display for LedgerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A ledger status the rules do not know: the table and this module disagree.
+#[derive(Debug, thiserror::Error)]
+#[error("ledger status {0:?} is not one the pipeline knows ({names})", names = LedgerStatus::NAMES.join(", "))]
+pub struct UnknownLedgerStatus(pub String);
+
 /// The cases a load reports, as its SQL records them (`problems.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemCode {
@@ -343,6 +394,14 @@ impl TryFrom<RecordedProblem> for ProblemKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_ledger_status_reads_back_as_itself() {
+        for status in LedgerStatus::ALL {
+            assert_eq!(LedgerStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(LedgerStatus::parse("done"), None);
+    }
 
     #[test]
     fn every_code_reads_back_as_itself() {

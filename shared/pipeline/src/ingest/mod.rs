@@ -11,6 +11,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::csv_input::{FileError, FileKind, ReadError};
 use crate::csv_records::CsvLimits;
 
+use crate::domain::outcome::LedgerStatus;
 use crate::error_chain::ErrorChain;
 use crate::postgres::ledger::{Claim, LedgerEntry, ObjectVersion};
 use crate::postgres::load::LoadSession;
@@ -120,7 +121,7 @@ impl<S: ObjectStore> Ingestor<S> {
                 status,
             } => {
                 return self
-                    .already_ingested(&version, ingestion_id, &status, started)
+                    .already_ingested(&version, ingestion_id, status, started)
                     .await
             }
         };
@@ -160,7 +161,7 @@ impl<S: ObjectStore> Ingestor<S> {
         &self,
         version: &ObjectVersion,
         ingestion_id: i64,
-        status: &str,
+        status: LedgerStatus,
         started: Instant,
     ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport::new(version, IngestStatus::AlreadyIngested);
@@ -199,7 +200,7 @@ impl<S: ObjectStore> Ingestor<S> {
                 status,
             } => {
                 return self
-                    .already_ingested(version, ingestion_id, &status, started)
+                    .already_ingested(version, ingestion_id, status, started)
                     .await
             }
         };

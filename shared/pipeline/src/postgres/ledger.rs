@@ -9,9 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::load::{LoadCounts, LoadSession};
 use super::transaction::Transaction;
 use super::{DbError, PgStore};
-
-/// The statuses a ledger row can have.
-pub const INGESTION_STATUSES: [&str; 4] = ["loading", "loaded", "rejected", "failed"];
+use crate::domain::outcome::LedgerStatus;
 
 /// The identity of one object version: the idempotency key of an ingest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +34,10 @@ pub enum Claim<S> {
     /// The row is this session's to finish.
     Claimed(S),
     /// Another delivery finished the version already; its outcome stands.
-    Final { ingestion_id: i64, status: String },
+    Final {
+        ingestion_id: i64,
+        status: LedgerStatus,
+    },
 }
 
 /// A whole-file rejection being recorded (see [`PgStore::begin_rejection`]).
@@ -187,7 +188,7 @@ async fn settle_claim<S>(
     tx.end("ROLLBACK").await?;
     Ok(Claim::Final {
         ingestion_id: row.get(0),
-        status: row.get(1),
+        status: row.get::<_, String>(1).parse()?,
     })
 }
 

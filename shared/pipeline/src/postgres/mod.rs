@@ -50,6 +50,8 @@ pub enum DbError {
     /// The load's SQL recorded a problem the rules do not know.
     #[error("the load's report: {0}")]
     Problem(#[from] crate::domain::outcome::UnknownProblem),
+    #[error(transparent)]
+    LedgerStatus(#[from] crate::domain::outcome::UnknownLedgerStatus),
     /// Writing a first load's local temporary files (the export, its sort
     /// runs, the ticket totals) failed.
     #[error("writing {what}: {source}")]

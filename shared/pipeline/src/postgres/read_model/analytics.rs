@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::domain::outcome::LedgerStatus;
 use crate::domain::{Barcode, CustomerId, CustomerTickets};
 use crate::postgres::{DbError, PgStore};
 
@@ -38,7 +39,7 @@ pub struct UnusedBarcodes {
 pub struct LastIngestion {
     pub id: i64,
     pub key: String,
-    pub status: String,
+    pub status: LedgerStatus,
     pub finished_at: Option<String>,
 }
 
@@ -214,12 +215,15 @@ impl PgStore {
                 answer
             }
         };
-        let last_ingestion = row.get::<_, Option<i64>>(5).map(|id| LastIngestion {
-            id,
-            key: row.get(6),
-            status: row.get(7),
-            finished_at: row.get(8),
-        });
+        let last_ingestion = match row.get::<_, Option<i64>>(5) {
+            Some(id) => Some(LastIngestion {
+                id,
+                key: row.get(6),
+                status: row.get::<_, String>(7).parse()?,
+                finished_at: row.get(8),
+            }),
+            None => None,
+        };
         Ok(Summary {
             orders: row.get(0),
             customers,

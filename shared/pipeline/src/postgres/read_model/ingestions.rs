@@ -2,6 +2,7 @@
 
 use tokio_postgres::Row;
 
+use crate::domain::outcome::LedgerStatus;
 use crate::postgres::{DbError, PgStore};
 
 /// A row of the ingest ledger.
@@ -10,8 +11,7 @@ pub struct IngestionRow {
     pub id: i64,
     pub bucket: String,
     pub key: String,
-    /// One of [`crate::postgres::ledger::INGESTION_STATUSES`].
-    pub status: String,
+    pub status: LedgerStatus,
     /// orders or barcodes (unknown for a file rejected whole)
     pub kind: Option<String>,
     pub rows_read: i64,
@@ -36,12 +36,12 @@ const INGESTION_COLUMNS: &str = concat!(
     ", duration_ms, report_key, rejects_key"
 );
 
-fn ingestion(row: &Row) -> IngestionRow {
-    IngestionRow {
+fn ingestion(row: &Row) -> Result<IngestionRow, DbError> {
+    Ok(IngestionRow {
         id: row.get(0),
         bucket: row.get(1),
         key: row.get(2),
-        status: row.get(3),
+        status: row.get::<_, String>(3).parse()?,
         kind: row.get(4),
         rows_read: row.get(5),
         accepted: row.get(6),
@@ -55,7 +55,7 @@ fn ingestion(row: &Row) -> IngestionRow {
         duration_ms: row.get(14),
         report_key: row.get(15),
         rejects_key: row.get(16),
-    }
+    })
 }
 
 impl PgStore {
@@ -63,7 +63,7 @@ impl PgStore {
     /// `limit + 1`.
     pub async fn ingestions(
         &self,
-        status: Option<&str>,
+        status: Option<LedgerStatus>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<IngestionRow>, DbError> {
@@ -77,7 +77,7 @@ impl PgStore {
                             "SELECT {INGESTION_COLUMNS} FROM ingestions
                              WHERE status = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
                         ),
-                        &[&status, &before, &(limit + 1)],
+                        &[&status.as_str(), &before, &(limit + 1)],
                     )
                     .await?
             }
@@ -93,7 +93,7 @@ impl PgStore {
                     .await?
             }
         };
-        Ok(rows.iter().map(ingestion).collect())
+        rows.iter().map(ingestion).collect()
     }
 
     pub async fn ingestion(&self, id: i64) -> Result<Option<IngestionRow>, DbError> {
@@ -104,6 +104,6 @@ impl PgStore {
                 &[&id],
             )
             .await?;
-        Ok(row.as_ref().map(ingestion))
+        row.as_ref().map(ingestion).transpose()
     }
 }
