@@ -187,6 +187,14 @@ async fn bad_requests_get_problems_never_a_500() {
     let app = router(&pipeline);
     let token = test_token_all();
     let auth = format!("Bearer {token}");
+    // A JSON POST /orders with a body that may be anything.
+    let post_orders = |body: &str| {
+        Request::post("/orders")
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
         (
             Request::delete("/orders")
@@ -210,59 +218,35 @@ async fn bad_requests_get_problems_never_a_500() {
             "Content-Type",
         ),
         (
-            Request::post("/orders")
-                .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .body(Body::from("{nope"))
-                .unwrap(),
+            post_orders("{nope"),
             StatusCode::BAD_REQUEST,
             "not valid JSON",
         ),
         (
-            Request::post("/orders")
-                .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"customer_id": 1, "tickets": "two"}"#))
-                .unwrap(),
+            post_orders(r#"{"customer_id": 1, "tickets": "two"}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "tickets",
         ),
         (
-            Request::post("/orders")
-                .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"customer_id": 1}"#))
-                .unwrap(),
+            post_orders(r#"{"customer_id": 1}"#),
             StatusCode::UNPROCESSABLE_ENTITY,
             "tickets",
         ),
         (
-            Request::post("/orders")
-                .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"customer_id": 1, "tickets": 0}"#))
-                .unwrap(),
+            post_orders(r#"{"customer_id": 1, "tickets": 0}"#),
             StatusCode::BAD_REQUEST,
             "tickets:",
         ),
         (
-            Request::post("/orders")
-                .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"customer_id": -5, "tickets": 1}"#))
-                .unwrap(),
+            post_orders(r#"{"customer_id": -5, "tickets": 1}"#),
             StatusCode::BAD_REQUEST,
             "customer_id:",
         ),
         (
-            Request::post("/orders")
-                .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .body(Body::from(format!(
-                    r#"{{"customer_id": 1, "tickets": 1, "pad": "{}"}}"#,
-                    "x".repeat(100_000)
-                )))
-                .unwrap(),
+            post_orders(&format!(
+                r#"{{"customer_id": 1, "tickets": 1, "pad": "{}"}}"#,
+                "x".repeat(100_000)
+            )),
             StatusCode::PAYLOAD_TOO_LARGE,
             "limit",
         ),
