@@ -55,10 +55,20 @@ impl LedgerStatus {
         LedgerStatus::Failed,
     ];
     /// The statuses as the ledger stores them (and the API filters by them).
-    pub const NAMES: [&'static str; 4] = ["loading", "loaded", "rejected", "failed"];
+    pub const NAMES: [&'static str; 4] = [
+        LedgerStatus::Loading.as_str(),
+        LedgerStatus::Loaded.as_str(),
+        LedgerStatus::Rejected.as_str(),
+        LedgerStatus::Failed.as_str(),
+    ];
 
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LedgerStatus::Loading => "loading",
+            LedgerStatus::Loaded => "loaded",
+            LedgerStatus::Rejected => "rejected",
+            LedgerStatus::Failed => "failed",
+        }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
