@@ -1,8 +1,10 @@
 //! Domain types: parsed, never re-validated (ids and barcodes are newtypes
 //! that can only hold valid values); [`outcome`]: what the rules decide
-//! about a line, and how a report says it.
+//! about a line, and how a report says it; [`rules`]: the rules themselves,
+//! in plain Rust, which the load's SQL is tested against.
 
 pub mod outcome;
+pub mod rules;
 use std::fmt;
 
 /// Why a single field failed to parse. Carries enough to tell a user what to fix.

@@ -1,22 +1,15 @@
-//! The reference model: README's rules ("Input files and rules", "Sales")
-//! as plain Rust over in-memory maps, with no SQL, no load paths and no
-//! shortcuts. Everything a reader can see (tables, aggregates, the API's
-//! analytics, processed_orders.csv) is derived from its two maps, so the
-//! pipeline's maintained aggregates are checked against a recount.
+//! The reference model: the rules as the pipeline states them in Rust
+//! (`order_pipeline::domain::rules`), plus what the tests need around them:
+//! the files as the generator writes them, the few counters that are
+//! history rather than state, and everything a reader sees, derived from
+//! the rules' two maps, so the pipeline's maintained aggregates are checked
+//! against a recount.
 
 use std::collections::BTreeMap;
 
-/// The first order id of the sales range (`domain::FIRST_SALE_ORDER_ID`):
-/// sales take ids from here up, one after the other.
-pub const FIRST_SALE_ORDER_ID: i64 = 9_000_000_000_000_000_000;
-
-/// Where a stored row came from: the upload (its label, in upload order)
-/// and the line of that file. Barcodes of an order arrive in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
-    pub upload: usize,
-    pub line: u64,
-}
+use order_pipeline::domain::outcome::{LoadCounts, ProblemCode};
+use order_pipeline::domain::rules::{FileOutcome, ReadFile, Rules, StoredBarcode, StoredOrder};
+use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
 
 /// One line of a file after the header, as the reader classifies it: a
 /// valid row, one rejected on its own (bad id, bad barcode, wrong field
@@ -56,45 +49,47 @@ pub enum Input {
     Unreadable,
 }
 
-/// What loading one file did, as its report counts it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub rows_read: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub duplicates: u64,
-    pub warnings: u64,
+/// A reported line, compared by its case and its reason. The reason of an
+/// invalid row is the reader's, which the model does not know: `None`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reported {
+    pub line: u64,
+    pub code: ProblemCode,
+    pub reason: Option<String>,
 }
 
-/// The outcome of an upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Reported {
+    pub fn new(line: u64, code: ProblemCode, reason: String) -> Self {
+        Self {
+            line,
+            code,
+            reason: (code != ProblemCode::Invalid).then_some(reason),
+        }
+    }
+}
+
+/// The outcome of an upload: its counts and every reported line, by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Loaded(Counts),
+    Loaded {
+        counts: LoadCounts,
+        problems: Vec<Reported>,
+    },
     Rejected,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredOrder {
-    pub customer_id: i64,
-    /// `None` for an order a sale created.
-    pub origin: Option<Origin>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBarcode {
-    pub order_id: Option<i64>,
-    /// The file line that stored it, or that sold it when a later file did;
-    /// a sale leaves it as it was.
-    pub origin: Origin,
-    pub sold_by_sale: bool,
-}
-
-/// One line of processed_orders.csv.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessedOrder {
-    pub customer_id: i64,
-    pub order_id: i64,
-    pub barcodes: Vec<String>,
+impl Outcome {
+    fn loaded(outcome: &FileOutcome) -> Self {
+        Outcome::Loaded {
+            counts: outcome.counts(),
+            problems: reported(
+                outcome
+                    .problems
+                    .iter()
+                    .map(|p| (p.line, p.kind.code(), p.kind.reason())),
+            ),
+        }
+    }
 }
 
 /// `GET /analytics/summary`, less its timestamps and ledger id.
@@ -114,34 +109,32 @@ pub struct Summary {
 /// Everything the model promises a reader sees.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct View {
-    pub orders: BTreeMap<i64, StoredOrder>,
-    pub barcodes: BTreeMap<String, StoredBarcode>,
+    pub orders: BTreeMap<OrderId, StoredOrder>,
+    pub barcodes: BTreeMap<Barcode, StoredBarcode>,
     /// Customers with at least one ticket.
-    pub customer_tickets: BTreeMap<i64, i64>,
+    pub customer_tickets: BTreeMap<CustomerId, i64>,
     /// Most tickets first, ties by lower customer_id.
-    pub top_customers: Vec<(i64, i64)>,
+    pub top_customers: Vec<(CustomerId, i64)>,
     /// In code (byte) order.
-    pub unused_barcodes: Vec<String>,
+    pub unused_barcodes: Vec<Barcode>,
     pub summary: Summary,
     pub processed_orders_csv: String,
 }
 
-/// The rules' state: the stored orders and barcodes, and the few counters
-/// that are history rather than state.
+/// The rules' state and the counters a summary shows.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
-    orders: BTreeMap<i64, StoredOrder>,
-    barcodes: BTreeMap<String, StoredBarcode>,
+    rules: Rules,
     rejected_rows: i64,
     data_version: i64,
-    sales: i64,
     last_ingestion: Option<(String, String)>,
 }
 
 impl Model {
-    /// Loads one uploaded file (a new object version) under `key`.
+    /// Loads one uploaded file (a new object version, numbered `upload`)
+    /// under `key`.
     pub fn upload(&mut self, upload: usize, key: &str, input: &Input) -> Outcome {
-        let counts = match input {
+        let outcome = match input {
             Input::Unreadable => {
                 self.last_ingestion = Some((key.to_owned(), "rejected".to_owned()));
                 return Outcome::Rejected;
@@ -149,211 +142,70 @@ impl Model {
             Input::Orders {
                 lines,
                 extra_columns,
-            } => self.load_orders(upload, lines, *extra_columns),
+            } => {
+                let file = read(lines, *extra_columns, |line, row| OrderRow {
+                    line,
+                    order_id: OrderId::from_trusted(row.order_id),
+                    customer_id: CustomerId::from_trusted(row.customer_id),
+                });
+                self.rules.load_orders(upload, key, &file)
+            }
             Input::Barcodes {
                 lines,
                 extra_columns,
-            } => self.load_barcodes(upload, lines, *extra_columns),
+            } => {
+                let file = read(lines, *extra_columns, |line, row| BarcodeRow {
+                    line,
+                    barcode: Barcode::parse(&row.barcode).expect("the generator's codes are valid"),
+                    order_id: row.order_id.map(OrderId::from_trusted),
+                });
+                self.rules.load_barcodes(upload, key, &file)
+            }
         };
+        let counts = outcome.counts();
         self.rejected_rows += counts.rejected as i64;
         if counts.accepted > 0 {
             self.data_version += 1;
         }
         self.last_ingestion = Some((key.to_owned(), "loaded".to_owned()));
-        Outcome::Loaded(counts)
+        Outcome::loaded(&outcome)
     }
 
-    /// The first row of an order_id in the file is its candidate; a later
-    /// row with the same customer is ignored, with another one rejected.
-    /// The candidate is then held against the stored order: stored with the
-    /// same customer, ignored; with another, rejected; not stored, added.
-    fn load_orders(&mut self, upload: usize, lines: &[Line<OrderLine>], extra: u64) -> Counts {
-        let (mut counts, rows) = read(lines, extra);
-        let mut candidates: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
-        for (line, row) in rows {
-            match candidates.get(&row.order_id) {
-                Some(&(_, first_customer)) => {
-                    counts.duplicates += 1;
-                    counts.rejected += u64::from(first_customer != row.customer_id);
-                }
-                None => {
-                    candidates.insert(row.order_id, (line, row.customer_id));
-                }
-            }
-        }
-        for (order_id, (line, customer_id)) in candidates {
-            match self.orders.get(&order_id) {
-                Some(stored) => {
-                    counts.duplicates += 1;
-                    counts.rejected += u64::from(stored.customer_id != customer_id);
-                }
-                None => {
-                    self.orders.insert(
-                        order_id,
-                        StoredOrder {
-                            customer_id,
-                            origin: Some(Origin { upload, line }),
-                        },
-                    );
-                    counts.accepted += 1;
-                    counts.warnings += u64::from(!self.has_barcodes(order_id));
-                }
-            }
-        }
-        counts
-    }
-
-    /// The first copy of a barcode in the file is its candidate; every
-    /// later copy is rejected. The candidate is then held against the
-    /// stored barcode: none stored, added; stored unsold and the candidate
-    /// names an order, sold to it; otherwise rejected (a sold barcode never
-    /// moves, and an unsold copy changes nothing).
-    fn load_barcodes(&mut self, upload: usize, lines: &[Line<BarcodeLine>], extra: u64) -> Counts {
-        let (mut counts, rows) = read(lines, extra);
-        let mut candidates: BTreeMap<&str, (u64, Option<i64>)> = BTreeMap::new();
-        for (line, row) in rows {
-            if candidates.contains_key(row.barcode.as_str()) {
-                counts.rejected += 1;
-                counts.duplicates += 1;
-            } else {
-                candidates.insert(&row.barcode, (line, row.order_id));
-            }
-        }
-        for (barcode, (line, order_id)) in candidates {
-            let origin = Origin { upload, line };
-            match self.barcodes.get_mut(barcode) {
-                None => {
-                    self.barcodes.insert(
-                        barcode.to_owned(),
-                        StoredBarcode {
-                            order_id,
-                            origin,
-                            sold_by_sale: false,
-                        },
-                    );
-                }
-                Some(stored) if stored.order_id.is_none() && order_id.is_some() => {
-                    stored.order_id = order_id;
-                    stored.origin = origin;
-                }
-                Some(_) => {
-                    counts.rejected += 1;
-                    counts.duplicates += 1;
-                    continue;
-                }
-            }
-            counts.accepted += 1;
-            // A barcode of an order not known yet is stored with a warning.
-            counts.warnings += u64::from(order_id.is_some_and(|o| !self.orders.contains_key(&o)));
-        }
-        counts
-    }
-
-    /// Sells the `tickets` lowest unused barcodes to a new order of
-    /// `customer_id`; `None`, selling nothing, when fewer are unused.
-    /// Returns the new order's id and the barcodes it holds.
+    /// Sells `tickets` to a new order of `customer_id`: its id and codes,
+    /// or `None` when fewer are unused.
     pub fn sell(&mut self, customer_id: i64, tickets: usize) -> Option<(i64, Vec<String>)> {
-        let codes: Vec<String> = self
-            .barcodes
-            .iter()
-            .filter(|(_, stored)| stored.order_id.is_none())
-            .map(|(code, _)| code.clone())
-            .take(tickets)
-            .collect();
-        if codes.len() < tickets {
-            return None;
-        }
-        let order_id = FIRST_SALE_ORDER_ID + self.sales;
-        self.sales += 1;
-        self.orders.insert(
-            order_id,
-            StoredOrder {
-                customer_id,
-                origin: None,
-            },
-        );
-        for code in &codes {
-            let stored = self.barcodes.get_mut(code).expect("picked from the map");
-            stored.order_id = Some(order_id);
-            stored.sold_by_sale = true;
-        }
+        let (order_id, codes) = self
+            .rules
+            .sell(CustomerId::from_trusted(customer_id), tickets)?;
         self.data_version += 1;
-        Some((order_id, codes))
-    }
-
-    fn has_barcodes(&self, order_id: i64) -> bool {
-        self.barcodes
-            .values()
-            .any(|stored| stored.order_id == Some(order_id))
-    }
-
-    /// Tickets per customer: the barcodes of known orders.
-    fn customer_tickets(&self) -> BTreeMap<i64, i64> {
-        let mut tickets = BTreeMap::new();
-        for stored in self.barcodes.values() {
-            if let Some(order) = stored.order_id.and_then(|o| self.orders.get(&o)) {
-                *tickets.entry(order.customer_id).or_insert(0) += 1;
-            }
-        }
-        tickets
-    }
-
-    /// Every known order that has barcodes, by order_id, its barcodes in
-    /// arrival order.
-    pub fn processed_orders(&self) -> Vec<ProcessedOrder> {
-        let mut by_order: BTreeMap<i64, Vec<(Origin, &str)>> = BTreeMap::new();
-        for (code, stored) in &self.barcodes {
-            if let Some(order_id) = stored.order_id.filter(|o| self.orders.contains_key(o)) {
-                by_order
-                    .entry(order_id)
-                    .or_default()
-                    .push((stored.origin, code));
-            }
-        }
-        by_order
-            .into_iter()
-            .map(|(order_id, mut barcodes)| {
-                barcodes.sort();
-                ProcessedOrder {
-                    customer_id: self.orders[&order_id].customer_id,
-                    order_id,
-                    barcodes: barcodes.into_iter().map(|(_, c)| c.to_owned()).collect(),
-                }
-            })
-            .collect()
+        Some((
+            order_id.get(),
+            codes.iter().map(|c| c.as_str().to_owned()).collect(),
+        ))
     }
 
     /// Everything a reader sees now.
     pub fn view(&self) -> View {
-        let customer_tickets = self.customer_tickets();
-        let mut top_customers: Vec<(i64, i64)> =
-            customer_tickets.iter().map(|(&c, &t)| (c, t)).collect();
-        top_customers.sort_by_key(|&(customer, tickets)| (-tickets, customer));
-        top_customers.truncate(MAX_TOP_CUSTOMERS);
-        let unused_barcodes: Vec<String> = self
-            .barcodes
-            .iter()
-            .filter(|(_, stored)| stored.order_id.is_none())
-            .map(|(code, _)| code.clone())
-            .collect();
+        let customer_tickets = self.rules.customer_tickets();
+        let unused_barcodes: Vec<Barcode> = self.rules.unused_barcodes().cloned().collect();
         let summary = Summary {
-            orders: self.orders.len() as i64,
+            orders: self.rules.orders().len() as i64,
             customers: customer_tickets.len() as i64,
             tickets: customer_tickets.values().sum(),
-            barcodes: self.barcodes.len() as i64,
+            barcodes: self.rules.barcodes().len() as i64,
             unused_barcodes: unused_barcodes.len() as i64,
             rejected_rows: self.rejected_rows,
             data_version: self.data_version,
             last_ingestion: self.last_ingestion.clone(),
         };
         View {
-            orders: self.orders.clone(),
-            barcodes: self.barcodes.clone(),
+            orders: self.rules.orders().clone(),
+            barcodes: self.rules.barcodes().clone(),
             customer_tickets,
-            top_customers,
+            top_customers: self.rules.top_customers(MAX_TOP_CUSTOMERS),
             unused_barcodes,
             summary,
-            processed_orders_csv: processed_orders_csv(&self.processed_orders()),
+            processed_orders_csv: processed_orders_csv(&self.rules),
         }
     }
 }
@@ -361,13 +213,15 @@ impl Model {
 /// The most customers `GET /analytics/top-customers` lists (`limit=100`).
 pub const MAX_TOP_CUSTOMERS: usize = 100;
 
-/// processed_orders.csv as README shows it: a header, then
+/// processed_orders.csv as README shows it (written here, not by the
+/// pipeline's writer, so the format is checked too): a header, then
 /// `customer_id,order_id,[b1, b2]`, the list quoted when it holds a comma.
-pub fn processed_orders_csv(orders: &[ProcessedOrder]) -> String {
+fn processed_orders_csv(rules: &Rules) -> String {
     let mut csv = String::from("customer_id,order_id,barcodes\n");
-    for order in orders {
-        let list = format!("[{}]", order.barcodes.join(", "));
-        let list = if order.barcodes.len() > 1 {
+    for order in rules.processed_orders() {
+        let codes: Vec<&str> = order.barcodes.iter().map(Barcode::as_str).collect();
+        let list = format!("[{}]", codes.join(", "));
+        let list = if codes.len() > 1 {
             format!("\"{list}\"")
         } else {
             list
@@ -380,22 +234,31 @@ pub fn processed_orders_csv(orders: &[ProcessedOrder]) -> String {
     csv
 }
 
-/// Reads a file's lines (the header is line 1): the valid rows with their
-/// line numbers, and the counts so far (rows read, invalid ones rejected,
-/// a warning per ignored extra column).
-fn read<T>(lines: &[Line<T>], extra_columns: u64) -> (Counts, Vec<(u64, &T)>) {
-    let mut counts = Counts {
-        warnings: extra_columns,
-        ..Counts::default()
+/// A file's lines (the header is line 1) as the reader hands them to the
+/// rules: the valid rows with their line numbers, the invalid lines (with
+/// no reason: the model does not know the reader's), blank lines skipped.
+fn read<L, R>(lines: &[Line<L>], extra_columns: u64, row: impl Fn(u64, &L) -> R) -> ReadFile<R> {
+    let mut file = ReadFile {
+        rows: Vec::new(),
+        invalid: Vec::new(),
+        extra_columns,
     };
-    let mut valid = Vec::new();
-    for (row, line) in lines.iter().zip(2u64..) {
-        match row {
-            Line::Valid(row) => valid.push((line, row)),
-            Line::Invalid => counts.rejected += 1,
-            Line::Blank => continue,
+    for (content, line) in lines.iter().zip(2u64..) {
+        match content {
+            Line::Valid(valid) => file.rows.push(row(line, valid)),
+            Line::Invalid => file.invalid.push((line, String::new())),
+            Line::Blank => {}
         }
-        counts.rows_read += 1;
     }
-    (counts, valid)
+    file
+}
+
+/// Reads a report's problems in the model's terms, by line.
+pub fn reported(problems: impl IntoIterator<Item = (u64, ProblemCode, String)>) -> Vec<Reported> {
+    let mut reported: Vec<Reported> = problems
+        .into_iter()
+        .map(|(line, code, reason)| Reported::new(line, code, reason))
+        .collect();
+    reported.sort();
+    reported
 }

@@ -16,7 +16,10 @@ use pipeline_test_support::{
 };
 use serde_json::{json, Value};
 
-use super::rules::{Counts, Origin, Outcome, StoredBarcode, StoredOrder, Summary, View};
+use order_pipeline::domain::rules::{Origin, StoredBarcode, StoredOrder};
+use order_pipeline::domain::{Barcode, CustomerId, OrderId};
+
+use super::rules::{reported, Outcome, Summary, View};
 
 /// The ways a load can go. Each case runs on every one of them; the first
 /// file of each kind is a first load (straight into the empty table), every
@@ -36,7 +39,7 @@ pub enum LoadPath {
 pub const LOAD_PATHS: [LoadPath; 3] = [LoadPath::Default, LoadPath::TinyFilter, LoadPath::Bulk];
 
 /// What ingesting one delivery came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
     Outcome(Outcome),
     AlreadyIngested,
@@ -172,12 +175,12 @@ impl System {
             panic!("a row names ingestion {ingestion_id}, which no upload made")
         });
         Origin {
-            upload,
+            file: upload,
             line: line as u64,
         }
     }
 
-    async fn stored_orders(&self) -> BTreeMap<i64, StoredOrder> {
+    async fn stored_orders(&self) -> BTreeMap<OrderId, StoredOrder> {
         self.rows("SELECT order_id, customer_id, ingestion_id, source_line FROM orders")
             .await
             .iter()
@@ -186,9 +189,9 @@ impl System {
                     .get::<_, Option<i64>>(2)
                     .map(|id| self.origin(id, row.get(3)));
                 (
-                    row.get(0),
+                    OrderId::from_trusted(row.get(0)),
                     StoredOrder {
-                        customer_id: row.get(1),
+                        customer_id: CustomerId::from_trusted(row.get(1)),
                         origin,
                     },
                 )
@@ -196,7 +199,7 @@ impl System {
             .collect()
     }
 
-    async fn stored_barcodes(&self) -> BTreeMap<String, StoredBarcode> {
+    async fn stored_barcodes(&self) -> BTreeMap<Barcode, StoredBarcode> {
         self.rows(
             "SELECT barcode, order_id, ingestion_id, source_line, sale_id IS NOT NULL FROM barcodes",
         )
@@ -204,9 +207,9 @@ impl System {
         .iter()
         .map(|row| {
             (
-                row.get(0),
+                Barcode::from_trusted(row.get(0)),
                 StoredBarcode {
-                    order_id: row.get(1),
+                    order_id: row.get::<_, Option<i64>>(1).map(OrderId::from_trusted),
                     origin: self.origin(row.get(2), row.get(3)),
                     sold_by_sale: row.get(4),
                 },
@@ -215,11 +218,11 @@ impl System {
         .collect()
     }
 
-    async fn customer_tickets(&self) -> BTreeMap<i64, i64> {
+    async fn customer_tickets(&self) -> BTreeMap<CustomerId, i64> {
         self.rows("SELECT customer_id, tickets FROM customer_tickets WHERE tickets > 0")
             .await
             .iter()
-            .map(|row| (row.get(0), row.get(1)))
+            .map(|row| (CustomerId::from_trusted(row.get(0)), row.get(1)))
             .collect()
     }
 
@@ -234,19 +237,24 @@ impl System {
         response.json()
     }
 
-    async fn top_customers(&self) -> Vec<(i64, i64)> {
+    async fn top_customers(&self) -> Vec<(CustomerId, i64)> {
         let limit = super::rules::MAX_TOP_CUSTOMERS;
         self.analytics(&format!("/analytics/top-customers?limit={limit}"))
             .await
             .as_array()
             .expect("a list")
             .iter()
-            .map(|c| (int(&c["customer_id"]), int(&c["tickets"])))
+            .map(|c| {
+                (
+                    CustomerId::from_trusted(int(&c["customer_id"])),
+                    int(&c["tickets"]),
+                )
+            })
             .collect()
     }
 
     /// Every unused code, page by page; the count must agree.
-    async fn unused_barcodes(&self) -> Vec<String> {
+    async fn unused_barcodes(&self) -> Vec<Barcode> {
         let mut codes = Vec::new();
         let mut uri = "/analytics/unused-barcodes?limit=4".to_owned();
         loop {
@@ -256,7 +264,7 @@ impl System {
                     .as_array()
                     .expect("a list")
                     .iter()
-                    .map(|c| c.as_str().expect("a code").to_owned()),
+                    .map(|c| Barcode::from_trusted(c.as_str().expect("a code").to_owned())),
             );
             match page["next_cursor"].as_str() {
                 Some(cursor) => uri = format!("/analytics/unused-barcodes?limit=4&cursor={cursor}"),
@@ -311,13 +319,15 @@ impl System {
 
 fn delivered(report: &IngestReport) -> Delivered {
     match report.status {
-        IngestStatus::Loaded => Delivered::Outcome(Outcome::Loaded(Counts {
-            rows_read: report.counts.rows_read,
-            accepted: report.counts.accepted,
-            rejected: report.counts.rejected,
-            duplicates: report.counts.duplicates,
-            warnings: report.counts.warnings,
-        })),
+        IngestStatus::Loaded => Delivered::Outcome(Outcome::Loaded {
+            counts: report.counts,
+            problems: reported(
+                report
+                    .problems
+                    .iter()
+                    .map(|p| (p.line, p.code, p.reason.clone())),
+            ),
+        }),
         IngestStatus::Rejected => Delivered::Outcome(Outcome::Rejected),
         IngestStatus::AlreadyIngested => Delivered::AlreadyIngested,
         IngestStatus::Superseded => panic!("a versioned bucket never supersedes: {report:?}"),

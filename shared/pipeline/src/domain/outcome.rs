@@ -95,8 +95,10 @@ impl fmt::Display for LedgerStatus {
 #[error("ledger status {0:?} is not one the pipeline knows ({names})", names = LedgerStatus::NAMES.join(", "))]
 pub struct UnknownLedgerStatus(pub String);
 
-/// The cases a load reports, as its SQL records them (`problems.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The cases a load reports, as its SQL records them (`problems.kind`) and
+/// the report names them (`code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProblemCode {
     /// The reader refused the row (its reason says why).
     Invalid,
@@ -193,6 +195,23 @@ impl ProblemCode {
             .map(Self::as_str)
             .collect()
     }
+}
+
+/// What loading one file did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoadCounts {
+    /// Data lines read (valid or not).
+    pub rows_read: u64,
+    /// Rows that added or changed a stored order or barcode.
+    pub accepted: u64,
+    /// Rows rejected: invalid values, duplicate barcodes, conflicting orders.
+    pub rejected: u64,
+    /// Rows repeating a barcode or order seen before (a subset of rejected
+    /// for barcodes; same-customer order repeats are ignored, not rejected).
+    pub duplicates: u64,
+    /// Accepted rows worth knowing about: orders without barcodes, barcodes
+    /// of orders not known yet.
+    pub warnings: u64,
 }
 
 /// Where a stored row came from, for a reason that points at it: the key
@@ -419,6 +438,13 @@ mod tests {
             assert_eq!(ProblemCode::parse(code.as_str()), Some(code));
         }
         assert_eq!(ProblemCode::parse("rejected"), None);
+    }
+
+    #[test]
+    fn a_report_names_each_code_as_the_sql_writes_it() {
+        for code in ProblemCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::csv_input::RejectedRow;
 use crate::domain::{BarcodeRow, OrderRow};
 use crate::seen::DEFAULT_FILTER_BYTES;
 
+pub use crate::domain::outcome::LoadCounts;
+
 mod barcodes;
 mod first_export;
 mod orders;
@@ -46,23 +48,6 @@ const BULK_LOAD_MIN_ROWS: i64 = 10_000;
 pub enum Batch<R> {
     Rows(Vec<Result<R, RejectedRow>>),
     Complete,
-}
-
-/// What loading one file did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LoadCounts {
-    /// Data lines read (valid or not).
-    pub rows_read: u64,
-    /// Rows that added or changed a stored order or barcode.
-    pub accepted: u64,
-    /// Rows rejected: invalid values, duplicate barcodes, conflicting orders.
-    pub rejected: u64,
-    /// Rows repeating a barcode or order seen before (a subset of rejected
-    /// for barcodes; same-customer order repeats are ignored, not rejected).
-    pub duplicates: u64,
-    /// Accepted rows worth knowing about: orders without barcodes, barcodes
-    /// of orders not known yet.
-    pub warnings: u64,
 }
 
 /// The versions a load committed.

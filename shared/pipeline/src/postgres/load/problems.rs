@@ -15,6 +15,8 @@ use crate::postgres::DbError;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     pub line: u64,
+    /// The rule's case, for a reader that sorts problems by what they are.
+    pub code: ProblemCode,
     pub severity: Severity,
     pub field: String,
     pub value: String,
@@ -169,6 +171,7 @@ impl Problem {
         })?;
         Ok(Problem {
             line: row.get::<_, i64>(0) as u64,
+            code: kind.code(),
             severity: kind.severity(),
             field: row.get(2),
             value: row.get(3),
