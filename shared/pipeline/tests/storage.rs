@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use order_pipeline::storage::{ObjectRef, ObjectStore, S3Store};
+use order_pipeline::storage::{NewObject, ObjectRef, ObjectStore, S3Store};
 use pipeline_test_support::TestBucket;
 use tokio::io::AsyncReadExt;
 
@@ -20,7 +20,14 @@ async fn large_files_are_uploaded_in_parts_and_read_back_whole() {
     file.write_all(&expected).unwrap();
     file.flush().unwrap();
     store
-        .put_file(&bucket.name, "processed/big.csv", file.path(), "text/csv")
+        .put_file(
+            NewObject {
+                bucket: &bucket.name,
+                key: "processed/big.csv",
+                content_type: "text/csv",
+            },
+            file.path(),
+        )
         .await
         .unwrap();
 

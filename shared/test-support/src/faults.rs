@@ -1,8 +1,12 @@
 //! Stores that fail on cue.
 
-use order_pipeline::storage::ObjectRef;
+use std::path::Path;
 
-/// An [`ObjectStore`](order_pipeline::storage::ObjectStore) that fails on cue, as S3
+use order_pipeline::storage::{
+    NewObject, ObjectReader, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
+};
+
+/// An [`ObjectStore`] that fails on cue, as S3
 /// cannot be made to: the next `failing_reads` opened objects fail
 /// mid-stream after `fail_after` bytes, as a reset connection does, and the
 /// next `failing_writes` writes under `write_prefix` are refused.
@@ -40,16 +44,12 @@ impl<S> FaultyStore<S> {
         self
     }
 
-    fn write_allowed(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(), order_pipeline::storage::StorageError> {
+    fn write_allowed(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         if key.starts_with(&self.write_prefix) && take_one(&self.failing_writes) {
-            return Err(order_pipeline::storage::StorageError::new(
+            return Err(StorageError::new(
                 bucket,
                 key,
-                order_pipeline::storage::Operation::Write,
+                Operation::Write,
                 std::io::Error::other("injected: service unavailable"),
             ));
         }
@@ -65,13 +65,8 @@ fn take_one(faults: &std::sync::atomic::AtomicUsize) -> bool {
         .is_ok()
 }
 
-impl<S: order_pipeline::storage::ObjectStore> order_pipeline::storage::ObjectStore
-    for FaultyStore<S>
-{
-    async fn open(
-        &self,
-        object: &ObjectRef,
-    ) -> Result<order_pipeline::storage::OpenedObject, order_pipeline::storage::StorageError> {
+impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
+    async fn open(&self, object: &ObjectRef) -> Result<OpenedObject, StorageError> {
         let mut opened = self.inner.open(object).await?;
         if take_one(&self.failing_reads) {
             opened.reader = Box::pin(FailAfter {
@@ -84,38 +79,26 @@ impl<S: order_pipeline::storage::ObjectStore> order_pipeline::storage::ObjectSto
 
     async fn put_file(
         &self,
-        bucket: &str,
-        key: &str,
-        path: &std::path::Path,
-        content_type: &str,
-    ) -> Result<Option<String>, order_pipeline::storage::StorageError> {
-        self.write_allowed(bucket, key)?;
-        self.inner.put_file(bucket, key, path, content_type).await
+        to: NewObject<'_>,
+        path: &Path,
+    ) -> Result<Option<String>, StorageError> {
+        self.write_allowed(to.bucket, to.key)?;
+        self.inner.put_file(to, path).await
     }
 
-    async fn etag(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<String>, order_pipeline::storage::StorageError> {
+    async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
         self.inner.etag(bucket, key).await
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), order_pipeline::storage::StorageError> {
-        self.write_allowed(bucket, key)?;
-        self.inner.put(bucket, key, body, content_type).await
+    async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
+        self.write_allowed(to.bucket, to.key)?;
+        self.inner.put(to, body).await
     }
 }
 
 /// Passes `remaining` bytes through, then fails every read.
 struct FailAfter {
-    inner: order_pipeline::storage::ObjectReader,
+    inner: ObjectReader,
     remaining: usize,
 }
 

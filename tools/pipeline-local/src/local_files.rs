@@ -10,7 +10,9 @@ use std::task::{Context, Poll};
 
 use indicatif::ProgressBar;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
-use order_pipeline::storage::{ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
+use order_pipeline::storage::{
+    NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
+};
 use tokio::io::{AsyncRead, ReadBuf};
 
 pub struct LocalFiles {
@@ -91,16 +93,14 @@ impl ObjectStore for LocalFiles {
 
     async fn put_file(
         &self,
-        bucket: &str,
-        key: &str,
+        to: NewObject<'_>,
         path: &Path,
-        _content_type: &str,
     ) -> Result<Option<String>, StorageError> {
-        let target = self.prepare_output(bucket, key).await?;
-        tokio::fs::copy(path, &target)
-            .await
-            .map_err(|e| StorageError::new(bucket, key, Operation::WriteLocalFile(target), e))?;
-        self.etag(bucket, key).await
+        let target = self.prepare_output(to.bucket, to.key).await?;
+        tokio::fs::copy(path, &target).await.map_err(|e| {
+            StorageError::new(to.bucket, to.key, Operation::WriteLocalFile(target), e)
+        })?;
+        self.etag(to.bucket, to.key).await
     }
 
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
@@ -111,17 +111,11 @@ impl ObjectStore for LocalFiles {
         }
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        _content_type: &str,
-    ) -> Result<(), StorageError> {
-        let target = self.prepare_output(bucket, key).await?;
+    async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
+        let target = self.prepare_output(to.bucket, to.key).await?;
         tokio::fs::write(&target, body)
             .await
-            .map_err(|e| StorageError::new(bucket, key, Operation::WriteLocalFile(target), e))
+            .map_err(|e| StorageError::new(to.bucket, to.key, Operation::WriteLocalFile(target), e))
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::postgres::load::Committed;
 use crate::processed::ExportFile;
-use crate::storage::ObjectStore;
+use crate::storage::{NewObject, ObjectStore, CSV_CONTENT_TYPE};
 
 use super::{IngestError, Ingestor};
 
@@ -53,10 +53,12 @@ impl<S: ObjectStore> Ingestor<S> {
         let etag = self
             .store
             .put_file(
-                bucket,
-                PROCESSED_ORDERS_KEY,
+                NewObject {
+                    bucket,
+                    key: PROCESSED_ORDERS_KEY,
+                    content_type: CSV_CONTENT_TYPE,
+                },
                 file.path(),
-                "text/csv; charset=utf-8",
             )
             .await?;
         publish.finish(etag.as_deref()).await?;

@@ -8,7 +8,7 @@ use crate::csv_input::FileKind;
 use crate::postgres::ledger::ObjectVersion;
 use crate::postgres::load::problems::Problem;
 use crate::postgres::load::{LoadCounts, LoadSession};
-use crate::storage::ObjectStore;
+use crate::storage::{NewObject, ObjectStore, CSV_CONTENT_TYPE};
 
 use super::{IngestError, Ingestor};
 
@@ -151,7 +151,14 @@ impl<S: ObjectStore> Ingestor<S> {
             .flush()
             .map_err(|e| IngestError::output("rejects file", e))?;
         self.store
-            .put_file(bucket, key, file.path(), "text/csv; charset=utf-8")
+            .put_file(
+                NewObject {
+                    bucket,
+                    key,
+                    content_type: CSV_CONTENT_TYPE,
+                },
+                file.path(),
+            )
             .await?;
         Ok(())
     }
@@ -165,7 +172,14 @@ impl<S: ObjectStore> Ingestor<S> {
         let body =
             serde_json::to_vec_pretty(value).map_err(|e| IngestError::output("report", e))?;
         self.store
-            .put(bucket, key, body, "application/json")
+            .put(
+                NewObject {
+                    bucket,
+                    key,
+                    content_type: "application/json",
+                },
+                body,
+            )
             .await?;
         Ok(())
     }

@@ -7,9 +7,10 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
+use super::{NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
 
 /// Buckets of objects in memory; clones share them.
 #[derive(Clone, Default)]
@@ -144,29 +145,21 @@ impl ObjectStore for MemoryStore {
 
     async fn put_file(
         &self,
-        bucket: &str,
-        key: &str,
-        path: &std::path::Path,
-        _content_type: &str,
+        to: NewObject<'_>,
+        path: &Path,
     ) -> Result<Option<String>, StorageError> {
         let body = tokio::fs::read(path)
             .await
-            .map_err(|e| StorageError::local_file(bucket, key, path, e))?;
-        Ok(Some(self.insert(bucket, key, body).0))
+            .map_err(|e| StorageError::local_file(to.bucket, to.key, path, e))?;
+        Ok(Some(self.insert(to.bucket, to.key, body).0))
     }
 
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
         Ok(self.latest(bucket, key).map(|stored| stored.etag))
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        _content_type: &str,
-    ) -> Result<(), StorageError> {
-        self.insert(bucket, key, body);
+    async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
+        self.insert(to.bucket, to.key, body);
         Ok(())
     }
 }

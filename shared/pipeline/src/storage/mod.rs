@@ -1,6 +1,7 @@
 //! Object storage: the port the ingest logic needs, its S3 adapter, and an
 //! in-memory one ([`memory`]) for tests that need only PostgreSQL.
 
+use std::path::Path;
 use std::pin::Pin;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -158,22 +159,25 @@ pub trait ObjectStore: Send + Sync {
     /// in memory. Returns the new object's ETag when the store reports one.
     async fn put_file(
         &self,
-        bucket: &str,
-        key: &str,
-        path: &std::path::Path,
-        content_type: &str,
+        to: NewObject<'_>,
+        path: &Path,
     ) -> Result<Option<String>, StorageError>;
     /// The ETag of the object at `key` now, or `None` when there is none:
     /// how a publisher sees that its output was deleted or replaced.
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError>;
     /// Writes a whole object.
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), StorageError>;
+    async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError>;
+}
+
+/// The content type of every CSV the pipeline writes.
+pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+
+/// Where an output goes, and what readers are told it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct NewObject<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub content_type: &'a str,
 }
 
 /// Builds the S3 client once per cold start. Against LocalStack (any
@@ -214,11 +218,30 @@ impl S3Store {
 }
 
 impl S3Store {
+    /// One PutObject; the new object's ETag.
+    async fn put_body(
+        &self,
+        to: NewObject<'_>,
+        body: ByteStream,
+    ) -> Result<Option<String>, StorageError> {
+        let put = self
+            .client
+            .put_object()
+            .bucket(to.bucket)
+            .key(to.key)
+            .content_type(to.content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| StorageError::new(to.bucket, to.key, Operation::Write, err))?;
+        Ok(bare_etag(put.e_tag()))
+    }
+
     async fn upload_parts(
         &self,
         bucket: &str,
         key: &str,
-        path: &std::path::Path,
+        path: &Path,
         upload_id: &str,
     ) -> Result<Option<String>, StorageError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -334,35 +357,24 @@ impl ObjectStore for S3Store {
 
     async fn put_file(
         &self,
-        bucket: &str,
-        key: &str,
-        path: &std::path::Path,
-        content_type: &str,
+        to: NewObject<'_>,
+        path: &Path,
     ) -> Result<Option<String>, StorageError> {
+        let NewObject { bucket, key, .. } = to;
         let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
         let size = tokio::fs::metadata(path).await.map_err(io_error)?.len();
         if size < self.multipart_threshold {
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| StorageError::local_file(bucket, key, path, e))?;
-            let put = self
-                .client
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(body)
-                .send()
-                .await
-                .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
-            return Ok(bare_etag(put.e_tag()));
+            return self.put_body(to, body).await;
         }
         let upload = self
             .client
             .create_multipart_upload()
             .bucket(bucket)
             .key(key)
-            .content_type(content_type)
+            .content_type(to.content_type)
             .send()
             .await
             .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
@@ -382,23 +394,8 @@ impl ObjectStore for S3Store {
         result
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), StorageError> {
-        self.client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
-        Ok(())
+    async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
+        self.put_body(to, ByteStream::from(body)).await.map(drop)
     }
 
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {

@@ -7,7 +7,8 @@ use std::pin::pin;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
-use super::problems::{BARCODE_REPEATS_TO_PROBLEMS, ORPHANS_TO_PROBLEMS};
+use super::problems::ORPHANS_TO_PROBLEMS;
+use super::ranking;
 use super::table::BARCODES_TABLE;
 use super::{Batch, LoadCounts, LoadSession};
 use crate::domain::{Barcode, BarcodeRow, OrderId};
@@ -36,13 +37,7 @@ impl LoadSession {
         let rows_read = self.stage(batches).await?;
         let client = self.client();
         client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
-                     SELECT line, barcode, order_id, first_value(line) OVER w AS first_line
-                     FROM staging WHERE reason IS NULL
-                     WINDOW w AS (PARTITION BY barcode ORDER BY line);
-                 {BARCODE_REPEATS_TO_PROBLEMS}"
-            ))
+            .batch_execute(&ranking::BARCODES.staged_rows())
             .await?;
         locks::take_merge_lock(client).await?;
         client
@@ -127,21 +122,9 @@ impl LoadSession {
         let rows_read = self.stage_direct(batches, &mut keep).await?;
         self.client()
             .batch_execute(&format!(
-                "{build}
-                 CREATE TEMP TABLE ranked ON COMMIT DROP AS
-                     SELECT line, barcode, order_id, copied, first_value(line) OVER w AS first_line
-                     FROM (SELECT line, barcode, order_id, false AS copied
-                           FROM staging WHERE reason IS NULL
-                           UNION ALL
-                           SELECT b.source_line, b.barcode, b.order_id, true FROM barcodes b
-                           WHERE b.barcode IN (SELECT barcode FROM staging WHERE reason IS NULL)) c
-                     WINDOW w AS (PARTITION BY barcode ORDER BY line);
-                 {BARCODE_REPEATS_TO_PROBLEMS}
-                 INSERT INTO barcodes (barcode, order_id, ingestion_id, source_line)
-                 SELECT barcode, order_id, {ingestion_id}, line FROM ranked
-                 WHERE line = first_line AND NOT copied;",
+                "{build}{settle}",
                 build = BARCODES_TABLE.build,
-                ingestion_id = self.ingestion_id,
+                settle = ranking::BARCODES.flagged_rows(self.ingestion_id),
             ))
             .await?;
         // The flagged rows that won are stored too.

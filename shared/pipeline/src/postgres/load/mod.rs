@@ -29,6 +29,7 @@ mod barcodes;
 mod first_export;
 mod orders;
 pub mod problems;
+mod ranking;
 mod rows;
 mod staging;
 mod table;

@@ -4,10 +4,8 @@
 
 use tokio::sync::mpsc;
 
-use super::problems::{
-    ORDERS_WITHOUT_BARCODES_REPORTED, ORDERS_WITHOUT_BARCODES_TO_PROBLEMS,
-    ORDER_REPEATS_TO_PROBLEMS,
-};
+use super::problems::{ORDERS_WITHOUT_BARCODES_REPORTED, ORDERS_WITHOUT_BARCODES_TO_PROBLEMS};
+use super::ranking;
 use super::table::ORDERS_TABLE;
 use super::{Batch, LoadCounts, LoadSession};
 use crate::domain::OrderRow;
@@ -24,17 +22,7 @@ impl LoadSession {
         let rows_read = self.stage(batches).await?;
         let client = self.client();
         // One sort finds both the first row of each order and its repeats.
-        client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE ranked ON COMMIT DROP AS
-                     SELECT line, order_id, customer_id,
-                            first_value(line) OVER w AS first_line,
-                            first_value(customer_id) OVER w AS first_customer
-                     FROM staging WHERE reason IS NULL
-                     WINDOW w AS (PARTITION BY order_id ORDER BY line);
-                 {ORDER_REPEATS_TO_PROBLEMS}"
-            ))
-            .await?;
+        client.batch_execute(&ranking::ORDERS.staged_rows()).await?;
         locks::take_merge_lock(client).await?;
         client
             .batch_execute(
@@ -100,23 +88,9 @@ impl LoadSession {
             .await?;
         self.client()
             .batch_execute(&format!(
-                "{build}
-                 CREATE TEMP TABLE ranked ON COMMIT DROP AS
-                     SELECT line, order_id, customer_id, copied,
-                            first_value(line) OVER w AS first_line,
-                            first_value(customer_id) OVER w AS first_customer
-                     FROM (SELECT line, order_id, customer_id, false AS copied
-                           FROM staging WHERE reason IS NULL
-                           UNION ALL
-                           SELECT o.source_line, o.order_id, o.customer_id, true FROM orders o
-                           WHERE o.order_id IN (SELECT order_id FROM staging WHERE reason IS NULL)) c
-                     WINDOW w AS (PARTITION BY order_id ORDER BY line);
-                 {ORDER_REPEATS_TO_PROBLEMS}
-                 INSERT INTO orders (order_id, customer_id, ingestion_id, source_line)
-                 SELECT order_id, customer_id, {ingestion_id}, line FROM ranked
-                 WHERE line = first_line AND NOT copied;",
+                "{build}{settle}",
                 build = ORDERS_TABLE.build,
-                ingestion_id = self.ingestion_id,
+                settle = ranking::ORDERS.flagged_rows(self.ingestion_id),
             ))
             .await?;
         let no_barcodes_yet: bool = self

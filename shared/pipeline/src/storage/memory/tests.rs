@@ -32,7 +32,14 @@ async fn a_file_put_reads_back_whole_with_the_etag_it_was_given() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), b"customer_id,order_id,barcodes\n").unwrap();
     let etag = store
-        .put_file("b", "processed/p.csv", file.path(), "text/csv")
+        .put_file(
+            NewObject {
+                bucket: "b",
+                key: "processed/p.csv",
+                content_type: "text/csv",
+            },
+            file.path(),
+        )
         .await
         .unwrap();
     assert_eq!(store.etag("b", "processed/p.csv").await.unwrap(), etag);
