@@ -11,4 +11,3 @@ pub mod orders;
 pub mod page;
 pub mod routes;
 pub mod state;
-pub mod store;

@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use order_pipeline::domain::outcome::{LoadCounts, ProblemCode};
+use order_pipeline::domain::outcome::{LedgerStatus, LoadCounts, ProblemCode};
 use order_pipeline::domain::rules::{FileOutcome, ReadFile, Rules, StoredBarcode, StoredOrder};
 use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
+use order_pipeline::postgres::read_model::analytics::{LastIngestion, Summary};
 
 /// One line of a file after the header, as the reader classifies it: a
 /// valid row, one rejected on its own (bad id, bad barcode, wrong field
@@ -92,20 +93,6 @@ impl Outcome {
     }
 }
 
-/// `GET /analytics/summary`, less its timestamps and ledger id.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Summary {
-    pub orders: i64,
-    pub customers: i64,
-    pub tickets: i64,
-    pub barcodes: i64,
-    pub unused_barcodes: i64,
-    pub rejected_rows: i64,
-    pub data_version: i64,
-    /// The newest ledger row's key and status.
-    pub last_ingestion: Option<(String, String)>,
-}
-
 /// Everything the model promises a reader sees.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct View {
@@ -117,7 +104,9 @@ pub struct View {
     pub top_customers: Vec<(CustomerId, i64)>,
     /// In code (byte) order.
     pub unused_barcodes: Vec<Barcode>,
-    pub summary: Summary,
+    /// `GET /analytics/summary`, less what the model cannot know: the
+    /// last ingestion's ledger id and time (see [`without_ids_and_times`]).
+    pub summary: serde_json::Value,
     pub processed_orders_csv: String,
 }
 
@@ -127,7 +116,7 @@ pub struct Model {
     rules: Rules,
     rejected_rows: i64,
     data_version: i64,
-    last_ingestion: Option<(String, String)>,
+    last_ingestion: Option<(String, LedgerStatus)>,
 }
 
 impl Model {
@@ -136,7 +125,7 @@ impl Model {
     pub fn upload(&mut self, upload: usize, key: &str, input: &Input) -> Outcome {
         let outcome = match input {
             Input::Unreadable => {
-                self.last_ingestion = Some((key.to_owned(), "rejected".to_owned()));
+                self.last_ingestion = Some((key.to_owned(), LedgerStatus::Rejected));
                 return Outcome::Rejected;
             }
             Input::Orders {
@@ -167,7 +156,7 @@ impl Model {
         if counts.accepted > 0 {
             self.data_version += 1;
         }
-        self.last_ingestion = Some((key.to_owned(), "loaded".to_owned()));
+        self.last_ingestion = Some((key.to_owned(), LedgerStatus::Loaded));
         Outcome::loaded(&outcome)
     }
 
@@ -196,7 +185,15 @@ impl Model {
             unused_barcodes: unused_barcodes.len() as i64,
             rejected_rows: self.rejected_rows,
             data_version: self.data_version,
-            last_ingestion: self.last_ingestion.clone(),
+            last_ingestion: self
+                .last_ingestion
+                .clone()
+                .map(|(key, status)| LastIngestion {
+                    id: 0,
+                    key,
+                    status,
+                    finished_at: None,
+                }),
         };
         View {
             orders: self.rules.orders().clone(),
@@ -204,7 +201,7 @@ impl Model {
             customer_tickets,
             top_customers: self.rules.top_customers(MAX_TOP_CUSTOMERS),
             unused_barcodes,
-            summary,
+            summary: without_ids_and_times(serde_json::to_value(summary).expect("JSON")),
             processed_orders_csv: processed_orders_csv(&self.rules),
         }
     }
@@ -261,4 +258,14 @@ pub fn reported(problems: impl IntoIterator<Item = (u64, ProblemCode, String)>) 
         .collect();
     reported.sort();
     reported
+}
+
+/// A summary as JSON without the last ingestion's ledger id and finish
+/// time, which the model cannot know.
+pub fn without_ids_and_times(mut summary: serde_json::Value) -> serde_json::Value {
+    if let Some(last) = summary["last_ingestion"].as_object_mut() {
+        last.remove("id");
+        last.remove("finished_at");
+    }
+    summary
 }

@@ -8,11 +8,11 @@ use crate::http::etag::{self, NotModified};
 use crate::http::extract::{parse_limit, parse_limit_from, ApiQuery};
 use crate::http::ApiError;
 use crate::page::{self, DEFAULT_PAGE, DEFAULT_TOP_LIMIT, MAX_PAGE, MAX_TOP_LIMIT};
-use crate::store::Summary;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
+use order_pipeline::postgres::read_model::analytics::Summary;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, serde::Deserialize, IntoParams)]

@@ -6,9 +6,9 @@ use crate::http::cursor::OrdersCursor;
 use crate::http::extract::{parse_id, ApiPath, ApiQuery};
 use crate::http::ApiError;
 use crate::state::ApiState;
-use crate::store::CustomerSummary;
 use axum::extract::State;
 use axum::Json;
+use order_pipeline::postgres::read_model::customers::CustomerSummary;
 use utoipa::IntoParams;
 
 /// A customer's order and ticket counts.
@@ -27,7 +27,7 @@ pub(crate) async fn get_customer(
         .db
         .customer(customer_id)
         .await?
-        .map(|customer| Json(customer.into()))
+        .map(Json)
         .ok_or_else(|| unknown_customer(customer_id))
 }
 

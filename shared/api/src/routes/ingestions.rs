@@ -7,11 +7,11 @@ use crate::http::cursor::{self, IngestionsCursor, Listing};
 use crate::http::extract::{parse_id, parse_limit, ApiPath, ApiQuery};
 use crate::http::ApiError;
 use crate::page::{self, DEFAULT_PAGE, MAX_PAGE};
-use crate::store::IngestionRow;
 use axum::extract::State;
 use axum::Json;
 use order_pipeline::domain::outcome::LedgerStatus;
 use order_pipeline::error_chain::ErrorChain;
+use order_pipeline::postgres::read_model::ingestions::IngestionRow;
 use utoipa::{IntoParams, ToSchema};
 
 /// A ledger row with links to download its files.
@@ -116,10 +116,7 @@ pub(crate) async fn list_ingestions(
     };
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;
-    let mut rows: Vec<IngestionRow> = (state.api.db.ingestions(status, before, limit).await?)
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let mut rows: Vec<IngestionRow> = state.api.db.ingestions(status, before, limit).await?;
     let next_cursor = page::next_cursor(&mut rows, limit, Listing::Ingestions, |last| {
         last.id.to_string()
     });

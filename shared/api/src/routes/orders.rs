@@ -6,9 +6,9 @@ use crate::http::extract::{parse_id, parse_limit, ApiPath, ApiQuery};
 use crate::http::ApiError;
 use crate::page::{self, DEFAULT_PAGE, MAX_PAGE};
 use crate::state::ApiState;
-use crate::store::{OrderDetail, OrderSummary};
 use axum::extract::State;
 use axum::Json;
+use order_pipeline::postgres::read_model::orders::{OrderDetail, OrderSummary};
 use order_pipeline::postgres::PgStore;
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,7 +27,7 @@ pub struct OrdersQuery {
 }
 
 /// A page of orders, by order_id.
-#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
+#[derive(Debug, serde::Serialize, ToSchema)]
 pub struct OrderPage {
     pub items: Vec<OrderSummary>,
     /// Pass as `cursor` for the next page; null on the last page.
@@ -44,10 +44,7 @@ pub(crate) async fn order_page(
 ) -> Result<OrderPage, ApiError> {
     let limit = parse_limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
     let after = cursor::decode_id(Listing::Orders, cursor)?;
-    let mut items: Vec<OrderSummary> = (db.list_orders(customer_id, after, limit).await?)
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let mut items: Vec<OrderSummary> = db.list_orders(customer_id, after, limit).await?;
     let next_cursor = page::next_cursor(&mut items, limit, Listing::Orders, |last| {
         last.order_id.to_string()
     });
@@ -100,6 +97,6 @@ pub(crate) async fn get_order(
         .db
         .order(order_id)
         .await?
-        .map(|order| Json(order.into()))
+        .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no order with order_id {order_id}")))
 }

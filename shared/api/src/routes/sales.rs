@@ -5,11 +5,11 @@ use crate::http::auth::{Authorized, OrdersWrite};
 use crate::http::extract::ApiJson;
 use crate::http::ApiError;
 use crate::state::ApiState;
-use crate::store::OrderDetail;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use order_pipeline::postgres::read_model::orders::OrderDetail;
 use order_pipeline::postgres::sales::SaleOutcome;
 use utoipa::ToSchema;
 
@@ -83,7 +83,7 @@ pub(crate) async fn create_order(
     match state.db.sell(sale.customer_id, sale.tickets, key.as_deref()).await? {
         SaleOutcome::Sold(order) => {
             let order = OrderDetail::from(order);
-            tracing::info!(order_id = order.order_id, tickets = order.tickets, "sold tickets");
+            tracing::info!(order_id = order.order_id.get(), tickets = order.tickets, "sold tickets");
             let location = format!("/orders/{}", order.order_id);
             Ok((
                 StatusCode::CREATED,

@@ -35,7 +35,8 @@ impl fmt::Display for Severity {
 }
 
 /// Where a ledger row stands (`ingestions.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LedgerStatus {
     /// A delivery holds the row and is loading the version.
     Loading,
@@ -430,6 +431,13 @@ mod tests {
             assert_eq!(LedgerStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(LedgerStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn the_api_names_each_ledger_status_as_the_ledger_stores_it() {
+        for status in LedgerStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

@@ -35,16 +35,19 @@ pub struct UnusedBarcodes {
 }
 
 /// The latest ledger row, for the summary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LastIngestion {
     pub id: i64,
     pub key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: LedgerStatus,
     pub finished_at: Option<String>,
 }
 
 /// Totals from the aggregates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     pub orders: i64,
     /// Customers holding at least one ticket.

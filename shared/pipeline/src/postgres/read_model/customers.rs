@@ -4,8 +4,10 @@ use crate::domain::CustomerId;
 use crate::postgres::{DbError, PgStore};
 
 /// A customer: how many orders and tickets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerSummary {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub customer_id: CustomerId,
     pub orders: i64,
     pub tickets: i64,

@@ -6,11 +6,14 @@ use crate::domain::outcome::LedgerStatus;
 use crate::postgres::{DbError, PgStore};
 
 /// A row of the ingest ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestionRow {
     pub id: i64,
     pub bucket: String,
     pub key: String,
+    /// loading, loaded, rejected or failed
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: LedgerStatus,
     /// orders or barcodes (unknown for a file rejected whole)
     pub kind: Option<String>,

@@ -9,6 +9,7 @@ use crate::postgres::{DbError, PgStore};
 
 /// Where a row came from: a line of an ingested file, and/or a sale.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provenance {
     /// The ingestion (ledger id) of the file the row came from.
     pub ingestion_id: Option<i64>,
@@ -21,9 +22,12 @@ pub struct Provenance {
 }
 
 /// An order in a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderSummary {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub order_id: OrderId,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub customer_id: CustomerId,
     /// Barcodes (tickets) the order holds.
     pub tickets: i64,
@@ -33,19 +37,25 @@ pub struct OrderSummary {
 
 /// A barcode of an order, with its provenance.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderBarcode {
     #[serde(deserialize_with = "stored::barcode")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub barcode: Barcode,
     pub source: Provenance,
 }
 
-/// One order with its barcodes. Serialised, it is also a sale's stored
-/// answer (see `postgres::sales`), read back on a retry.
+/// One order with its barcodes.
+// Serialised, it is also a sale's stored answer (see `postgres::sales`),
+// read back on a retry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderDetail {
     #[serde(deserialize_with = "stored::order_id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub order_id: OrderId,
     #[serde(deserialize_with = "stored::customer_id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub customer_id: CustomerId,
     pub tickets: i64,
     pub created_at: String,
