@@ -139,7 +139,7 @@ pub(crate) async fn summary(
     State(state): State<AnalyticsState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let summary = Summary::from(state.api.db.summary(&state.customer_totals).await?);
+    let summary = state.api.db.summary(&state.customer_totals).await?;
     let tag = etag::for_version("data", summary.data_version);
     Ok(etag::conditional(&headers, &tag, || Json(summary)))
 }

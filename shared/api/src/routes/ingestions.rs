@@ -144,7 +144,6 @@ pub(crate) async fn get_ingestion(
         .db
         .ingestion(id)
         .await?
-        .map(IngestionRow::from)
         .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
     Ok(Json(with_links(&state.files, row).await?))
 }

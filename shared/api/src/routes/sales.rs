@@ -82,7 +82,6 @@ pub(crate) async fn create_order(
     });
     match state.db.sell(sale.customer_id, sale.tickets, key.as_deref()).await? {
         SaleOutcome::Sold(order) => {
-            let order = OrderDetail::from(order);
             tracing::info!(order_id = order.order_id.get(), tickets = order.tickets, "sold tickets");
             let location = format!("/orders/{}", order.order_id);
             Ok((
@@ -95,7 +94,7 @@ pub(crate) async fn create_order(
         SaleOutcome::Replayed(order) => Ok((
             StatusCode::OK,
             [("idempotent-replayed", "true")],
-            Json(OrderDetail::from(order)),
+            Json(order),
         )
             .into_response()),
         SaleOutcome::NotEnough { wanted, available } => Err(ApiError::conflict(format!(
