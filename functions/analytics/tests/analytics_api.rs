@@ -106,12 +106,7 @@ async fn the_summary_comes_from_the_aggregates() {
         body["barcodes"],
         pipeline.scalar("SELECT count(*) FROM barcodes").await
     );
-    assert_eq!(
-        body["rejected_rows"],
-        pipeline
-            .scalar("SELECT rejected_rows FROM pipeline_stats")
-            .await
-    );
+    assert_eq!(body["rejected_rows"], pipeline.stat("rejected_rows").await);
     assert_eq!(body["last_ingestion"]["key"], "incoming/barcodes.csv");
     assert_eq!(body["last_ingestion"]["status"], "loaded");
     assert!(body["last_ingestion"]["finished_at"]
@@ -360,8 +355,6 @@ async fn the_analytics_routes_work_as_the_analytics_role() {
         pipeline
             .scalar("SELECT data_version FROM published_outputs")
             .await,
-        pipeline
-            .scalar("SELECT output_version FROM pipeline_stats")
-            .await
+        pipeline.stat("output_version").await
     );
 }

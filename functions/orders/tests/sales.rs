@@ -9,6 +9,7 @@ use axum::Router;
 use pipeline_api::state::ApiState;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token, test_token_all, TestPipeline,
+    TestResponse,
 };
 use serde_json::json;
 
@@ -16,18 +17,27 @@ fn router(pipeline: &TestPipeline) -> Router {
     pipeline_api::orders::router(ApiState::new(pipeline.db.store(), test_authenticator()))
 }
 
+/// Sends every sale (its body and Idempotency-Key) at once; the answers
+/// in the same order.
+async fn sell_at_once(
+    app: &Router,
+    token: &str,
+    sales: impl Iterator<Item = (serde_json::Value, Option<&'static str>)>,
+) -> Vec<TestResponse> {
+    futures_util::future::join_all(
+        sales.map(|(body, key)| send(app, post_json("/orders", token, &body, key))),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_sale_sells_unused_barcodes_and_moves_every_aggregate() {
     let pipeline = TestPipeline::with_sample_data(10).await;
     let app = router(&pipeline);
     let token = test_token_all();
-    let before_version = pipeline
-        .scalar("SELECT data_version FROM pipeline_stats")
-        .await;
-    let before_unused = pipeline
-        .scalar("SELECT unused_barcodes FROM pipeline_stats")
-        .await;
-    let before_orders = pipeline.scalar("SELECT orders FROM pipeline_stats").await;
+    let before_version = pipeline.stat("data_version").await;
+    let before_unused = pipeline.stat("unused_barcodes").await;
+    let before_orders = pipeline.stat("orders").await;
 
     let response = send(
         &app,
@@ -72,26 +82,11 @@ async fn a_sale_sells_unused_barcodes_and_moves_every_aggregate() {
     assert_eq!(fetched.json(), order);
 
     // Aggregates, as an ingest would have moved them.
+    assert_eq!(pipeline.stat("data_version").await, before_version + 1);
+    assert_eq!(pipeline.stat("unused_barcodes").await, before_unused - 3);
+    assert_eq!(pipeline.stat("orders").await, before_orders + 1);
     assert_eq!(
-        pipeline
-            .scalar("SELECT data_version FROM pipeline_stats")
-            .await,
-        before_version + 1
-    );
-    assert_eq!(
-        pipeline
-            .scalar("SELECT unused_barcodes FROM pipeline_stats")
-            .await,
-        before_unused - 3
-    );
-    assert_eq!(
-        pipeline.scalar("SELECT orders FROM pipeline_stats").await,
-        before_orders + 1
-    );
-    assert_eq!(
-        pipeline
-            .scalar("SELECT unused_barcodes FROM pipeline_stats")
-            .await,
+        pipeline.stat("unused_barcodes").await,
         pipeline
             .scalar("SELECT count(*) FROM barcodes WHERE order_id IS NULL")
             .await
@@ -136,9 +131,7 @@ async fn a_sale_sells_unused_barcodes_and_moves_every_aggregate() {
     assert_eq!(report.counts.rejected, 1);
 
     // More than remain: 409, nothing sold.
-    let unused = pipeline
-        .scalar("SELECT unused_barcodes FROM pipeline_stats")
-        .await;
+    let unused = pipeline.stat("unused_barcodes").await;
     let response = send(
         &app,
         post_json(
@@ -151,12 +144,7 @@ async fn a_sale_sells_unused_barcodes_and_moves_every_aggregate() {
     .await;
     assert_eq!(response.status, StatusCode::CONFLICT);
     assert_eq!(response.content_type(), "application/problem+json");
-    assert_eq!(
-        pipeline
-            .scalar("SELECT unused_barcodes FROM pipeline_stats")
-            .await,
-        unused
-    );
+    assert_eq!(pipeline.stat("unused_barcodes").await, unused);
 }
 
 #[tokio::test]
@@ -165,26 +153,13 @@ async fn hundreds_of_concurrent_sales_never_sell_a_barcode_twice() {
     let pipeline = TestPipeline::with_sample_data(699).await;
     let app = router(&pipeline);
     let token = test_token("orders:write");
-    let unused_before = pipeline
-        .scalar("SELECT unused_barcodes FROM pipeline_stats")
-        .await;
+    let unused_before = pipeline.stat("unused_barcodes").await;
     assert_eq!(unused_before, 702);
-    let results = futures_util::future::join_all((0..SALES).map(|i| {
-        let app = app.clone();
-        let token = token.clone();
-        async move {
-            send(
-                &app,
-                post_json(
-                    "/orders",
-                    &token,
-                    &json!({"customer_id": 1000 + (i % 7), "tickets": 3}),
-                    None,
-                ),
-            )
-            .await
-        }
-    }))
+    let results = sell_at_once(
+        &app,
+        &token,
+        (0..SALES).map(|i| (json!({"customer_id": 1000 + (i % 7), "tickets": 3}), None)),
+    )
     .await;
     let mut sold = HashSet::new();
     let mut orders = HashSet::new();
@@ -216,12 +191,7 @@ async fn hundreds_of_concurrent_sales_never_sell_a_barcode_twice() {
             .await,
         0
     );
-    assert_eq!(
-        pipeline
-            .scalar("SELECT unused_barcodes FROM pipeline_stats")
-            .await,
-        0
-    );
+    assert_eq!(pipeline.stat("unused_barcodes").await, 0);
     assert_eq!(
         pipeline
             .scalar("SELECT count(*) FROM barcodes WHERE sale_id IS NOT NULL")
@@ -264,22 +234,11 @@ async fn an_idempotency_key_makes_a_retry_return_the_first_sale() {
     assert_eq!(other.content_type(), "application/problem+json");
 
     // The same key sent ten times at once sells once.
-    let results = futures_util::future::join_all((0..10).map(|_| {
-        let app = app.clone();
-        let token = token.clone();
-        async move {
-            send(
-                &app,
-                post_json(
-                    "/orders",
-                    &token,
-                    &json!({"customer_id": 12, "tickets": 1}),
-                    Some("burst"),
-                ),
-            )
-            .await
-        }
-    }))
+    let results = sell_at_once(
+        &app,
+        &token,
+        (0..10).map(|_| (json!({"customer_id": 12, "tickets": 1}), Some("burst"))),
+    )
     .await;
     let created = results
         .iter()

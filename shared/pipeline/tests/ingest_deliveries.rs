@@ -18,16 +18,13 @@ async fn redelivery_of_the_same_object_changes_nothing() {
     let first = f
         .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n")
         .await;
-    let version_before = f.scalar("SELECT data_version FROM pipeline_stats").await;
+    let version_before = f.stat("data_version").await;
     let again = f.ingest_existing("incoming/o.csv").await;
     assert_eq!(again.status, IngestStatus::AlreadyIngested);
     assert_eq!(again.ingestion_id, first.ingestion_id);
     assert!(again.error.unwrap().contains("already ingested"));
     assert_eq!(f.scalar("SELECT count(*) FROM ingestions").await, 1);
-    assert_eq!(
-        f.scalar("SELECT data_version FROM pipeline_stats").await,
-        version_before
-    );
+    assert_eq!(f.stat("data_version").await, version_before);
 
     // New content under the same key is a new version: ingested again.
     let changed = f

@@ -83,20 +83,14 @@ async fn a_stored_unsold_barcode_can_be_sold_later() {
     let f = fixture().await;
     f.ingest("incoming/b1.csv", "barcode,order_id\nU1,\nU2,\n")
         .await;
-    assert_eq!(
-        f.scalar("SELECT unused_barcodes FROM pipeline_stats").await,
-        2
-    );
+    assert_eq!(f.stat("unused_barcodes").await, 2);
     f.ingest("incoming/o.csv", "order_id,customer_id\n7,70\n")
         .await;
     let report = f
         .ingest("incoming/b2.csv", "barcode,order_id\nU1,7\n")
         .await;
     assert_eq!((report.counts.accepted, report.counts.rejected), (1, 0));
-    assert_eq!(
-        f.scalar("SELECT unused_barcodes FROM pipeline_stats").await,
-        1
-    );
+    assert_eq!(f.stat("unused_barcodes").await, 1);
     assert_eq!(
         f.scalar("SELECT tickets FROM customer_tickets WHERE customer_id = 70")
             .await,

@@ -97,6 +97,12 @@ impl<B: PipelineBucket> TestPipeline<B> {
     pub async fn scalar(&self, sql: &str) -> i64 {
         self.db.scalar(sql).await
     }
+
+    /// One figure of the maintained totals (`pipeline_stats.<column>`).
+    pub async fn stat(&self, column: &str) -> i64 {
+        self.scalar(&format!("SELECT {column} FROM pipeline_stats"))
+            .await
+    }
 }
 
 impl TestPipeline {
