@@ -84,7 +84,9 @@ pub async fn run(workspace: &Workspace, args: Args) -> Result<()> {
     }
     let schemathesis = Schemathesis::find(workspace)?;
     Services::start(workspace).await?;
-    let bin = workspace.build(false).await?;
+    let bin = workspace
+        .build(false, &["pipeline-local", "apiserve"])
+        .await?;
     let mut api = ApiData::new(workspace, "fuzz_api", "fuzz-api").await?;
     let fuzzing = fuzz(workspace, &bin, &args, seed, &schemathesis, &mut api);
     let result = workspace::interruptible(fuzzing).await;

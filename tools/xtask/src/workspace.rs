@@ -67,18 +67,21 @@ impl Workspace {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.pg_port)
     }
 
-    /// `cargo build --workspace --quiet` (release or debug); returns the
-    /// directory of the binaries.
-    pub async fn build(&self, release: bool) -> Result<PathBuf> {
+    /// `cargo build --quiet` of the `binaries` a task runs (release or
+    /// debug; only those, since a release build links each one with fat
+    /// LTO); returns the directory they are in.
+    pub async fn build(&self, release: bool, binaries: &[&str]) -> Result<PathBuf> {
         say(&format!(
-            "building the workspace{}",
+            "building {}{}",
+            binaries.join(", "),
             if release { " (release)" } else { "" }
         ));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
-        command
-            .current_dir(&self.root)
-            .args(["build", "--workspace", "--quiet"]);
+        command.current_dir(&self.root).args(["build", "--quiet"]);
+        for binary in binaries {
+            command.args(["--bin", binary]);
+        }
         if release {
             command.arg("--release");
         }

@@ -84,7 +84,7 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
     if args.debug {
         say("--debug: debug binaries, the figures compare with nothing");
     }
-    let bin = workspace.build(!args.debug).await?;
+    let bin = workspace.build(!args.debug, &["pipeline-local"]).await?;
     let out = workspace.out_dir("bench")?;
     let sizes = sizes(args);
 

@@ -60,7 +60,9 @@ pub async fn run(workspace: &Workspace, args: Args) -> Result<()> {
     if args.debug {
         say("--debug: debug binaries, the figures compare with nothing");
     }
-    let bin = workspace.build(!args.debug).await?;
+    let bin = workspace
+        .build(!args.debug, &["pipeline-local", "orders", "analytics"])
+        .await?;
     let mut api = ApiData::new(workspace, "bench_api", "bench-api").await?;
     let result = workspace::interruptible(benchmark(&bin, &args, &mut api)).await;
     api.tear_down().await;
