@@ -158,6 +158,15 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         self.write_allowed(to.bucket, to.key).await?;
         self.inner.put(to, body).await
     }
+
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError> {
+        self.write_allowed(to.bucket, to.key).await?;
+        self.inner.compose(to, sources).await
+    }
 }
 
 /// Passes `remaining` bytes through, then fails every read.

@@ -72,6 +72,7 @@ impl<S: ObjectStore> Ingestor<S> {
         if publish.is_current() {
             let etag_now = self.store.etag(bucket, PROCESSED_ORDERS_KEY).await?;
             if publish.is_intact(etag_now.as_deref()) {
+                publish.release().await?;
                 return Ok(None);
             }
             tracing::warn!(

@@ -127,6 +127,12 @@ impl PublishSession {
         stream_processed_orders(self.tx.client(), sink).await
     }
 
+    /// Ends the session without publishing (the file was current), so its
+    /// connection goes back to the pool instead of being closed.
+    pub async fn release(self) -> Result<(), DbError> {
+        self.tx.end("ROLLBACK").await
+    }
+
     /// Records that the file, now with `etag`, shows `data_version`, and
     /// releases the lock.
     pub async fn finish(self, etag: Option<&str>) -> Result<(), DbError> {

@@ -8,6 +8,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncRead;
 
+mod compose;
 pub mod memory;
 
 /// Identifies one version of an object: the unit of work of an ingest.
@@ -79,6 +80,8 @@ pub enum Operation {
     WriteLocalFile(std::path::PathBuf),
     #[error("asking for its ETag failed")]
     Head,
+    #[error("copying {0} into it failed")]
+    Compose(String),
 }
 
 impl StorageError {
@@ -167,7 +170,20 @@ pub trait ObjectStore: Send + Sync {
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError>;
     /// Writes a whole object.
     async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError>;
+    /// Writes the object made of `sources` (keys in the same bucket), one
+    /// after the other, on the store's side: none of their bytes pass
+    /// through here. On S3 each source but the last must hold at least
+    /// [`MIN_PART_SIZE`] bytes, a multipart upload's smallest part. Returns
+    /// the new object's ETag when the store reports one.
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError>;
 }
+
+/// The smallest part of an S3 multipart upload but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// The content type of every CSV the pipeline writes.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
@@ -396,6 +412,14 @@ impl ObjectStore for S3Store {
 
     async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
         self.put_body(to, ByteStream::from(body)).await.map(drop)
+    }
+
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError> {
+        self.compose_objects(to, sources).await
     }
 
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
