@@ -3,7 +3,7 @@
 //! server-side copies (UploadPartCopy), a few at a time, so an object of
 //! gigabytes is assembled without a byte of it reaching the function.
 
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::{CompletedPart, MetadataDirective};
 use futures_util::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -46,39 +46,19 @@ impl S3Store {
                 copied.copy_object_result().and_then(|r| r.e_tag()),
             ));
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .content_type(to.content_type)
-            .send()
+        self.multipart(to, |upload_id| self.copy_parts(to, sources, upload_id))
             .await
-            .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
-        let upload_id = upload.upload_id.unwrap_or_default();
-        let result = self.copy_parts(to, sources, &upload_id).await;
-        if result.is_err() {
-            // Leave no orphaned parts behind (they cost money).
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
     }
 
     async fn copy_parts(
         &self,
         to: NewObject<'_>,
         sources: &[&str],
-        upload_id: &str,
-    ) -> Result<Option<String>, StorageError> {
+        upload_id: String,
+    ) -> Result<Vec<CompletedPart>, StorageError> {
         let NewObject { bucket, key, .. } = to;
-        let parts: Vec<CompletedPart> = futures_util::stream::iter(sources.iter().zip(1..))
+        let upload_id = upload_id.as_str();
+        futures_util::stream::iter(sources.iter().zip(1..))
             .map(|(source, part_number)| async move {
                 let copied = self
                     .client
@@ -111,21 +91,6 @@ impl S3Store {
             })
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
-            .await?;
-        let completed = self
-            .client
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
             .await
-            .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
-        Ok(bare_etag(completed.e_tag()))
     }
 }
