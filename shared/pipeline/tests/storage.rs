@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use order_pipeline::storage::{NewObject, ObjectRef, ObjectStore, S3Store};
+use order_pipeline::storage::{NewObject, ObjectRef, ObjectStore, S3Store, MIN_PART_SIZE};
 use pipeline_test_support::TestBucket;
 use tokio::io::AsyncReadExt;
 
@@ -67,4 +67,70 @@ async fn a_missing_object_is_reported_as_not_found() {
     };
     assert!(error.not_found);
     assert!(error.to_string().contains("incoming/none.csv"), "{error}");
+}
+
+/// processed_orders.csv from segments: parts copied on S3's side, in order,
+/// the content type the new object's; one source is a plain copy.
+#[tokio::test]
+async fn objects_composed_of_others_read_back_as_their_sources_in_order() {
+    let bucket = TestBucket::create().await;
+    let store = S3Store::new(bucket.client.clone());
+    let segment = |fill: u8, len: usize| vec![fill; len];
+    let sources = [
+        ("segments/a b+1.csv", segment(b'a', MIN_PART_SIZE as usize)),
+        ("segments/2.csv", segment(b'b', MIN_PART_SIZE as usize + 17)),
+        ("segments/3.csv", segment(b'c', 5)),
+    ];
+    for (key, body) in &sources {
+        bucket.put(key, body.clone()).await;
+    }
+    let to = |key| NewObject {
+        bucket: &bucket.name,
+        key,
+        content_type: "text/csv; charset=utf-8",
+    };
+    let keys: Vec<&str> = sources.iter().map(|(key, _)| *key).collect();
+    let etag = store.compose(to("processed/all.csv"), &keys).await.unwrap();
+    let expected: Vec<u8> = sources.iter().flat_map(|(_, body)| body.clone()).collect();
+    let head = bucket
+        .client
+        .head_object()
+        .bucket(&bucket.name)
+        .key("processed/all.csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/csv; charset=utf-8"));
+    assert_eq!(etag.as_deref(), head.e_tag().map(|t| t.trim_matches('"')));
+    let mut read = Vec::new();
+    store
+        .open(&ObjectRef::new(&bucket.name, "processed/all.csv"))
+        .await
+        .unwrap()
+        .reader
+        .read_to_end(&mut read)
+        .await
+        .unwrap();
+    assert!(
+        read == expected,
+        "the composed object differs from its sources"
+    );
+
+    store
+        .compose(to("processed/one.csv"), &keys[2..])
+        .await
+        .unwrap();
+    assert_eq!(bucket.get_text("processed/one.csv").await.unwrap(), "ccccc");
+
+    let missing = store
+        .compose(
+            to("processed/none.csv"),
+            &["segments/2.csv", "segments/none.csv"],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("segments/none.csv"),
+        "{missing}"
+    );
 }

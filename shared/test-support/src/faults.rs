@@ -1,6 +1,9 @@
-//! Stores that fail on cue.
+//! Stores that fail, or hold a write, on cue.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use order_pipeline::storage::{
     NewObject, ObjectReader, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
@@ -9,13 +12,64 @@ use order_pipeline::storage::{
 /// An [`ObjectStore`] that fails on cue, as S3
 /// cannot be made to: the next `failing_reads` opened objects fail
 /// mid-stream after `fail_after` bytes, as a reset connection does, and the
-/// next `failing_writes` writes under `write_prefix` are refused.
+/// next `failing_writes` writes under `write_prefix` are refused, and
+/// writes of a held key wait at a [`WriteGate`].
 pub struct FaultyStore<S> {
     inner: S,
     fail_after: usize,
     failing_reads: std::sync::atomic::AtomicUsize,
     write_prefix: String,
     failing_writes: std::sync::atomic::AtomicUsize,
+    held: Option<(String, Arc<WriteGate>)>,
+}
+
+/// Where writes of a held key wait until the test lets them through, so a
+/// test can act while a writer is in the middle of its write.
+pub struct WriteGate {
+    arrived: Semaphore,
+    through: Semaphore,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl WriteGate {
+    /// A closed gate.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            arrived: Semaphore::new(0),
+            through: Semaphore::new(0),
+            writes: 0.into(),
+        })
+    }
+
+    /// Waits until a writer arrives at the gate.
+    pub async fn arrival(&self) {
+        self.arrived
+            .acquire()
+            .await
+            .expect("the gate is never closed")
+            .forget();
+    }
+
+    /// Lets `writes` more writes through.
+    pub fn let_through(&self, writes: usize) {
+        self.through.add_permits(writes);
+    }
+
+    /// Writes of the held key that went through so far.
+    pub fn writes(&self) -> usize {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn pass(&self) {
+        self.arrived.add_permits(1);
+        self.through
+            .acquire()
+            .await
+            .expect("the gate is never closed")
+            .forget();
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl<S> FaultyStore<S> {
@@ -27,7 +81,14 @@ impl<S> FaultyStore<S> {
             failing_reads: 0.into(),
             write_prefix: String::new(),
             failing_writes: 0.into(),
+            held: None,
         }
+    }
+
+    /// Every write of `key` waits at `gate` until let through.
+    pub fn holding_writes(mut self, key: &str, gate: Arc<WriteGate>) -> Self {
+        self.held = Some((key.to_owned(), gate));
+        self
     }
 
     /// The next `reads` opened objects fail after `fail_after` bytes.
@@ -44,7 +105,10 @@ impl<S> FaultyStore<S> {
         self
     }
 
-    fn write_allowed(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+    async fn write_allowed(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        if let Some((_, gate)) = self.held.as_ref().filter(|(held, _)| held == key) {
+            gate.pass().await;
+        }
         if key.starts_with(&self.write_prefix) && take_one(&self.failing_writes) {
             return Err(StorageError::new(
                 bucket,
@@ -82,7 +146,7 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         to: NewObject<'_>,
         path: &Path,
     ) -> Result<Option<String>, StorageError> {
-        self.write_allowed(to.bucket, to.key)?;
+        self.write_allowed(to.bucket, to.key).await?;
         self.inner.put_file(to, path).await
     }
 
@@ -91,8 +155,17 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
     }
 
     async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
-        self.write_allowed(to.bucket, to.key)?;
+        self.write_allowed(to.bucket, to.key).await?;
         self.inner.put(to, body).await
+    }
+
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError> {
+        self.write_allowed(to.bucket, to.key).await?;
+        self.inner.compose(to, sources).await
     }
 }
 

@@ -14,7 +14,7 @@ pub mod sqs;
 
 pub use bucket::{localstack_config, TestBucket, DEFAULT_AWS_ENDPOINT};
 pub use database::{block_on_cleanup, unique_name, TestDatabase, DEFAULT_ADMIN_URL};
-pub use faults::FaultyStore;
+pub use faults::{FaultyStore, WriteGate};
 pub use http::{
     get, post_json, send, test_authenticator, test_token, test_token_all, TestResponse,
     TEST_JWT_SECRET,

@@ -117,6 +117,44 @@ impl ObjectStore for LocalFiles {
             .await
             .map_err(|e| StorageError::new(to.bucket, to.key, Operation::WriteLocalFile(target), e))
     }
+
+    /// The output files of `sources`, one after the other, streamed into
+    /// the file of `to`.
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError> {
+        let target = self.prepare_output(to.bucket, to.key).await?;
+        let written = |e| {
+            StorageError::new(
+                to.bucket,
+                to.key,
+                Operation::WriteLocalFile(target.clone()),
+                e,
+            )
+        };
+        let mut file = tokio::fs::File::create(&target).await.map_err(written)?;
+        for source in sources {
+            let mut part = tokio::fs::File::open(self.output_path(source))
+                .await
+                .map_err(|e| {
+                    StorageError::new(
+                        to.bucket,
+                        to.key,
+                        Operation::Compose((*source).to_owned()),
+                        e,
+                    )
+                })?;
+            tokio::io::copy(&mut part, &mut file)
+                .await
+                .map_err(written)?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(written)?;
+        self.etag(to.bucket, to.key).await
+    }
 }
 
 /// A local file's version: its size and modification time.
@@ -147,5 +185,52 @@ impl<R: AsyncRead + Unpin> AsyncRead for Progress<R> {
             bar.inc((buf.filled().len() - before) as u64);
         }
         polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_composed_output_is_its_sources_one_after_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFiles::new(dir.path());
+        let to = |key| NewObject {
+            bucket: "local",
+            key,
+            content_type: "text/csv",
+        };
+        store
+            .put(to("segments/1.csv"), b"header\n1\n".to_vec())
+            .await
+            .unwrap();
+        store
+            .put(to("segments/2.csv"), b"2\n".to_vec())
+            .await
+            .unwrap();
+        let etag = store
+            .compose(
+                to(PROCESSED_ORDERS_KEY),
+                &["segments/1.csv", "segments/2.csv"],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("processed_orders.csv")).unwrap(),
+            b"header\n1\n2\n"
+        );
+        assert_eq!(
+            etag,
+            store.etag("local", PROCESSED_ORDERS_KEY).await.unwrap()
+        );
+        let missing = store
+            .compose(to("processed/x.csv"), &["segments/none.csv"])
+            .await
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("segments/none.csv"),
+            "{missing}"
+        );
     }
 }

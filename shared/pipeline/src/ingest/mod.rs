@@ -132,9 +132,8 @@ impl<S: ObjectStore> Ingestor<S> {
         {
             Ok((mut report, prepared)) => {
                 let publish_started = Instant::now();
-                report.processed_orders_written = self
-                    .publish_processed_orders_from(&version.bucket, prepared)
-                    .await?;
+                report.processed_orders_written =
+                    self.publish_after_commit(&version.bucket, prepared).await?;
                 report.timings.publish_ms = publish_started.elapsed().as_millis() as u64;
                 report.timings.total_ms = started.elapsed().as_millis() as u64;
                 log_report(&report);
@@ -170,7 +169,7 @@ impl<S: ObjectStore> Ingestor<S> {
             "this object version was already ingested (ingestion {ingestion_id}, {status}); nothing changed"
         ));
         // A crash after an earlier commit may have left the output behind.
-        report.processed_orders_written = self.publish_processed_orders(&version.bucket).await?;
+        report.processed_orders_written = self.publish_after_commit(&version.bucket, None).await?;
         report.timings.total_ms = started.elapsed().as_millis() as u64;
         tracing::info!(ingestion_id, "already ingested; skipped");
         Ok(report)

@@ -1,5 +1,6 @@
 //! processed_orders.csv from the database: the export query, and
-//! publishing under the publish lock, only when the file is behind the data.
+//! publishing under the publish lock, only when the file is behind the data
+//! (or no longer the file that was published).
 
 use std::pin::pin;
 
@@ -32,11 +33,57 @@ const EXPORT_SETTINGS: &str = "
 pub type ExportSink<'a> = dyn FnMut(ProcessedOrder) -> std::io::Result<()> + Send + 'a;
 
 impl PgStore {
-    /// Starts publishing processed_orders.csv: takes the publish lock and
-    /// tells whether the published file is behind the data.
+    /// Starts publishing processed_orders.csv: waits for the publish lock
+    /// and tells whether the published file is behind the data.
     pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
         let tx = Transaction::begin(&self.pool, &format!("BEGIN; {EXPORT_SETTINGS}")).await?;
         locks::take_publish_lock(tx.client()).await?;
+        PublishSession::read(tx, destination).await
+    }
+
+    /// Like [`PgStore::begin_publish`] when the publish lock is free; `None`
+    /// when another publisher holds it (after a commit, that one will see
+    /// the commit: a publisher repeats until the file is current).
+    pub async fn try_begin_publish(
+        &self,
+        destination: &str,
+    ) -> Result<Option<PublishSession>, DbError> {
+        let tx = Transaction::begin(&self.pool, &format!("BEGIN; {EXPORT_SETTINGS}")).await?;
+        if !locks::try_take_publish_lock(tx.client()).await? {
+            tx.end("ROLLBACK").await?;
+            return Ok(None);
+        }
+        PublishSession::read(tx, destination).await.map(Some)
+    }
+
+    /// Whether the file last published to `destination` shows the data as
+    /// committed now.
+    pub async fn output_is_current(&self, destination: &str) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT s.output_version <= coalesce(p.data_version, -1)
+                 FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
+                &[&destination],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+/// Publishing processed_orders.csv under the publish lock.
+pub struct PublishSession {
+    tx: Transaction,
+    destination: String,
+    pub data_version: i64,
+    /// None when nothing was ever published there.
+    pub published_version: Option<i64>,
+    /// The ETag the file was given (None when unknown).
+    published_etag: Option<String>,
+}
+
+impl PublishSession {
+    async fn read(tx: Transaction, destination: &str) -> Result<Self, DbError> {
         let row = tx
             .client()
             .query_one(
@@ -53,20 +100,7 @@ impl PgStore {
             published_etag: row.get(2),
         })
     }
-}
 
-/// Publishing processed_orders.csv under the publish lock.
-pub struct PublishSession {
-    tx: Transaction,
-    destination: String,
-    pub data_version: i64,
-    /// None when nothing was ever published there.
-    pub published_version: Option<i64>,
-    /// The ETag the file was given (None when unknown).
-    published_etag: Option<String>,
-}
-
-impl PublishSession {
     /// True when the last publish there showed the current data.
     pub fn is_current(&self) -> bool {
         self.published_version
@@ -93,16 +127,24 @@ impl PublishSession {
         stream_processed_orders(self.tx.client(), sink).await
     }
 
+    /// Ends the session without publishing (the file was current), so its
+    /// connection goes back to the pool instead of being closed.
+    pub async fn release(self) -> Result<(), DbError> {
+        self.tx.end("ROLLBACK").await
+    }
+
     /// Records that the file, now with `etag`, shows `data_version`, and
     /// releases the lock.
     pub async fn finish(self, etag: Option<&str>) -> Result<(), DbError> {
         self.tx
             .client()
             .execute(
-                "INSERT INTO published_outputs (destination, data_version, etag) VALUES ($1, $2, $3)
+                "INSERT INTO published_outputs (destination, data_version, etag, publishes)
+                 VALUES ($1, $2, $3, 1)
                  ON CONFLICT (destination) DO UPDATE
                      SET data_version = GREATEST(published_outputs.data_version, EXCLUDED.data_version),
-                         etag = EXCLUDED.etag",
+                         etag = EXCLUDED.etag,
+                         publishes = published_outputs.publishes + 1",
                 &[&self.destination, &self.data_version, &etag],
             )
             .await?;

@@ -40,3 +40,12 @@ pub(super) async fn take_publish_lock(client: &Object) -> Result<(), DbError> {
         .await?;
     Ok(())
 }
+
+/// Takes the publish lock if it is free; false when another publisher holds
+/// it.
+pub(super) async fn try_take_publish_lock(client: &Object) -> Result<bool, DbError> {
+    let row = client
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
+        .await?;
+    Ok(row.get(0))
+}

@@ -162,6 +162,21 @@ impl ObjectStore for MemoryStore {
         self.insert(to.bucket, to.key, body);
         Ok(())
     }
+
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError> {
+        let mut body = Vec::new();
+        for source in sources {
+            let stored = self
+                .latest(to.bucket, source)
+                .ok_or_else(|| StorageError::missing(to.bucket, source))?;
+            body.extend_from_slice(&stored.body);
+        }
+        Ok(Some(self.insert(to.bucket, to.key, body).0))
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncRead;
 
+mod compose;
 pub mod memory;
+mod multipart;
 
 /// Identifies one version of an object: the unit of work of an ingest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +81,8 @@ pub enum Operation {
     WriteLocalFile(std::path::PathBuf),
     #[error("asking for its ETag failed")]
     Head,
+    #[error("copying {0} into it failed")]
+    Compose(String),
 }
 
 impl StorageError {
@@ -167,7 +171,20 @@ pub trait ObjectStore: Send + Sync {
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError>;
     /// Writes a whole object.
     async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError>;
+    /// Writes the object made of `sources` (keys in the same bucket), one
+    /// after the other, on the store's side: none of their bytes pass
+    /// through here. On S3 each source but the last must hold at least
+    /// [`MIN_PART_SIZE`] bytes, a multipart upload's smallest part. Returns
+    /// the new object's ETag when the store reports one.
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError>;
 }
+
+/// The smallest part of an S3 multipart upload but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// The content type of every CSV the pipeline writes.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
@@ -236,85 +253,6 @@ impl S3Store {
             .map_err(|err| StorageError::new(to.bucket, to.key, Operation::Write, err))?;
         Ok(bare_etag(put.e_tag()))
     }
-
-    async fn upload_parts(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &Path,
-        upload_id: &str,
-    ) -> Result<Option<String>, StorageError> {
-        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-        use tokio::io::AsyncReadExt;
-        let io_error = |e: std::io::Error| StorageError::local_file(bucket, key, path, e);
-        let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
-        let part_size = self.part_size;
-        // Dropped on an error, the set aborts the parts still uploading.
-        let mut in_flight = tokio::task::JoinSet::new();
-        let mut parts = Vec::new();
-        let uploaded = |done: Result<_, tokio::task::JoinError>| match done {
-            Ok(Ok((part_number, e_tag))) => Ok(CompletedPart::builder()
-                .part_number(part_number)
-                .set_e_tag(e_tag)
-                .build()),
-            Ok(Err(err)) => Err(StorageError::new(bucket, key, Operation::UploadPart, err)),
-            Err(join) => Err(StorageError::new(bucket, key, Operation::UploadPart, join)),
-        };
-        for part_number in 1.. {
-            let mut buffer = vec![0u8; part_size];
-            let mut filled = 0;
-            while filled < part_size {
-                let n = file.read(&mut buffer[filled..]).await.map_err(io_error)?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
-                break;
-            }
-            buffer.truncate(filled);
-            // Each part goes in its own task, so it keeps moving while the
-            // next one is read.
-            let request = self
-                .client
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(part_number)
-                .body(ByteStream::from(buffer))
-                .send();
-            in_flight.spawn(async move { request.await.map(|part| (part_number, part.e_tag)) });
-            if in_flight.len() >= PARTS_IN_FLIGHT {
-                let done = in_flight.join_next().await.expect("parts in flight");
-                parts.push(uploaded(done)?);
-            }
-            if filled < part_size {
-                break;
-            }
-        }
-        while let Some(done) = in_flight.join_next().await {
-            parts.push(uploaded(done)?);
-        }
-        // Parts finish in any order; S3 wants them listed in order.
-        parts.sort_by_key(|part| part.part_number());
-        let completed = self
-            .client
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|err| StorageError::new(bucket, key, Operation::UploadPart, err))?;
-        Ok(bare_etag(completed.e_tag()))
-    }
 }
 
 /// An ETag without the quotes S3 puts around it.
@@ -369,33 +307,20 @@ impl ObjectStore for S3Store {
                 .map_err(|e| StorageError::local_file(bucket, key, path, e))?;
             return self.put_body(to, body).await;
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .content_type(to.content_type)
-            .send()
+        self.multipart(to, |upload_id| self.upload_parts(to, path, upload_id))
             .await
-            .map_err(|err| StorageError::new(bucket, key, Operation::Write, err))?;
-        let upload_id = upload.upload_id.unwrap_or_default();
-        let result = self.upload_parts(bucket, key, path, &upload_id).await;
-        if result.is_err() {
-            // Leave no orphaned parts behind (they cost money).
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
     }
 
     async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError> {
         self.put_body(to, ByteStream::from(body)).await.map(drop)
+    }
+
+    async fn compose(
+        &self,
+        to: NewObject<'_>,
+        sources: &[&str],
+    ) -> Result<Option<String>, StorageError> {
+        self.compose_objects(to, sources).await
     }
 
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {

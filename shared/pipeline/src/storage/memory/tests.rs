@@ -86,3 +86,25 @@ async fn an_unversioned_object_named_by_an_old_etag_is_superseded() {
     store.delete("b", "k");
     assert_eq!(store.etag("b", "k").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn composed_objects_read_back_as_their_sources_one_after_the_other() {
+    let store = MemoryStore::versioned();
+    store.insert(
+        "b",
+        "s/1",
+        b"customer_id,order_id,barcodes\n1,1,[A]\n".to_vec(),
+    );
+    store.insert("b", "s/2", b"2,2,[B]\n".to_vec());
+    let to = NewObject {
+        bucket: "b",
+        key: "processed/p.csv",
+        content_type: "text/csv",
+    };
+    let etag = store.compose(to, &["s/1", "s/2"]).await.unwrap();
+    assert_eq!(store.etag("b", "processed/p.csv").await.unwrap(), etag);
+    let (body, _) = read(&store, &ObjectRef::new("b", "processed/p.csv")).await;
+    assert_eq!(body, b"customer_id,order_id,barcodes\n1,1,[A]\n2,2,[B]\n");
+    let missing = store.compose(to, &["s/1", "s/3"]).await.unwrap_err();
+    assert!(missing.to_string().contains("s/3"), "{missing}");
+}

@@ -1,0 +1,91 @@
+//! Publishing processed_orders.csv while files keep arriving: a load that
+//! finds a publish in flight leaves its commit to that publisher, which
+//! repeats until the file is current, so a burst costs a few publishes and
+//! no load waits for another's upload. Real PostgreSQL, a bucket in memory.
+
+use std::time::Duration;
+
+use order_pipeline::config::PROCESSED_ORDERS_KEY;
+use order_pipeline::ingest::{IngestStatus, Ingestor};
+use order_pipeline::storage::ObjectRef;
+use pipeline_test_support::{FaultyStore, TestPipeline, WriteGate};
+
+#[tokio::test]
+async fn loads_during_a_publish_leave_it_to_the_publisher_which_repeats_until_current() {
+    let f = TestPipeline::in_memory().await;
+    let gate = WriteGate::new();
+    // Every ingestor here holds its uploads of processed_orders.csv at the gate.
+    let gated = || {
+        Ingestor::new(
+            FaultyStore::new(f.bucket.store.clone())
+                .holding_writes(PROCESSED_ORDERS_KEY, gate.clone()),
+            f.db.store(),
+        )
+    };
+    let ingestor = gated();
+    let ingest = |key: &'static str, body: &'static str| {
+        let (f, ingestor) = (&f, &ingestor);
+        async move {
+            f.bucket.put(key, body).await;
+            ingestor
+                .ingest(&ObjectRef::new(&f.bucket.name, key))
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e}"))
+        }
+    };
+    gate.let_through(1);
+    ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n3,30\n").await;
+    gate.arrival().await; // its publish, gone through already
+    assert_eq!(gate.writes(), 1);
+
+    // The first barcodes file's publisher stops at the gate, in the middle
+    // of its upload, holding the publish lock.
+    f.bucket
+        .put("incoming/b1.csv", "barcode,order_id\nA,1\n")
+        .await;
+    let publisher = tokio::spawn({
+        let (ingestor, first) = (gated(), ObjectRef::new(&f.bucket.name, "incoming/b1.csv"));
+        async move {
+            ingestor
+                .ingest(&first)
+                .await
+                .expect("the first barcodes file")
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), gate.arrival())
+        .await
+        .expect("the publisher reaches its upload");
+
+    // Two more files load and commit meanwhile: neither waits for the
+    // upload, and neither publishes.
+    for (key, body) in [
+        ("incoming/b2.csv", "barcode,order_id\nB,2\n"),
+        ("incoming/b3.csv", "barcode,order_id\nC,3\n"),
+    ] {
+        let report = tokio::time::timeout(Duration::from_secs(30), ingest(key, body))
+            .await
+            .unwrap_or_else(|_| panic!("{key} waited for the publish in flight"));
+        assert_eq!(report.status, IngestStatus::Loaded, "{key}");
+        assert_eq!(report.processed_orders_written, None, "{key}");
+    }
+    assert_eq!(
+        gate.writes(),
+        1,
+        "only the orders file's publish went through"
+    );
+
+    // Let the publisher go: its first upload shows its own snapshot, then it
+    // sees the file behind and publishes once more, with both files.
+    gate.let_through(2);
+    let report = publisher.await.unwrap();
+    assert_eq!(report.processed_orders_written, Some(3));
+    assert_eq!(gate.writes(), 3);
+    assert_eq!(
+        f.bucket.get_text(PROCESSED_ORDERS_KEY).await.unwrap(),
+        "customer_id,order_id,barcodes\n10,1,[A]\n20,2,[B]\n30,3,[C]\n"
+    );
+    assert_eq!(
+        f.db.scalar("SELECT publishes FROM published_outputs").await,
+        3
+    );
+}
