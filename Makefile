@@ -52,7 +52,7 @@ deploy: ## Build and deploy to AWS (sam, guided the first time; ARCH=x86_64 for 
 migrate-aws: ## Apply the database migrations in the deployed stack (invokes its migrate function)
 	@scripts/infra.sh migrate
 
-bench: ## Time ingest vs a plain COPY floor on generated data (BENCH_ORDERS=1000000 BENCH_INCREMENT=100000 BENCH_LARGE=3000000)
+bench: ## Time ingest vs a plain COPY floor on generated data (BENCH_ORDERS=1000000 BENCH_INCREMENT=100000 BENCH_LARGE=3000000 BENCH_BURST_FILES=20)
 	@cargo xtask bench
 
 token: ## Print a local API token with every scope: TOKEN=$$(make -s token)

@@ -40,8 +40,13 @@ pub fn data_rows(summary: &datagen::Summary) -> u64 {
 
 /// Uploads DIR's two files into the bucket's incoming/ prefix.
 pub async fn upload(scratch: &Scratch, dir: &Path) -> Result<()> {
+    upload_as(scratch, dir, INCOMING_PREFIX).await
+}
+
+/// Uploads DIR's two files as `<prefix>orders.csv` and `<prefix>barcodes.csv`.
+pub async fn upload_as(scratch: &Scratch, dir: &Path, prefix: &str) -> Result<()> {
     for name in FILES {
-        let key = format!("{INCOMING_PREFIX}{name}");
+        let key = format!("{prefix}{name}");
         pipeline_local::upload::upload_file(
             &scratch.s3,
             &scratch.names.bucket,
@@ -70,10 +75,23 @@ pub async fn ingest(
     database_url: &str,
     out: &Path,
 ) -> Result<Ingested> {
+    let keys = FILES.map(|name| format!("{INCOMING_PREFIX}{name}"));
+    ingest_keys(bin, scratch, database_url, &keys, out).await
+}
+
+/// Runs `<bin>/pipeline-local ingest` on `keys`, one after the other, as
+/// [`ingest`] does.
+pub async fn ingest_keys(
+    bin: &Path,
+    scratch: &Scratch,
+    database_url: &str,
+    keys: &[String],
+    out: &Path,
+) -> Result<Ingested> {
     let mut command = Command::new(bin.join("pipeline-local"));
     command
         .args(["--bucket", &scratch.names.bucket, "ingest"])
-        .args(FILES.map(|name| format!("{INCOMING_PREFIX}{name}")))
+        .args(keys)
         .env("DATABASE_URL", database_url);
     if std::env::var_os("RUST_LOG").is_none() {
         command.env("RUST_LOG", "warn");

@@ -56,13 +56,21 @@ pub enum Keys {
 /// COPYs DIR's files into the floor tables of `database_url`, then builds
 /// the keys unless they exist.
 pub async fn run(database_url: &str, dir: &Path, keys: Keys) -> Result<Floor> {
+    run_all(database_url, &[dir], keys).await
+}
+
+/// COPYs the files of every one of `dirs`, one after the other, into the
+/// floor tables of `database_url`, then builds the keys unless they exist.
+pub async fn run_all(database_url: &str, dirs: &[&Path], keys: Keys) -> Result<Floor> {
     let client = postgres::connect(database_url).await?;
     let started = Instant::now();
-    for name in FILES {
-        let table = name.trim_end_matches(".csv");
-        copy_file(&client, table, &dir.join(name))
-            .await
-            .with_context(|| format!("copying {} into {table}", dir.join(name).display()))?;
+    for dir in dirs {
+        for name in FILES {
+            let table = name.trim_end_matches(".csv");
+            copy_file(&client, table, &dir.join(name))
+                .await
+                .with_context(|| format!("copying {} into {table}", dir.join(name).display()))?;
+        }
     }
     let copied = Instant::now();
     if keys == Keys::BuildAfter {

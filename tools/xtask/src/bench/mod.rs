@@ -3,12 +3,14 @@
 //! processed_orders.csv back to S3) on generated data, against the floor of
 //! a plain COPY into bare tables plus the same keys built afterwards, on the
 //! same PostgreSQL in the same run: a small, the main and a large file, each
-//! into a fresh database, then an incremental file into the main one.
+//! into a fresh database, then an incremental file into the main one, then
+//! a burst of files at once into a fresh database.
 //!
 //! Everything it creates (databases bench_*, bucket bench-* and its queues)
 //! is removed at the end; PostgreSQL and LocalStack are started if they are
 //! not running and stopped again only if nobody else uses them by then.
 
+mod burst;
 mod floor;
 mod report;
 
@@ -44,6 +46,19 @@ pub struct Args {
     /// above BENCH_ORDERS, skips it).
     #[arg(long, env = "BENCH_LARGE", default_value_t = 3_000_000)]
     large: u64,
+    /// Pairs of files in the burst, dropped into the bucket together and
+    /// ingested into a fresh database (0 skips it).
+    #[arg(long, env = "BENCH_BURST_FILES", default_value_t = 20)]
+    burst_files: u64,
+    /// Orders in each of the burst's files.
+    #[arg(long, env = "BENCH_BURST_ORDERS", default_value_t = 50_000,
+          value_parser = workspace::count::<u64>())]
+    burst_orders: u64,
+    /// Ingests at once during the burst: the template's IngestMaxConcurrency
+    /// default.
+    #[arg(long, env = "BENCH_BURST_WORKERS", default_value_t = 5,
+          value_parser = workspace::count::<u64>())]
+    burst_workers: u64,
     /// Builds and runs the debug binaries instead of release ones: a quick
     /// check that the task works, whose figures compare with nothing.
     #[arg(long)]
@@ -112,6 +127,13 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         },
     )?;
 
+    let burst = burst::Burst {
+        files: args.burst_files,
+        orders: args.burst_orders,
+        workers: args.burst_workers,
+    };
+    let burst_files = burst::generate(&out, burst)?;
+
     say(&format!("creating bucket s3://{}", scratch.names.bucket));
     scratch.bootstrap().await?;
 
@@ -170,6 +192,13 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         true,
     ));
 
+    let mut publishes = None;
+    if !burst_files.is_empty() {
+        let outcome = burst::run(&bin, scratch, &out, burst, &burst_files).await?;
+        rows.push(outcome.row);
+        publishes = Some(outcome.publishes);
+    }
+
     let table_path = out.join(format!("results-{stamp}.txt"));
     let context = report::Context {
         cores: workspace::cores(),
@@ -178,7 +207,14 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         reports: format!("{}/*.ingest.{{json,stderr}}", out.display()),
         table_path: table_path.display().to_string(),
     };
-    let table = report::render(&context, &rows);
+    let mut table = report::render(&context, &rows);
+    if let Some(publishes) = publishes {
+        table.push_str(&format!(
+            "The burst: {} pairs of files of {} orders, {} ingests at once, into a fresh database; \
+             processed_orders.csv was published {publishes} times for them.\n",
+            burst.files, burst.orders, burst.workers
+        ));
+    }
     print!("{table}");
     std::fs::write(&table_path, table)?;
     Ok(())
@@ -243,9 +279,9 @@ fn summary_of(report: &Value) -> Value {
 
 /// Seconds spent regenerating processed_orders.csv (0 for a report without
 /// `timings.publish_ms`).
-fn publish_secs(reports: &[Value]) -> f64 {
+fn publish_secs<'a>(reports: impl IntoIterator<Item = &'a Value>) -> f64 {
     let millis: f64 = reports
-        .iter()
+        .into_iter()
         .filter_map(|r| r["timings"]["publish_ms"].as_f64())
         .sum();
     millis / 1000.0
