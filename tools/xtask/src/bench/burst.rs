@@ -107,11 +107,7 @@ pub async fn run(
         .get(0);
 
     let floor_database = format!("bench_{}_floor_burst", scratch.stamp);
-    let floor_url = scratch.database(&floor_database).await?;
-    postgres::connect(&floor_url)
-        .await?
-        .batch_execute(floor::SCHEMA)
-        .await?;
+    let floor_url = floor::create(scratch, &floor_database).await?;
     say(&format!(
         "{label}: floor (COPY of every file, then keys) in {floor_database}"
     ));

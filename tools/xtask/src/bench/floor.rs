@@ -12,11 +12,12 @@ use tokio_postgres::Client;
 
 use crate::datasets::FILES;
 use crate::postgres;
+use crate::scratch::Scratch;
 
 /// The key columns as migrations/ declares them: barcode compares bytewise
 /// (COLLATE "C"), which makes its index about twice as fast to build as under
 /// the database's default collation; a floor without it would flatter ingest.
-pub const SCHEMA: &str = "
+const SCHEMA: &str = "
 CREATE TABLE orders (order_id bigint, customer_id bigint);
 CREATE TABLE barcodes (barcode text COLLATE \"C\", order_id bigint);";
 
@@ -51,6 +52,13 @@ impl Floor {
 pub enum Keys {
     BuildAfter,
     Exist,
+}
+
+/// Creates the database `name` with the floor's bare tables; its URL.
+pub async fn create(scratch: &mut Scratch, name: &str) -> Result<String> {
+    let url = scratch.database(name).await?;
+    postgres::connect(&url).await?.batch_execute(SCHEMA).await?;
+    Ok(url)
 }
 
 /// COPYs DIR's files into the floor tables of `database_url`, then builds

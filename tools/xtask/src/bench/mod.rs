@@ -147,11 +147,7 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         let ingested = real_ingest(&bin, scratch, &label, dir, &database, &url, &out).await?;
 
         let floor_database = format!("bench_{stamp}_floor_n{orders}");
-        let floor_url = scratch.database(&floor_database).await?;
-        postgres::connect(&floor_url)
-            .await?
-            .batch_execute(floor::SCHEMA)
-            .await?;
+        let floor_url = floor::create(scratch, &floor_database).await?;
         say(&format!(
             "{label}: floor (COPY into bare tables, then keys) in {floor_database}"
         ));
