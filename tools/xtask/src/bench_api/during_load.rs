@@ -18,6 +18,8 @@ use crate::workspace::say;
 /// took against how long the reads ran.
 pub struct DuringLoad {
     pub rows: Vec<String>,
+    /// Answers of status 500 and up, both servers together.
+    pub server_errors: u64,
     pub load_secs: f64,
     pub read_secs: u32,
 }
@@ -106,7 +108,7 @@ pub async fn run(
             ingested.reports_path.display()
         );
     }
-    let mut rows = Vec::new();
+    let (mut rows, mut server_errors) = (Vec::new(), 0);
     for (label, output) in reads {
         std::fs::write(
             api.out.join(format!(
@@ -117,14 +119,19 @@ pub async fn run(
             &output,
         )?;
         let figures = wrk::parse(&output);
+        let Some(errors) = wrk::server_errors(&output) else {
+            bail!("{label}: wrk printed no 5xx count:\n{output}");
+        };
         say(&format!(
-            "{label}: p50 {}, p99 {}, {} req/s, {} non-2xx",
+            "{label}: p50 {}, p99 {}, {} req/s, {} non-2xx of which {errors} 5xx",
             figures.p50, figures.p99, figures.requests_per_sec, figures.non_2xx
         ));
+        server_errors += errors;
         rows.push(wrk::row(label, &figures));
     }
     Ok(DuringLoad {
         rows,
+        server_errors,
         load_secs: ingested.measured.seconds,
         read_secs,
     })

@@ -209,7 +209,7 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
          wrk shares the {cores} cores with the servers and PostgreSQL. {{random}}: a random id per request.\n\n\
          {}\n{}\n\n\
          loading: read while {} more orders (a file that doubles the tables) were ingested, {:.0} s;\n\
-         the two wrk runs ({} connections each) ran {} s at once.\n",
+         the two wrk runs ({} connections each) ran {} s at once; {} answers were 5xx.\n",
         postgres::server_version(&database).await?,
         workspace::utc_minute(),
         args.orders,
@@ -224,6 +224,7 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         during.load_secs,
         (args.conns / 2).max(1),
         during.read_secs,
+        during.server_errors,
     );
     print!("{table}");
     std::fs::write(

@@ -96,7 +96,30 @@ pub fn mixed_paths_script(paths: &[(&str, Option<u64>)], token: &str) -> String 
          return wrk.format(nil, p[1] .. math.random(1, p[2]) .. p[3])\n\
          end\n",
     );
+    // wrk's non-2xx count lumps 404s (a random customer without orders)
+    // with server errors: count the 5xx apart, summed over the threads.
+    script.push_str(
+        "local threads = {}\n\
+         function setup(thread) table.insert(threads, thread) end\n\
+         function init(args) server_errors = 0 end\n\
+         function response(status, headers, body)\n  \
+         if status >= 500 then server_errors = server_errors + 1 end\n\
+         end\n\
+         function done(summary, latency, requests)\n  \
+         local total = 0\n  \
+         for _, thread in ipairs(threads) do total = total + thread:get(\"server_errors\") end\n  \
+         io.write(string.format(\"Server errors (5xx): %d\\n\", total))\n\
+         end\n",
+    );
     script
+}
+
+/// The 5xx count a [`mixed_paths_script`] run printed, if it printed one.
+pub fn server_errors(output: &str) -> Option<u64> {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("Server errors (5xx): "))
+        .and_then(|count| count.trim().parse().ok())
 }
 
 /// wrk's arguments: two threads, `connections`, `seconds`, the token, the
@@ -199,6 +222,12 @@ Transfer/sec:      2.50MB
         );
         assert!(script.contains("paths[math.random(1, #paths)]"));
         assert!(script.contains("\"Bearer t0ken\""));
+        assert!(script.contains("if status >= 500 then"));
+        assert_eq!(
+            server_errors("Requests/sec: 1\nServer errors (5xx): 3\n"),
+            Some(3)
+        );
+        assert_eq!(server_errors(OUTPUT), None);
     }
 
     #[test]
