@@ -7,6 +7,7 @@
 //! the next run. PostgreSQL and LocalStack are started if needed and left
 //! running (`make down`).
 
+mod during_load;
 mod wrk;
 
 use std::path::Path;
@@ -197,13 +198,18 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         rows.push(wrk::row(label, &figures));
     }
 
+    let during = during_load::run(bin, args, api, &token, ingested.measured.seconds).await?;
+    rows.extend(during.rows);
+
     let cores = workspace::cores();
     let table = format!(
         "\nAPI benchmark: {cores} cores, PostgreSQL {} (fsync=off), {}\n\
          data: {stats}, {customers} customers (tools/datagen --orders {}, loaded by the real ingest path)\n\
          wrk -t2 -c{} -d{}s against {} builds served with LOCAL_HTTP_ADDR (pool {}, RUST_LOG={});\n\
          wrk shares the {cores} cores with the servers and PostgreSQL. {{random}}: a random id per request.\n\n\
-         {}\n{}\n",
+         {}\n{}\n\n\
+         loading: read while {} more orders (a file that doubles the tables) were ingested, {:.0} s;\n\
+         the two wrk runs ({} connections each) ran {} s at once; {} answers were 5xx.\n",
         postgres::server_version(&database).await?,
         workspace::utc_minute(),
         args.orders,
@@ -214,6 +220,11 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         api_data::rust_log(),
         wrk::header(),
         rows.join("\n"),
+        args.orders,
+        during.load_secs,
+        (args.conns / 2).max(1),
+        during.read_secs,
+        during.server_errors,
     );
     print!("{table}");
     std::fs::write(

@@ -71,6 +71,57 @@ pub fn random_path_script(template: &str, max: u64, token: &str) -> String {
     script
 }
 
+/// A wrk script asking, on every request, for one of `paths` at random:
+/// each `(template, max)` with `{}` replaced by a random id in 1..=max, or
+/// as it is when `max` is `None`; with the bearer token.
+pub fn mixed_paths_script(paths: &[(&str, Option<u64>)], token: &str) -> String {
+    let mut script = format!(
+        "math.randomseed(os.time())\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
+         local paths = {{\n"
+    );
+    for (template, max) in paths {
+        let (prefix, suffix) = template.split_once("{}").unwrap_or((template, ""));
+        let _ = writeln!(
+            script,
+            "  {{ \"{prefix}\", {}, \"{suffix}\" }},",
+            max.unwrap_or(0)
+        );
+    }
+    script.push_str(
+        "}\n\
+         request = function()\n  \
+         local p = paths[math.random(1, #paths)]\n  \
+         if p[2] == 0 then return wrk.format(nil, p[1]) end\n  \
+         return wrk.format(nil, p[1] .. math.random(1, p[2]) .. p[3])\n\
+         end\n",
+    );
+    // wrk's non-2xx count lumps 404s (a random customer without orders)
+    // with server errors: count the 5xx apart, summed over the threads.
+    script.push_str(
+        "local threads = {}\n\
+         function setup(thread) table.insert(threads, thread) end\n\
+         function init(args) server_errors = 0 end\n\
+         function response(status, headers, body)\n  \
+         if status >= 500 then server_errors = server_errors + 1 end\n\
+         end\n\
+         function done(summary, latency, requests)\n  \
+         local total = 0\n  \
+         for _, thread in ipairs(threads) do total = total + thread:get(\"server_errors\") end\n  \
+         io.write(string.format(\"Server errors (5xx): %d\\n\", total))\n\
+         end\n",
+    );
+    script
+}
+
+/// The 5xx count a [`mixed_paths_script`] run printed, if it printed one.
+pub fn server_errors(output: &str) -> Option<u64> {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("Server errors (5xx): "))
+        .and_then(|count| count.trim().parse().ok())
+}
+
 /// wrk's arguments: two threads, `connections`, `seconds`, the token, the
 /// latency distribution when measuring (not when warming up).
 pub fn arguments(connections: u32, seconds: u32, latency: bool, token: &str) -> Vec<String> {
@@ -153,6 +204,30 @@ Transfer/sec:      2.50MB
         assert!(script.starts_with("local prefix, suffix = \"/customers/\", \"/orders\"\n"));
         assert!(script.contains("wrk.headers[\"Authorization\"] = \"Bearer t0ken\"\n"));
         assert!(script.contains("math.random(1, 100)"));
+    }
+
+    #[test]
+    fn the_mixed_script_lists_every_path_with_its_largest_id() {
+        let script = mixed_paths_script(
+            &[("/customers/{}", Some(10)), ("/analytics/summary", None)],
+            "t0ken",
+        );
+        assert!(
+            script.contains("  { \"/customers/\", 10, \"\" },\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains("  { \"/analytics/summary\", 0, \"\" },\n"),
+            "{script}"
+        );
+        assert!(script.contains("paths[math.random(1, #paths)]"));
+        assert!(script.contains("\"Bearer t0ken\""));
+        assert!(script.contains("if status >= 500 then"));
+        assert_eq!(
+            server_errors("Requests/sec: 1\nServer errors (5xx): 3\n"),
+            Some(3)
+        );
+        assert_eq!(server_errors(OUTPUT), None);
     }
 
     #[test]
