@@ -83,7 +83,7 @@ impl<S: ObjectStore> Ingestor<S> {
             );
         }
         let (file, written) = match prepared {
-            Some(prepared) if prepared.committed.output_version == publish.data_version => {
+            Some(prepared) if prepared.committed.output_version == publish.data_version() => {
                 (prepared.file, prepared.orders)
             }
             _ => {

@@ -60,14 +60,38 @@ impl PgStore {
     /// committed now.
     pub async fn output_is_current(&self, destination: &str) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT s.output_version <= coalesce(p.data_version, -1)
-                 FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
-                &[&destination],
-            )
-            .await?;
-        Ok(row.get(0))
+        let row = client.query_one(PUBLISHED_STATE, &[&destination]).await?;
+        Ok(PublishedState::from_row(&row).is_current())
+    }
+}
+
+/// The output version of the data, and what was last published to a
+/// destination (`$1`): its data version and ETag.
+const PUBLISHED_STATE: &str = "SELECT s.output_version, p.data_version, p.etag
+    FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1";
+
+/// A row of [`PUBLISHED_STATE`].
+struct PublishedState {
+    data_version: i64,
+    /// None when nothing was ever published there.
+    published_version: Option<i64>,
+    /// The ETag the file was given (None when unknown).
+    published_etag: Option<String>,
+}
+
+impl PublishedState {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            data_version: row.get(0),
+            published_version: row.get(1),
+            published_etag: row.get(2),
+        }
+    }
+
+    /// True when the last publish showed the current data.
+    fn is_current(&self) -> bool {
+        self.published_version
+            .is_some_and(|v| v >= self.data_version)
     }
 }
 
@@ -75,42 +99,36 @@ impl PgStore {
 pub struct PublishSession {
     tx: Transaction,
     destination: String,
-    pub data_version: i64,
-    /// None when nothing was ever published there.
-    pub published_version: Option<i64>,
-    /// The ETag the file was given (None when unknown).
-    published_etag: Option<String>,
+    state: PublishedState,
 }
 
 impl PublishSession {
     async fn read(tx: Transaction, destination: &str) -> Result<Self, DbError> {
         let row = tx
             .client()
-            .query_one(
-                "SELECT s.output_version, p.data_version, p.etag
-                 FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1",
-                &[&destination],
-            )
+            .query_one(PUBLISHED_STATE, &[&destination])
             .await?;
         Ok(PublishSession {
+            state: PublishedState::from_row(&row),
             tx,
             destination: destination.to_owned(),
-            data_version: row.get(0),
-            published_version: row.get(1),
-            published_etag: row.get(2),
         })
+    }
+
+    /// The output version of the data this session sees.
+    pub fn data_version(&self) -> i64 {
+        self.state.data_version
     }
 
     /// True when the last publish there showed the current data.
     pub fn is_current(&self) -> bool {
-        self.published_version
-            .is_some_and(|v| v >= self.data_version)
+        self.state.is_current()
     }
 
     /// True when `etag_now`, the ETag of the object there now, is the file
     /// the last publish wrote: it was neither deleted nor replaced.
     pub fn is_intact(&self, etag_now: Option<&str>) -> bool {
-        match (etag_now, self.published_etag.as_deref()) {
+        match (etag_now, self.state.published_etag.as_deref()) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(now), Some(published)) => now == published,
@@ -145,7 +163,7 @@ impl PublishSession {
                      SET data_version = GREATEST(published_outputs.data_version, EXCLUDED.data_version),
                          etag = EXCLUDED.etag,
                          publishes = published_outputs.publishes + 1",
-                &[&self.destination, &self.data_version, &etag],
+                &[&self.destination, &self.state.data_version, &etag],
             )
             .await?;
         self.tx.end("COMMIT").await

@@ -229,7 +229,7 @@ impl S3Store {
     /// Changes when and how big outputs are split into parts.
     pub fn with_multipart(mut self, threshold: u64, part_size: usize) -> Self {
         self.multipart_threshold = threshold;
-        self.part_size = part_size.max(5 * 1024 * 1024);
+        self.part_size = part_size.max(MIN_PART_SIZE as usize);
         self
     }
 }

@@ -63,13 +63,14 @@ pub async fn run(
     generated: &[(PathBuf, datagen::Summary)],
 ) -> Result<Outcome> {
     let label = format!("burst {}x{}", burst.files, burst.orders);
-    let mut keys_of_worker = vec![Vec::new(); burst.workers.max(1) as usize];
+    let workers = burst.workers.max(1) as usize;
+    let mut keys_of_worker = vec![Vec::new(); workers];
     for (i, (dir, _)) in generated.iter().enumerate() {
         let prefix = format!("incoming/burst/{i}/");
         datasets::upload_as(scratch, dir, &prefix).await?;
         // Worker w takes pairs w, w + workers, ...: each pair's orders, then
         // its barcodes, as a partner's files arrive.
-        let keys = &mut keys_of_worker[i % burst.workers.max(1) as usize];
+        let keys = &mut keys_of_worker[i % workers];
         keys.extend(datasets::FILES.map(|name| format!("{prefix}{name}")));
     }
     let database = format!("bench_{}_burst", scratch.stamp);

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::{run_wrk, wrk, Args};
+use super::{keep_wrk_output, run_wrk, wrk, Args};
 use crate::api_data::ApiData;
 use crate::datasets;
 use crate::workspace::say;
@@ -110,14 +110,7 @@ pub async fn run(
     }
     let (mut rows, mut server_errors) = (Vec::new(), 0);
     for (label, output) in reads {
-        std::fs::write(
-            api.out.join(format!(
-                "wrk-{}-{}.txt",
-                api.scratch.stamp,
-                wrk::file_part(label)
-            )),
-            &output,
-        )?;
+        keep_wrk_output(api, label, &output)?;
         let figures = wrk::parse(&output);
         let Some(errors) = wrk::server_errors(&output) else {
             bail!("{label}: wrk printed no 5xx count:\n{output}");

@@ -182,14 +182,7 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         // Warm up (connections, plans), then measure.
         wrk_run(2, false).await?;
         let output = wrk_run(args.duration, true).await?;
-        std::fs::write(
-            api.out.join(format!(
-                "wrk-{}-{}.txt",
-                api.scratch.stamp,
-                wrk::file_part(label)
-            )),
-            &output,
-        )?;
+        keep_wrk_output(api, label, &output)?;
         let figures = wrk::parse(&output);
         say(&format!(
             "{label}: p50 {}, p99 {}, {} req/s",
@@ -232,6 +225,16 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         table,
     )?;
     Ok(())
+}
+
+/// Keeps wrk's report of `label` in .local/bench-api/ beside the results.
+fn keep_wrk_output(api: &ApiData, label: &str, output: &str) -> Result<()> {
+    let path = api.out.join(format!(
+        "wrk-{}-{}.txt",
+        api.scratch.stamp,
+        wrk::file_part(label)
+    ));
+    std::fs::write(&path, output).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs wrk (stopped if the run is interrupted); returns its report.
