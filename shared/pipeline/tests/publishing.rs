@@ -3,12 +3,17 @@
 //! repeats until the file is current, so a burst costs a few publishes and
 //! no load waits for another's upload. Real PostgreSQL, a bucket in memory.
 
+// Shared with the rule tests, which use all of it.
+#[allow(dead_code)]
+mod rules_support;
+
 use std::time::Duration;
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestStatus, Ingestor};
 use order_pipeline::storage::ObjectRef;
 use pipeline_test_support::{FaultyStore, TestPipeline, WriteGate};
+use rules_support::RulesFixture;
 
 #[tokio::test]
 async fn loads_during_a_publish_leave_it_to_the_publisher_which_repeats_until_current() {
@@ -87,5 +92,53 @@ async fn loads_during_a_publish_leave_it_to_the_publisher_which_repeats_until_cu
     assert_eq!(
         f.db.scalar("SELECT publishes FROM published_outputs").await,
         3
+    );
+}
+
+/// Each commit that changes processed_orders.csv records whose lines it
+/// changed, with its output version: the segments a publisher rewrites.
+/// A first barcodes load records nothing: it writes the whole file itself.
+#[tokio::test]
+async fn a_commit_records_the_orders_whose_lines_it_changed() {
+    let f = rules_support::fixture().await;
+    let changes = || async {
+        let client = f.db.pool.get().await.unwrap();
+        client
+            .query(
+                "SELECT output_version, order_id FROM export_changes ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+    };
+    let version = || f.stat("output_version");
+    f.ingest(
+        "incoming/o1.csv",
+        "order_id,customer_id\n1,10\n2,20\n3,30\n",
+    )
+    .await;
+    f.ingest("incoming/b1.csv", "barcode,order_id\nA,1\nB,9\nC,\n")
+        .await;
+    assert_eq!(
+        changes().await,
+        [],
+        "orders without barcodes, then a first load"
+    );
+
+    f.ingest("incoming/b2.csv", "barcode,order_id\nD,2\nC,3\nA,2\n")
+        .await;
+    let sold = version().await;
+    assert_eq!(changes().await, [(sold, 2), (sold, 3)]);
+
+    f.ingest("incoming/o2.csv", "order_id,customer_id\n9,90\n4,40\n")
+        .await;
+    let arrived = version().await;
+    assert_eq!(
+        changes().await,
+        [(sold, 2), (sold, 3), (arrived, 9)],
+        "order 9's barcode was waiting; order 4 has none"
     );
 }

@@ -123,3 +123,21 @@ pub(super) async fn apply(
         output_version: row.get(1),
     })
 }
+
+/// Records that the commit of `output_version` changed the lines of the
+/// orders `source` (a query of order ids) selects in processed_orders.csv,
+/// so a publisher rewrites only the segments they fall in. Called after
+/// [`apply`], under the merge lock: the versions are in commit order.
+pub(super) async fn record_changed_orders(
+    client: &Object,
+    output_version: i64,
+    source: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            &format!("INSERT INTO export_changes (output_version, order_id) SELECT $1, order_id FROM ({source}) c"),
+            &[&output_version],
+        )
+        .await?;
+    Ok(())
+}

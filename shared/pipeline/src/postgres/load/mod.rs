@@ -25,6 +25,9 @@ use crate::seen::DEFAULT_FILTER_BYTES;
 
 pub use crate::domain::outcome::LoadCounts;
 
+/// The orders a load changed in processed_orders.csv (see `changed_orders`).
+const CHANGED_ORDERS: &str = "SELECT order_id FROM changed_orders";
+
 mod barcodes;
 mod first_export;
 mod orders;
@@ -90,6 +93,9 @@ pub struct LoadSession {
     exported: Option<u64>,
     /// The table this load writes as a shadow, swapped in at the commit.
     shadowed: Option<&'static LoadTable>,
+    /// Whether the load filled a temporary `changed_orders` table with the
+    /// orders whose line of processed_orders.csv it changed.
+    changed_orders: bool,
 }
 
 impl LoadSession {
@@ -103,6 +109,7 @@ impl LoadSession {
             deltas: Deltas::default(),
             exported: None,
             shadowed: None,
+            changed_orders: false,
         })
     }
 
@@ -213,6 +220,10 @@ impl LoadSession {
         let changed = entry.counts.accepted > 0;
         let committed =
             aggregates::apply(client, self.deltas, entry.counts.rejected as i64, changed).await?;
+        if self.changed_orders && self.deltas.tickets > 0 {
+            aggregates::record_changed_orders(client, committed.output_version, CHANGED_ORDERS)
+                .await?;
+        }
         // Last: the swap's lock lasts until the commit.
         if let Some(load_table) = self.shadowed {
             client.batch_execute(load_table.swap).await?;
