@@ -121,10 +121,10 @@ impl PgStore {
         )
         .await?;
         let committed = aggregates::apply(tx, Deltas::of_sale(tickets), 0, true).await?;
-        aggregates::record_changed_orders(
+        aggregates::record_changed_lines(
             tx,
             committed.output_version,
-            &format!("SELECT {order_id}::bigint AS order_id"),
+            Some(&format!("SELECT {order_id}::bigint AS order_id")),
         )
         .await?;
         let detail = order_detail(tx, order_id)

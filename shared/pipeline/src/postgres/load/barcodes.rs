@@ -183,7 +183,7 @@ impl LoadSession {
             .await?
             .get(0);
         let accepted = self.accepted_counts(accepted).await?;
-        self.changed_orders = true;
+        self.changed_lines = super::ChangedLines::Listed;
         self.merge_barcode_counts(rows_read, accepted, tickets, orphans)
             .await
     }

@@ -205,7 +205,7 @@ impl LoadSession {
             .await?;
         let inserted: i64 = merged.get(0);
         let with_barcodes: i64 = merged.get(1);
-        self.changed_orders = true;
+        self.changed_lines = super::ChangedLines::Listed;
         self.deltas.orders += inserted;
         self.deltas.tickets += merged.get::<_, i64>(2);
         self.counts(rows_read, inserted, inserted - with_barcodes)
