@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use order_pipeline::config::INCOMING_PREFIX;
 
 use super::floor::{self, Floor, Keys};
-use super::report::Row;
 use super::real_ingest;
+use super::report::Row;
 use crate::datasets;
 use crate::scratch::Scratch;
 
@@ -86,7 +86,10 @@ pub async fn late_barcodes(
 fn write_late_barcodes(base: &Path, to: &Path, base_orders: u64, count: u64) -> Result<u64> {
     let input = std::fs::File::open(base).with_context(|| format!("opening {}", base.display()))?;
     let mut unused = std::collections::VecDeque::with_capacity(count as usize);
-    for line in std::io::BufReader::with_capacity(1 << 20, input).lines().skip(1) {
+    for line in std::io::BufReader::with_capacity(1 << 20, input)
+        .lines()
+        .skip(1)
+    {
         let line = line?;
         if let Some(code) = line.strip_suffix(',') {
             if unused.len() == count as usize {
