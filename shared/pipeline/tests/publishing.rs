@@ -3,12 +3,18 @@
 //! repeats until the file is current, so a burst costs a few publishes and
 //! no load waits for another's upload. Real PostgreSQL, a bucket in memory.
 
+// Shared with the rule tests, which use all of it.
+#[allow(dead_code)]
+mod rules_support;
+
 use std::time::Duration;
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestStatus, Ingestor};
+use order_pipeline::processed::segments::SegmentLayout;
 use order_pipeline::storage::ObjectRef;
 use pipeline_test_support::{FaultyStore, TestPipeline, WriteGate};
+use rules_support::RulesFixture;
 
 #[tokio::test]
 async fn loads_during_a_publish_leave_it_to_the_publisher_which_repeats_until_current() {
@@ -88,4 +94,149 @@ async fn loads_during_a_publish_leave_it_to_the_publisher_which_repeats_until_cu
         f.db.scalar("SELECT publishes FROM published_outputs").await,
         3
     );
+}
+
+/// Each commit that changes processed_orders.csv records whose lines it
+/// changed, with its output version: the segments a publisher rewrites. A
+/// first barcodes load records the whole file (it writes the file itself).
+/// A publish forgets what it published. The test holds the publish lock, so
+/// the loads leave their publishing to it.
+#[tokio::test]
+async fn a_commit_records_the_orders_whose_lines_it_changed() {
+    let f = rules_support::fixture().await;
+    let changes = || async {
+        let client = f.db.pool.get().await.unwrap();
+        client
+            .query(
+                "SELECT output_version, order_id FROM export_changes ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, Option<i64>>(1)))
+            .collect::<Vec<_>>()
+    };
+    let version = || f.stat("output_version");
+    let publisher = f.ingestor.db().begin_publish(&f.bucket.name).await.unwrap();
+    f.ingest(
+        "incoming/o1.csv",
+        "order_id,customer_id\n1,10\n2,20\n3,30\n",
+    )
+    .await;
+    assert_eq!(changes().await, [], "orders without barcodes");
+    f.ingest("incoming/b1.csv", "barcode,order_id\nA,1\nB,9\nC,\n")
+        .await;
+    let first = version().await;
+    assert_eq!(changes().await, [(first, None)], "a first barcodes load");
+
+    f.ingest("incoming/b2.csv", "barcode,order_id\nD,2\nC,3\nA,2\n")
+        .await;
+    let sold = version().await;
+    assert_eq!(
+        changes().await,
+        [(first, None), (sold, Some(2)), (sold, Some(3))]
+    );
+
+    f.ingest("incoming/o2.csv", "order_id,customer_id\n9,90\n4,40\n")
+        .await;
+    let arrived = version().await;
+    assert_eq!(
+        changes().await,
+        [
+            (first, None),
+            (sold, Some(2)),
+            (sold, Some(3)),
+            (arrived, Some(9))
+        ],
+        "order 9's barcode was waiting; order 4 has none"
+    );
+
+    drop(publisher);
+    f.ingestor
+        .publish_processed_orders(&f.bucket.name)
+        .await
+        .unwrap();
+    assert_eq!(changes().await, [], "published, so forgotten");
+}
+
+/// A publish rewrites the segments holding the orders that changed and
+/// leaves every other segment as it was: a late barcode for an order in
+/// the middle rewrites its segment; new orders rewrite the last.
+#[tokio::test]
+async fn a_publish_rewrites_only_the_segments_whose_orders_changed() {
+    let f = rules_support::fixture().await;
+    // Segments of about three lines, as small as the store allows.
+    let ingestor = Ingestor::new(f.bucket.store.clone().with_min_part_size(20), f.db.store())
+        .with_segment_layout(SegmentLayout { target_bytes: 40 });
+    let ingest = |key: &'static str, body: String| {
+        let ingestor = &ingestor;
+        let f = &f;
+        async move {
+            f.bucket.put(key, body).await;
+            ingestor
+                .ingest(&ObjectRef::new(&f.bucket.name, key))
+                .await
+                .unwrap()
+        }
+    };
+    let segments = || async {
+        let client = f.db.pool.get().await.unwrap();
+        client
+            .query(
+                "SELECT first_order_id, object_key FROM export_segments ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1)))
+            .collect::<Vec<_>>()
+    };
+    let orders: String = (1..=30).map(|id| format!("{id},5\n")).collect();
+    ingest("incoming/o1.csv", format!("order_id,customer_id\n{orders}")).await;
+    let barcodes: String = (1..=30).map(|id| format!("C{id},{id}\n")).collect();
+    ingest(
+        "incoming/b1.csv",
+        format!("barcode,order_id\n{barcodes}U1,\n"),
+    )
+    .await;
+    let before = segments().await;
+    assert!(before.len() >= 8, "{before:?}");
+
+    ingest("incoming/b2.csv", "barcode,order_id\nU1,15\n".into()).await;
+    let after = segments().await;
+    let holds_15 = before.iter().rposition(|(first, _)| *first <= 15).unwrap();
+    let unchanged = |of: &[(i64, String)]| {
+        of.iter()
+            .filter(|s| s.0 != before[holds_15].0)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        unchanged(&after),
+        unchanged(&before),
+        "only order 15's segment"
+    );
+    assert_ne!(
+        after[holds_15], before[holds_15],
+        "order 15's segment is new"
+    );
+    assert!(f.processed().await.contains("5,15,\"[C15, U1]\"\n"));
+
+    ingest(
+        "incoming/o2.csv",
+        "order_id,customer_id\n31,6\n32,6\n".into(),
+    )
+    .await;
+    ingest(
+        "incoming/b3.csv",
+        "barcode,order_id\nC31,31\nC32,32\n".into(),
+    )
+    .await;
+    let tail = segments().await;
+    let last = after.len() - 1;
+    assert_eq!(tail[..last], after[..last], "only the last segment");
+    assert_ne!(tail[last..], after[last..]);
+    assert!(f.processed().await.ends_with("6,31,[C31]\n6,32,[C32]\n"));
 }

@@ -167,6 +167,14 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         self.write_allowed(to.bucket, to.key).await?;
         self.inner.compose(to, sources).await
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(bucket, key).await
+    }
+
+    fn min_part_size(&self) -> u64 {
+        self.inner.min_part_size()
+    }
 }
 
 /// Passes `remaining` bytes through, then fails every read.

@@ -25,7 +25,7 @@ pub struct Promise {
     /// Key prefixes it may read (`s3:GetObject`, `s3:GetObjectVersion`).
     pub s3_read: &'static [&'static str],
     /// Key prefixes (ending in `/`) or exact keys it may write (`s3:PutObject`,
-    /// `s3:AbortMultipartUpload`).
+    /// `s3:AbortMultipartUpload`, `s3:DeleteObject`).
     pub s3_write: &'static [&'static str],
     /// The queue (logical id) it consumes through its SQS event source.
     pub consumes_queue: Option<&'static str>,
@@ -37,17 +37,19 @@ pub struct Promise {
     pub provisions_secrets: &'static [&'static str],
 }
 
-/// The project's promises (issue 5): ingest reads `incoming/*` and writes
-/// `processed/*` and `reports/*`; analytics reads `processed/*` and
-/// `reports/*` (to presign downloads) and writes exactly one key, the export
-/// it republishes when a sale made it stale; orders and migrate touch no S3.
+/// The project's promises (issue 5): ingest reads `incoming/*` and its own
+/// `processed/*` (the export's segments, copied into the file on S3's side,
+/// and the file's ETag), and writes `processed/*` and `reports/*`; analytics
+/// reads `processed/*` and `reports/*` (to presign downloads) and writes
+/// the export it republishes when a sale made it stale, with its segments
+/// (issue 14); orders and migrate touch no S3.
 /// Each function connects to PostgreSQL with a secret of its own (issue 11:
 /// its own database role); migrate, the schema owner, also reads the others
 /// to create their users.
 pub const PROMISES: &[Promise] = &[
     Promise {
         function: "IngestFunction",
-        s3_read: &["incoming/"],
+        s3_read: &["incoming/", "processed/"],
         s3_write: &["processed/", "reports/"],
         consumes_queue: Some("IngestQueue"),
         database_secret: "IngestDatabaseSecretArn",
@@ -56,7 +58,7 @@ pub const PROMISES: &[Promise] = &[
     Promise {
         function: "AnalyticsFunction",
         s3_read: &["processed/", "reports/"],
-        s3_write: &["processed/processed_orders.csv"],
+        s3_write: &["processed/processed_orders.csv", "processed/segments/"],
         consumes_queue: None,
         database_secret: "AnalyticsDatabaseSecretArn",
         provisions_secrets: &[],

@@ -155,6 +155,19 @@ impl ObjectStore for LocalFiles {
             .map_err(written)?;
         self.etag(to.bucket, to.key).await
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        let path = self.output_path(key);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::new(
+                bucket,
+                key,
+                Operation::WriteLocalFile(path),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A local file's version: its size and modification time.

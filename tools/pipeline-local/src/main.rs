@@ -76,8 +76,9 @@ enum Command {
     /// Sends dead-lettered messages back to the ingest queue.
     Redrive,
     /// Processes local orders and barcodes files into the database
-    /// (DATABASE_URL) without S3: writes processed_orders.csv and reports/ to
-    /// --out-dir and prints a summary. Ctrl-C stops cleanly: the file being
+    /// (DATABASE_URL) without S3: writes processed_orders.csv (and its
+    /// segments, processed/segments/) and reports/ to --out-dir and prints a
+    /// summary. Ctrl-C stops cleanly: the file being
     /// loaded is rolled back whole.
     Process {
         /// CSV files, orders or barcodes (told apart by their header), in the

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::Router;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestReport, IngestStatus};
+use order_pipeline::postgres::PgStore;
 use order_pipeline::storage::ObjectRef;
 use pipeline_test_support::{
     get, post_json, send, test_authenticator, test_token_all, TestPipeline,
@@ -38,6 +39,17 @@ pub enum LoadPath {
 
 pub const LOAD_PATHS: [LoadPath; 3] = [LoadPath::Default, LoadPath::TinyFilter, LoadPath::Bulk];
 
+impl LoadPath {
+    /// The store set up to load this way.
+    pub fn configure(self, store: PgStore) -> PgStore {
+        match self {
+            LoadPath::Default => store,
+            LoadPath::TinyFilter => store.with_repeat_filter_bytes(8).with_sort_budget(512),
+            LoadPath::Bulk => store.with_bulk_load_min_rows(0),
+        }
+    }
+}
+
 /// What ingesting one delivery came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
@@ -58,12 +70,7 @@ pub struct System {
 
 impl System {
     pub async fn create(path: LoadPath) -> Self {
-        let pipeline = TestPipeline::create_with_store(|store| match path {
-            LoadPath::Default => store,
-            LoadPath::TinyFilter => store.with_repeat_filter_bytes(8).with_sort_budget(512),
-            LoadPath::Bulk => store.with_bulk_load_min_rows(0),
-        })
-        .await;
+        let pipeline = TestPipeline::create_with_store(|store| path.configure(store)).await;
         let analytics =
             pipeline_api::analytics::router(pipeline_api::analytics::AnalyticsState::new(
                 pipeline.db.store(),

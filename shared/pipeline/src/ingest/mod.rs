@@ -16,7 +16,7 @@ use crate::error_chain::ErrorChain;
 use crate::postgres::ledger::{Claim, LedgerEntry, ObjectVersion};
 use crate::postgres::load::LoadSession;
 use crate::postgres::{DbError, PgStore};
-use crate::processed::ExportFile;
+use crate::processed::segments::{SegmentLayout, SegmentWriter, FIRST_SEGMENT_START};
 use crate::storage::{ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
 use crate::telemetry::spawn_blocking_with_tracing;
 
@@ -63,6 +63,7 @@ pub struct Ingestor<S> {
     store: S,
     db: PgStore,
     csv_limits: CsvLimits,
+    segment_layout: SegmentLayout,
 }
 
 impl<S: ObjectStore> Ingestor<S> {
@@ -71,7 +72,15 @@ impl<S: ObjectStore> Ingestor<S> {
             store,
             db,
             csv_limits: CsvLimits::default(),
+            segment_layout: SegmentLayout::default(),
         }
+    }
+
+    /// Changes where processed_orders.csv is cut into segments (see
+    /// [`SegmentLayout`]).
+    pub fn with_segment_layout(mut self, layout: SegmentLayout) -> Self {
+        self.segment_layout = layout;
+        self
     }
 
     /// Changes what one input file may cost (see [`CsvLimits`]).
@@ -86,6 +95,13 @@ impl<S: ObjectStore> Ingestor<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Where a first load cuts the export it writes: the file is new, so
+    /// its size is not known yet.
+    fn first_export_target(&self) -> u64 {
+        self.segment_layout
+            .target_for(0, self.store.min_part_size())
     }
 
     /// Loads one object exactly once (keyed on bucket, key, ETag and version
@@ -239,11 +255,11 @@ impl<S: ObjectStore> Ingestor<S> {
         let mut export = None;
         let loaded = match &header {
             Ok(header) if header.kind == FileKind::Orders => session.load_orders(orders_rx).await,
-            Ok(_) => match ExportFile::new() {
-                Ok(file) => {
-                    let file = export.insert(file);
+            Ok(_) => match SegmentWriter::new(FIRST_SEGMENT_START, self.first_export_target()) {
+                Ok(writer) => {
+                    let writer = export.insert(writer);
                     session
-                        .load_barcodes(barcodes_rx, &mut |order| file.write(&order))
+                        .load_barcodes(barcodes_rx, &mut |order| writer.write(&order))
                         .await
                 }
                 Err(source) => Err(DbError::Export {
@@ -293,8 +309,9 @@ impl<S: ObjectStore> Ingestor<S> {
         }
         report.timings.load_ms = load_ms;
         let export = match (export, session.exported()) {
-            (Some(file), Some(_)) => Some(
-                file.finish()
+            (Some(writer), Some(_)) => Some(
+                writer
+                    .finish(self.store.min_part_size())
                     .map_err(|e| IngestError::output("processed_orders.csv", e))?,
             ),
             _ => None,
@@ -312,9 +329,8 @@ impl<S: ObjectStore> Ingestor<S> {
             })
             .await?;
         report.timings.commit_ms = commit_started.elapsed().as_millis() as u64;
-        let prepared = export.map(|(file, orders)| PreparedExport {
-            file,
-            orders,
+        let prepared = export.map(|segments| PreparedExport {
+            segments,
             committed,
         });
         Ok((report, prepared))

@@ -1,11 +1,18 @@
-//! Publishing `processed/processed_orders.csv`: the export a load prepared
-//! inside its transaction, or a fresh one from the database.
+//! Publishing `processed/processed_orders.csv`: the file is made of segments
+//! by order_id range (see [`crate::processed::segments`]); a publish
+//! rewrites the segments whose orders changed since the last one, uploads
+//! them, and assembles the file from all segments on the store's side, so
+//! it costs what changed. A first load's export, prepared inside its
+//! transaction, is published as it is.
 
 use crate::config::PROCESSED_ORDERS_KEY;
-use crate::postgres::export::PublishSession;
+use crate::error_chain::ErrorChain;
+use crate::postgres::export::{ChangedSegments, PublishSession, SegmentUpdate};
 use crate::postgres::load::Committed;
-use crate::processed::ExportFile;
-use crate::storage::{NewObject, ObjectStore, CSV_CONTENT_TYPE};
+use crate::processed::segments::{
+    segment_key, NewSegment, Segment, SegmentWriter, FIRST_SEGMENT_START,
+};
+use crate::storage::{NewObject, ObjectStore, StorageError, CSV_CONTENT_TYPE};
 
 use super::{IngestError, Ingestor};
 
@@ -15,11 +22,29 @@ use super::{IngestError, Ingestor};
 /// invocation never spends its time on a stream of other files' output.
 const MAX_PUBLISH_ROUNDS: usize = 8;
 
+/// Segments uploaded at once.
+const SEGMENTS_IN_FLIGHT: usize = 4;
+
+/// processed_orders.csv as a load's transaction saw it, waiting for the
+/// commit to be published.
+pub(super) struct PreparedExport {
+    pub(super) segments: Vec<NewSegment>,
+    pub(super) committed: Committed,
+}
+
+/// What one publish writes: new segments in place of some old ones.
+struct Rewrite {
+    /// The positions (in the segments on record) of those replaced; `None`:
+    /// all of them.
+    replaced: Option<Vec<usize>>,
+    added: Vec<NewSegment>,
+}
+
 impl<S: ObjectStore> Ingestor<S> {
     /// Brings `processed/processed_orders.csv` up to date, waiting for a
     /// publish in flight first: when this returns, the file shows at least
-    /// the data committed when it was called. Returns the orders written,
-    /// or `None` when the file was already current.
+    /// the data committed when it was called. Returns the orders in the
+    /// file, or `None` when it was already current.
     pub async fn publish_processed_orders(&self, bucket: &str) -> Result<Option<u64>, IngestError> {
         let publish = self.db.begin_publish(bucket).await?;
         self.publish_round(bucket, publish, None).await
@@ -58,17 +83,15 @@ impl<S: ObjectStore> Ingestor<S> {
         Ok(written)
     }
 
-    /// One publish under the lock `publish` holds: regenerates the file
-    /// when it is behind the data, or was deleted or replaced since it was
-    /// published. Streams through a temporary file, so memory stays flat;
-    /// large files are uploaded in parts.
+    /// One publish under the lock `publish` holds, when the file is behind
+    /// the data, or was deleted or replaced since it was published (then it
+    /// is assembled again from its segments). Returns the orders in it.
     async fn publish_round(
         &self,
         bucket: &str,
         publish: PublishSession,
         prepared: Option<PreparedExport>,
     ) -> Result<Option<u64>, IngestError> {
-        let output = |e| IngestError::output("processed_orders.csv", e);
         if publish.is_current() {
             let etag_now = self.store.etag(bucket, PROCESSED_ORDERS_KEY).await?;
             if publish.is_intact(etag_now.as_deref()) {
@@ -79,41 +102,218 @@ impl<S: ObjectStore> Ingestor<S> {
                 bucket,
                 key = PROCESSED_ORDERS_KEY,
                 found = etag_now.as_deref(),
-                "the published file is missing or was replaced outside the pipeline; rewriting it"
+                "the published file is missing or was replaced outside the pipeline; assembling it again"
             );
         }
-        let (file, written) = match prepared {
+        let on_record = publish.segments().await?;
+        let rewrite = match prepared {
             Some(prepared) if prepared.committed.output_version == publish.data_version() => {
-                (prepared.file, prepared.orders)
+                Rewrite {
+                    replaced: None,
+                    added: prepared.segments,
+                }
             }
             _ => {
-                let mut export = ExportFile::new().map_err(output)?;
-                publish
-                    .for_each_processed_order(|order| export.write(&order).map_err(output))
-                    .await?;
-                export.finish().map_err(output)?
+                let changed = if publish.is_current() && !on_record.is_empty() {
+                    ChangedSegments::Listed(Vec::new())
+                } else {
+                    publish.changed_segments(&on_record).await?
+                };
+                self.rewrite(&publish, &on_record, changed).await?
             }
         };
-        let etag = self
-            .store
-            .put_file(
-                NewObject {
-                    bucket,
-                    key: PROCESSED_ORDERS_KEY,
-                    content_type: CSV_CONTENT_TYPE,
+        match self
+            .write_segments(bucket, publish, &on_record, rewrite)
+            .await
+        {
+            Ok(orders) => Ok(Some(orders)),
+            Err(Unassembled::Failed(error)) => Err(error),
+            Err(Unassembled::SegmentMissing(error, publish)) => {
+                tracing::warn!(
+                    error = %ErrorChain(&error),
+                    "a segment of processed_orders.csv is missing; regenerating the whole file"
+                );
+                let rewrite = self
+                    .rewrite(&publish, &on_record, ChangedSegments::WholeFile)
+                    .await?;
+                match self
+                    .write_segments(bucket, *publish, &on_record, rewrite)
+                    .await
+                {
+                    Ok(orders) => Ok(Some(orders)),
+                    Err(Unassembled::Failed(error)) => Err(error),
+                    Err(Unassembled::SegmentMissing(error, _)) => Err(error.into()),
+                }
+            }
+        }
+    }
+
+    /// Regenerates the segments `changed` names from the database, with
+    /// their new content (`on_record` is the file as published).
+    async fn rewrite(
+        &self,
+        publish: &PublishSession,
+        on_record: &[Segment],
+        changed: ChangedSegments,
+    ) -> Result<Rewrite, IngestError> {
+        let output = |e| IngestError::output("processed_orders.csv", e);
+        let min_part = self.store.min_part_size();
+        let file_bytes = on_record.iter().map(|s| s.bytes).sum();
+        let target = self.segment_layout.target_for(file_bytes, min_part);
+        let dirty = match changed {
+            ChangedSegments::WholeFile => {
+                let mut writer = SegmentWriter::new(FIRST_SEGMENT_START, target).map_err(output)?;
+                publish
+                    .for_each_processed_order(|order| writer.write(&order).map_err(output))
+                    .await?;
+                return Ok(Rewrite {
+                    replaced: None,
+                    added: writer.finish(min_part).map_err(output)?,
+                });
+            }
+            ChangedSegments::Listed(dirty) => dirty,
+        };
+        // Each run of neighbouring changed segments is written again as one
+        // range. A run whose new content is one segment too small to be
+        // followed by another takes in the segment after it.
+        let (mut replaced, mut added) = (Vec::new(), Vec::new());
+        let mut dirty = dirty.into_iter().peekable();
+        while let Some(start) = dirty.next() {
+            let mut writer =
+                SegmentWriter::new(on_record[start].first_order_id, target).map_err(output)?;
+            let mut next = start;
+            loop {
+                let mut end = next;
+                while dirty.next_if_eq(&(end + 1)).is_some() {
+                    end += 1;
+                }
+                let last_order = on_record
+                    .get(end + 1)
+                    .map_or(i64::MAX, |after| after.first_order_id - 1);
+                publish
+                    .for_each_processed_order_between(
+                        on_record[next].first_order_id,
+                        last_order,
+                        |order| writer.write(&order).map_err(output),
+                    )
+                    .await?;
+                replaced.extend(next..=end);
+                next = end + 1;
+                if next == on_record.len() || !writer.is_one_below(min_part) {
+                    break;
+                }
+                dirty.next_if_eq(&next);
+            }
+            added.extend(writer.finish(min_part).map_err(output)?);
+        }
+        Ok(Rewrite {
+            replaced: Some(replaced),
+            added,
+        })
+    }
+
+    /// Uploads the new segments, assembles the file from all of them,
+    /// records them, and deletes the segments they replaced. Returns the
+    /// orders in the file.
+    async fn write_segments(
+        &self,
+        bucket: &str,
+        publish: PublishSession,
+        on_record: &[Segment],
+        rewrite: Rewrite,
+    ) -> Result<u64, Unassembled> {
+        let publish_number = publish.publish_number();
+        // A few at a time; a plain loop of futures (not a stream of
+        // closures) keeps the future Send for the HTTP handlers.
+        let mut added = Vec::with_capacity(rewrite.added.len());
+        for (batch, segments) in rewrite.added.chunks(SEGMENTS_IN_FLIGHT).enumerate() {
+            let mut uploads = Vec::with_capacity(segments.len());
+            for (i, segment) in segments.iter().enumerate() {
+                let key = segment_key(publish_number, batch * SEGMENTS_IN_FLIGHT + i);
+                uploads.push(self.upload_segment(bucket, key, segment));
+            }
+            added.extend(futures_util::future::try_join_all(uploads).await?);
+        }
+        let replaced = |i: usize| match &rewrite.replaced {
+            None => true,
+            Some(replaced) => replaced.binary_search(&i).is_ok(),
+        };
+        let (gone, kept): (Vec<_>, Vec<_>) = on_record
+            .iter()
+            .enumerate()
+            .partition(|(i, _)| replaced(*i));
+        let mut file: Vec<&Segment> = kept.into_iter().map(|(_, s)| s).chain(&added).collect();
+        file.sort_unstable_by_key(|s| s.first_order_id);
+        let sources: Vec<&str> = file.iter().map(|s| s.object_key.as_str()).collect();
+        let to = NewObject {
+            bucket,
+            key: PROCESSED_ORDERS_KEY,
+            content_type: CSV_CONTENT_TYPE,
+        };
+        let etag = match self.store.compose(to, &sources).await {
+            Ok(etag) => etag,
+            Err(error) if error.not_found => {
+                return Err(Unassembled::SegmentMissing(error, Box::new(publish)))
+            }
+            Err(error) => return Err(Unassembled::Failed(error.into())),
+        };
+        let orders = file.iter().map(|s| s.orders).sum();
+        let removed: Vec<i64> = gone.iter().map(|(_, s)| s.first_order_id).collect();
+        publish
+            .finish(
+                etag.as_deref(),
+                SegmentUpdate {
+                    removed: rewrite.replaced.is_some().then_some(removed.as_slice()),
+                    added: &added,
                 },
-                file.path(),
             )
             .await?;
-        publish.finish(etag.as_deref()).await?;
-        Ok(Some(written))
+        // Best effort: a segment left behind costs storage, not correctness.
+        for (_, segment) in gone {
+            if let Err(error) = self.store.delete(bucket, &segment.object_key).await {
+                tracing::warn!(
+                    key = segment.object_key,
+                    error = %ErrorChain(&error),
+                    "could not delete a replaced segment of processed_orders.csv"
+                );
+            }
+        }
+        Ok(orders)
     }
 }
 
-/// processed_orders.csv as a load's transaction saw it, waiting for the
-/// commit to be published.
-pub(super) struct PreparedExport {
-    pub(super) file: tempfile::NamedTempFile,
-    pub(super) orders: u64,
-    pub(super) committed: Committed,
+impl<S: ObjectStore> Ingestor<S> {
+    async fn upload_segment(
+        &self,
+        bucket: &str,
+        key: String,
+        segment: &NewSegment,
+    ) -> Result<Segment, StorageError> {
+        let to = NewObject {
+            bucket,
+            key: &key,
+            content_type: CSV_CONTENT_TYPE,
+        };
+        self.store.put_file(to, segment.file.path()).await?;
+        Ok(Segment {
+            first_order_id: segment.first_order_id,
+            object_key: key,
+            bytes: segment.bytes,
+            orders: segment.orders,
+        })
+    }
+}
+
+/// Why a publish did not assemble the file.
+enum Unassembled {
+    /// A segment on record is gone from the store: only regenerating the
+    /// whole file helps, in the same session, handed back.
+    SegmentMissing(StorageError, Box<PublishSession>),
+    Failed(IngestError),
+}
+
+impl<E: Into<IngestError>> From<E> for Unassembled {
+    fn from(error: E) -> Self {
+        Unassembled::Failed(error.into())
+    }
 }

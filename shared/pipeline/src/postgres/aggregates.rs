@@ -123,3 +123,42 @@ pub(super) async fn apply(
         output_version: row.get(1),
     })
 }
+
+/// Below this many changed orders, a commit lists them even when they are
+/// most of the orders.
+const WHOLE_FILE_MIN_CHANGES: i64 = 10_000;
+
+/// Records which lines of processed_orders.csv the commit of
+/// `output_version` changed, so a publisher rewrites only the segments they
+/// fall in: the orders `changed` (a query of order ids) selects, or with
+/// `None` the whole file. When most orders changed (and more than
+/// [`WHOLE_FILE_MIN_CHANGES`]), the whole file is recorded instead: one full
+/// regeneration beats rewriting most segments one by one, and a million
+/// rows here. Called after [`apply`], under the merge lock (or the stats row's
+/// lock, for a sale): the versions are in commit order.
+pub(super) async fn record_changed_lines(
+    client: &Object,
+    output_version: i64,
+    changed: Option<&str>,
+) -> Result<(), DbError> {
+    let statement = match changed {
+        None => "INSERT INTO export_changes (output_version, order_id) VALUES ($1, NULL)".to_owned(),
+        Some(changed) => format!(
+            "WITH changed AS MATERIALIZED (SELECT order_id FROM ({changed}) c),
+                  most AS (SELECT count(*) > $2 AND count(*) * 2 > (SELECT orders FROM pipeline_stats) AS whole
+                           FROM changed)
+             INSERT INTO export_changes (output_version, order_id)
+             SELECT $1::bigint, order_id FROM changed WHERE NOT (SELECT whole FROM most)
+             UNION ALL SELECT $1::bigint, NULL WHERE (SELECT whole FROM most)"
+        ),
+    };
+    match changed {
+        None => client.execute(&statement, &[&output_version]).await?,
+        Some(_) => {
+            client
+                .execute(&statement, &[&output_version, &WHOLE_FILE_MIN_CHANGES])
+                .await?
+        }
+    };
+    Ok(())
+}

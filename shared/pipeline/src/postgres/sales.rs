@@ -120,7 +120,13 @@ impl PgStore {
             &[&customer_id, &tickets],
         )
         .await?;
-        aggregates::apply(tx, Deltas::of_sale(tickets), 0, true).await?;
+        let committed = aggregates::apply(tx, Deltas::of_sale(tickets), 0, true).await?;
+        aggregates::record_changed_lines(
+            tx,
+            committed.output_version,
+            Some(&format!("SELECT {order_id}::bigint AS order_id")),
+        )
+        .await?;
         let detail = order_detail(tx, order_id)
             .await?
             .expect("the order was inserted in this transaction");

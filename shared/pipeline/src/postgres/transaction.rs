@@ -1,5 +1,5 @@
-//! A pooled connection inside a transaction, which never goes back to the
-//! pool mid-transaction.
+//! A pooled connection inside a transaction (or holding a session lock),
+//! which never goes back to the pool mid-transaction.
 //!
 //! A future can be dropped at any await: an error returned early, a request
 //! cancelled by its client, a Lambda timeout. If a plain pooled connection
@@ -22,11 +22,23 @@ impl Transaction {
     /// transaction, e.g. `BEGIN; SET LOCAL ...`). The guard exists before the
     /// statement is sent, so a cancellation at any point is covered.
     pub async fn begin(pool: &Pool, begin: &str) -> Result<Self, DbError> {
-        let transaction = Self {
-            client: Some(pool.get().await?),
-        };
+        let transaction = Self::guard(pool).await?;
         transaction.client().batch_execute(begin).await?;
         Ok(transaction)
+    }
+
+    /// Takes a connection from the pool under the guard, sending nothing
+    /// yet: for what must come before the transaction (a session lock).
+    pub async fn guard(pool: &Pool) -> Result<Self, DbError> {
+        Ok(Self {
+            client: Some(pool.get().await?),
+        })
+    }
+
+    /// Lets the connection go back to the pool as it is: only for a guard
+    /// that began no transaction and holds no lock.
+    pub fn unused(mut self) {
+        drop(self.client.take());
     }
 
     pub fn client(&self) -> &Object {

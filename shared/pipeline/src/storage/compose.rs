@@ -3,8 +3,8 @@
 //! server-side copies (UploadPartCopy), a few at a time, so an object of
 //! gigabytes is assembled without a byte of it reaching the function.
 
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedPart, MetadataDirective};
-use futures_util::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{bare_etag, NewObject, Operation, S3Store, StorageError, PARTS_IN_FLIGHT};
@@ -19,6 +19,26 @@ const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
 
 fn copy_source(bucket: &str, key: &str) -> String {
     format!("{bucket}/{}", utf8_percent_encode(key, KEY_SAFE))
+}
+
+/// A failed copy of `source` into `to`; not found when the source is gone.
+fn compose_error<E, R>(to: NewObject<'_>, source: &str, err: SdkError<E, R>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let gone = err.as_service_error().and_then(|e| e.code()) == Some("NoSuchKey");
+    let error = StorageError::new(
+        to.bucket,
+        to.key,
+        Operation::Compose(source.to_owned()),
+        err,
+    );
+    if gone {
+        error.not_found()
+    } else {
+        error
+    }
 }
 
 impl S3Store {
@@ -39,9 +59,7 @@ impl S3Store {
                 .content_type(to.content_type)
                 .send()
                 .await
-                .map_err(|err| {
-                    StorageError::new(bucket, key, Operation::Compose((*only).to_owned()), err)
-                })?;
+                .map_err(|err| compose_error(to, only, err))?;
             return Ok(bare_etag(
                 copied.copy_object_result().and_then(|r| r.e_tag()),
             ));
@@ -56,41 +74,45 @@ impl S3Store {
         sources: &[&str],
         upload_id: String,
     ) -> Result<Vec<CompletedPart>, StorageError> {
-        let NewObject { bucket, key, .. } = to;
-        let upload_id = upload_id.as_str();
-        futures_util::stream::iter(sources.iter().zip(1..))
-            .map(|(source, part_number)| async move {
-                let copied = self
-                    .client
-                    .upload_part_copy()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(part_number)
-                    .copy_source(copy_source(bucket, source))
-                    .send()
-                    .await
-                    .map_err(|err| {
-                        StorageError::new(
-                            bucket,
-                            key,
-                            Operation::Compose((*source).to_owned()),
-                            err,
-                        )
-                    })?;
-                Ok::<_, StorageError>(
-                    CompletedPart::builder()
-                        .part_number(part_number)
-                        .set_e_tag(
-                            copied
-                                .copy_part_result()
-                                .and_then(|r| r.e_tag().map(str::to_owned)),
-                        )
-                        .build(),
-                )
-            })
-            .buffered(PARTS_IN_FLIGHT)
-            .try_collect()
+        // A few at a time; a plain loop of futures (not a stream of
+        // closures) keeps the future Send for the HTTP handlers.
+        let mut parts = Vec::with_capacity(sources.len());
+        for (batch, sources) in sources.chunks(PARTS_IN_FLIGHT).enumerate() {
+            let mut copies = Vec::with_capacity(sources.len());
+            for (i, source) in sources.iter().enumerate() {
+                let part_number = (batch * PARTS_IN_FLIGHT + i + 1) as i32;
+                copies.push(self.copy_part(to, source, &upload_id, part_number));
+            }
+            parts.extend(futures_util::future::try_join_all(copies).await?);
+        }
+        Ok(parts)
+    }
+
+    async fn copy_part(
+        &self,
+        to: NewObject<'_>,
+        source: &str,
+        upload_id: &str,
+        part_number: i32,
+    ) -> Result<CompletedPart, StorageError> {
+        let copied = self
+            .client
+            .upload_part_copy()
+            .bucket(to.bucket)
+            .key(to.key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .copy_source(copy_source(to.bucket, source))
+            .send()
             .await
+            .map_err(|err| compose_error(to, source, err))?;
+        Ok(CompletedPart::builder()
+            .part_number(part_number)
+            .set_e_tag(
+                copied
+                    .copy_part_result()
+                    .and_then(|r| r.e_tag().map(str::to_owned)),
+            )
+            .build())
     }
 }

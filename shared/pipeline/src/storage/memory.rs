@@ -10,13 +10,18 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError};
+use super::{
+    NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError, MIN_PART_SIZE,
+};
 
 /// Buckets of objects in memory; clones share them.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     objects: Arc<Mutex<Objects>>,
     versioned: bool,
+    /// As S3's 5 MiB, unless a test sets it smaller (see
+    /// [`MemoryStore::with_min_part_size`]).
+    min_part_size: Option<u64>,
 }
 
 #[derive(Default)]
@@ -46,6 +51,14 @@ impl MemoryStore {
     /// A store without versioning: a new put replaces the old content.
     pub fn unversioned() -> Self {
         Self::default()
+    }
+
+    /// Lets [`ObjectStore::compose`] take sources (but the last) of at
+    /// least `bytes`, instead of S3's [`MIN_PART_SIZE`]: tests of
+    /// composed outputs then need not write megabytes.
+    pub fn with_min_part_size(mut self, bytes: u64) -> Self {
+        self.min_part_size = Some(bytes);
+        self
     }
 
     /// Writes `body` at `key`; returns its ETag and version id.
@@ -86,6 +99,21 @@ impl MemoryStore {
     /// The latest content at `key`, or `None` when there is none.
     pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         self.latest(bucket, key).map(|stored| stored.body)
+    }
+
+    /// The keys under `prefix` that hold an object now, in order.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let objects = self.objects.lock().expect("memory store");
+        let mut keys: Vec<String> = objects
+            .versions
+            .iter()
+            .filter(|((b, key), versions)| {
+                b == bucket && key.starts_with(prefix) && matches!(versions.last(), Some(Some(_)))
+            })
+            .map(|((_, key), _)| key.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
     fn latest(&self, bucket: &str, key: &str) -> Option<Stored> {
@@ -169,13 +197,35 @@ impl ObjectStore for MemoryStore {
         sources: &[&str],
     ) -> Result<Option<String>, StorageError> {
         let mut body = Vec::new();
-        for source in sources {
+        for (i, source) in sources.iter().enumerate() {
             let stored = self
                 .latest(to.bucket, source)
                 .ok_or_else(|| StorageError::missing(to.bucket, source))?;
+            // As S3 answers EntityTooSmall when the upload completes.
+            if i + 1 < sources.len() && (stored.body.len() as u64) < self.min_part_size() {
+                return Err(StorageError::new(
+                    to.bucket,
+                    to.key,
+                    Operation::Compose((*source).to_owned()),
+                    std::io::Error::other(format!(
+                        "EntityTooSmall: {} bytes, a part but the last needs {}",
+                        stored.body.len(),
+                        self.min_part_size()
+                    )),
+                ));
+            }
             body.extend_from_slice(&stored.body);
         }
         Ok(Some(self.insert(to.bucket, to.key, body).0))
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        MemoryStore::delete(self, bucket, key);
+        Ok(())
+    }
+
+    fn min_part_size(&self) -> u64 {
+        self.min_part_size.unwrap_or(MIN_PART_SIZE)
     }
 }
 

@@ -83,6 +83,8 @@ pub enum Operation {
     Head,
     #[error("copying {0} into it failed")]
     Compose(String),
+    #[error("deleting it failed")]
+    Delete,
 }
 
 impl StorageError {
@@ -181,6 +183,12 @@ pub trait ObjectStore: Send + Sync {
         to: NewObject<'_>,
         sources: &[&str],
     ) -> Result<Option<String>, StorageError>;
+    /// Deletes the object at `key`; deleting what is not there succeeds.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// The smallest source [`ObjectStore::compose`] takes but the last.
+    fn min_part_size(&self) -> u64 {
+        MIN_PART_SIZE
+    }
 }
 
 /// The smallest part of an S3 multipart upload but the last.
@@ -321,6 +329,17 @@ impl ObjectStore for S3Store {
         sources: &[&str],
     ) -> Result<Option<String>, StorageError> {
         self.compose_objects(to, sources).await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| StorageError::new(bucket, key, Operation::Delete, err))?;
+        Ok(())
     }
 
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {

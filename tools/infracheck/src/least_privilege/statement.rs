@@ -18,7 +18,7 @@ const NETWORK_INTERFACE_ACTIONS: &[&str] = &[
 ];
 const LOG_ACTIONS: &[&str] = &["logs:createlogstream", "logs:putlogevents"];
 const S3_READ_ACTIONS: &[&str] = &["s3:getobject", "s3:getobjectversion"];
-const S3_WRITE_ACTIONS: &[&str] = &["s3:putobject", "s3:abortmultipartupload"];
+const S3_WRITE_ACTIONS: &[&str] = &["s3:putobject", "s3:abortmultipartupload", "s3:deleteobject"];
 const QUEUE_CONSUMER_ACTIONS: &[&str] = &[
     "sqs:receivemessage",
     "sqs:deletemessage",
@@ -104,21 +104,12 @@ impl Context<'_> {
         } else if S3_READ_ACTIONS.contains(&lower) {
             self.check_s3(action, resources, self.promise.s3_read, found);
         } else if S3_WRITE_ACTIONS.contains(&lower) {
-            // HTTP functions may write only exact keys their promise names,
-            // never a whole prefix.
-            let exact_keys: Vec<&str> = self
-                .promise
-                .s3_write
-                .iter()
-                .copied()
-                .filter(|entry| !entry.ends_with('/'))
-                .collect();
-            if !self.is_http {
-                self.check_s3(action, resources, self.promise.s3_write, found);
-            } else if exact_keys.is_empty() {
+            // An HTTP function writes nothing unless its promise names what
+            // (the analytics function: the export and its segments).
+            if self.is_http && self.promise.s3_write.is_empty() {
                 found.add(name, format!("is an HTTP function and allows {action}: HTTP functions must not write to S3"));
             } else {
-                self.check_s3(action, resources, &exact_keys, found);
+                self.check_s3(action, resources, self.promise.s3_write, found);
             }
         } else if lower.starts_with("s3:") {
             let why = if self.is_http {

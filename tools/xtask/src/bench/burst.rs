@@ -73,6 +73,8 @@ pub async fn run(
         let keys = &mut keys_of_worker[i % workers];
         keys.extend(datasets::FILES.map(|name| format!("{prefix}{name}")));
     }
+    // Fewer pairs than workers: the idle workers are not started.
+    keys_of_worker.retain(|keys| !keys.is_empty());
     let database = format!("bench_{}_burst", scratch.stamp);
     let url = scratch.database(&database).await?;
     postgres::migrate(&url).await?;

@@ -93,6 +93,29 @@ pub async fn run_all(database_url: &str, dirs: &[&Path], keys: Keys) -> Result<F
     })
 }
 
+/// The floor of a barcodes-only file selling stored barcodes: COPY into a
+/// staging table, then one UPDATE of the indexed floor table by barcode.
+pub async fn sell(database_url: &str, file: &Path) -> Result<Floor> {
+    let client = postgres::connect(database_url).await?;
+    client
+        .batch_execute("CREATE TEMP TABLE late (barcode text COLLATE \"C\", order_id bigint)")
+        .await?;
+    let started = Instant::now();
+    copy_file(&client, "late", file)
+        .await
+        .with_context(|| format!("copying {} into late", file.display()))?;
+    client
+        .batch_execute(
+            "UPDATE barcodes b SET order_id = l.order_id FROM late l WHERE b.barcode = l.barcode",
+        )
+        .await
+        .context("selling the floor's barcodes")?;
+    Ok(Floor {
+        copy: started.elapsed().as_secs_f64(),
+        keys: 0.0,
+    })
+}
+
 /// `\copy TABLE FROM 'PATH' CSV HEADER`, as psql sends it: the file streamed
 /// over the connection in large chunks.
 async fn copy_file(client: &Client, table: &str, path: &Path) -> Result<()> {

@@ -3,8 +3,9 @@
 //! processed_orders.csv back to S3) on generated data, against the floor of
 //! a plain COPY into bare tables plus the same keys built afterwards, on the
 //! same PostgreSQL in the same run: a small, the main and a large file, each
-//! into a fresh database, then an incremental file into the main one, then
-//! a burst of files at once into a fresh database.
+//! into a fresh database; then onto the main and the large base an
+//! increment of new orders and a file of late barcodes (see `increments`);
+//! then a burst of files at once into a fresh database.
 //!
 //! Everything it creates (databases bench_*, bucket bench-* and its queues)
 //! is removed at the end; PostgreSQL and LocalStack are started if they are
@@ -12,11 +13,13 @@
 
 mod burst;
 mod floor;
+mod increments;
 mod report;
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use order_pipeline::config::INCOMING_PREFIX;
 use serde_json::{json, Value};
 
 use crate::datasets::{self, Ingested};
@@ -117,16 +120,6 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         )?;
         generated.push((orders, dir, summary));
     }
-    let increment_dir = out.join(format!("increment-{}", args.increment));
-    let increment = datasets::generate(
-        &increment_dir,
-        datagen::Config {
-            orders: args.increment,
-            seed: 2,
-            first_order_id: args.orders + 1,
-        },
-    )?;
-
     let burst = burst::Burst {
         files: args.burst_files,
         orders: args.burst_orders,
@@ -139,12 +132,15 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
 
     let stamp = scratch.stamp.clone();
     let mut rows = Vec::new();
+    let mut bases = Vec::new();
     for (orders, dir, summary) in &generated {
-        let label = format!("orders-{orders}");
+        let label = format!("orders {orders}");
         let database = format!("bench_{stamp}_n{orders}");
         let url = scratch.database(&database).await?;
         postgres::migrate(&url).await?;
-        let ingested = real_ingest(&bin, scratch, &label, dir, &database, &url, &out).await?;
+        datasets::upload(scratch, dir).await?;
+        let keys = datasets::FILES.map(|name| format!("{INCOMING_PREFIX}{name}"));
+        let ingested = real_ingest(&bin, scratch, &label, &keys, &url, &out).await?;
 
         let floor_database = format!("bench_{stamp}_floor_n{orders}");
         let floor_url = floor::create(scratch, &floor_database).await?;
@@ -153,40 +149,29 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         ));
         let floor = floor::run(&floor_url, dir, Keys::BuildAfter).await?;
         rows.push(row(
-            format!("orders {orders}"),
-            summary,
+            label,
+            datasets::data_rows(summary),
             &ingested,
             floor,
             false,
         ));
-        if *orders != args.orders {
-            // Only the main run's databases are used again.
+        if *orders == args.orders || *orders == args.large {
+            // The steady state's files follow onto the main and large bases.
+            bases.push(increments::Base {
+                orders: *orders,
+                dir: dir.clone(),
+                url,
+                floor_url,
+            });
+        } else {
             scratch.drop_database(&database).await?;
             scratch.drop_database(&floor_database).await?;
         }
     }
-
-    // The incremental file, into the databases of the main file.
-    let label = format!("increment-{}", args.increment);
-    let database = format!("bench_{stamp}_n{}", args.orders);
-    let url = postgres::with_database(&scratch.admin_url, &database);
-    let ingested =
-        real_ingest(&bin, scratch, &label, &increment_dir, &database, &url, &out).await?;
-    say(&format!(
-        "{label}: floor (COPY into the already indexed floor tables)"
-    ));
-    let floor_url = postgres::with_database(
-        &scratch.admin_url,
-        &format!("bench_{stamp}_floor_n{}", args.orders),
-    );
-    let floor = floor::run(&floor_url, &increment_dir, Keys::Exist).await?;
-    rows.push(row(
-        format!("+increment {}", args.increment),
-        &increment,
-        &ingested,
-        floor,
-        true,
-    ));
+    for base in &bases {
+        rows.push(increments::new_orders(&bin, scratch, &out, base, args.increment).await?);
+        rows.push(increments::late_barcodes(&bin, scratch, &out, base, args.increment).await?);
+    }
 
     let mut publishes = None;
     if !burst_files.is_empty() {
@@ -216,16 +201,10 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
     Ok(())
 }
 
-fn row(
-    label: String,
-    summary: &datagen::Summary,
-    ingested: &Ingested,
-    floor: floor::Floor,
-    copy_only: bool,
-) -> Row {
+fn row(label: String, rows: u64, ingested: &Ingested, floor: floor::Floor, copy_only: bool) -> Row {
     Row {
         label,
-        rows: datasets::data_rows(summary),
+        rows,
         ingest_secs: ingested.measured.seconds,
         publish_secs: publish_secs(&ingested.reports),
         floor,
@@ -234,21 +213,19 @@ fn row(
     }
 }
 
-/// Uploads DIR's files and times `pipeline-local ingest` on them into
-/// `database`; every file must be loaded.
+/// Times `pipeline-local ingest` of the uploaded `keys` into the database
+/// of `url`; every file must be loaded.
 async fn real_ingest(
     bin: &Path,
     scratch: &Scratch,
     label: &str,
-    dir: &Path,
-    database: &str,
+    keys: &[String],
     url: &str,
     out: &Path,
 ) -> Result<Ingested> {
-    datasets::upload(scratch, dir).await?;
-    say(&format!("{label}: real ingest path into {database}"));
-    let ingested =
-        datasets::ingest(bin, scratch, url, &out.join(format!("{label}.ingest"))).await?;
+    say(&format!("{label}: real ingest path"));
+    let reports = out.join(format!("{}.ingest", label.replace([' ', '+'], "_")));
+    let ingested = datasets::ingest_keys(bin, scratch, url, keys, &reports).await?;
     for report in &ingested.reports {
         eprintln!("    {}", summary_of(report));
     }
@@ -260,7 +237,6 @@ async fn real_ingest(
     }
     Ok(ingested)
 }
-
 /// Key, status, counts and timings of a report, whatever else it holds.
 fn summary_of(report: &Value) -> Value {
     let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);

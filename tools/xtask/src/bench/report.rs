@@ -135,7 +135,8 @@ pub fn render(context: &Context, rows: &[Row]) -> String {
         "\nFloor keys: orders PRIMARY KEY (order_id), index orders (customer_id, order_id), index barcodes (order_id),\n  \
          and a plain, NOT unique, index on barcodes (barcode): the files hold deliberate duplicate barcodes,\n  \
          so a unique index cannot be built (the real path rejects those rows instead).\n\
-         The increment's floor copies into the already indexed floor tables of the main run.\n\
+         A +N onto B row (new orders and their barcodes onto base B) copies into the already indexed floor tables of B;\n  \
+         a +late N onto B row (N stored unsold barcodes sold to B's latest orders) copies into staging, then one UPDATE.\n\
          Peak RSS: the ingest process's, from wait4(2).\n\
          Reports: {}; this table: {}\n",
         context.reports, context.table_path

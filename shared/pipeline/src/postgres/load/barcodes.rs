@@ -161,10 +161,13 @@ impl LoadSession {
         let client = self.client();
         client
             .batch_execute(&format!(
-                "CREATE TEMP TABLE known ON COMMIT DROP AS
-                     SELECT o.customer_id, count(*) AS tickets
-                     FROM {accepted} a JOIN orders o USING (order_id)
-                     GROUP BY o.customer_id;
+                "CREATE TEMP TABLE accepted_known ON COMMIT DROP AS
+                     SELECT a.order_id, o.customer_id
+                     FROM {accepted} a JOIN orders o USING (order_id);
+                 CREATE TEMP TABLE known ON COMMIT DROP AS
+                     SELECT customer_id, count(*) AS tickets FROM accepted_known GROUP BY customer_id;
+                 CREATE TEMP TABLE changed_orders ON COMMIT DROP AS
+                     SELECT DISTINCT order_id FROM accepted_known;
                  {tickets};
                  {orphans}",
                 tickets = aggregates::add_customer_tickets(aggregates::KNOWN_TICKETS),
@@ -180,6 +183,7 @@ impl LoadSession {
             .await?
             .get(0);
         let accepted = self.accepted_counts(accepted).await?;
+        self.changed_lines = super::ChangedLines::Listed;
         self.merge_barcode_counts(rows_read, accepted, tickets, orphans)
             .await
     }

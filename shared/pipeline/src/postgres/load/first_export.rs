@@ -121,6 +121,7 @@ impl LoadSession {
                 .await?;
         }
         self.exported = Some(orders);
+        self.changed_lines = super::ChangedLines::WholeFile;
         self.merge_barcode_counts(rows_read, accepted, exported_barcodes, orphans)
             .await
     }

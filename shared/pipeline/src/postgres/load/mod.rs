@@ -25,6 +25,17 @@ use crate::seen::DEFAULT_FILTER_BYTES;
 
 pub use crate::domain::outcome::LoadCounts;
 
+/// Which lines of processed_orders.csv a load changed, for the publisher
+/// (see [`aggregates::record_changed_lines`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangedLines {
+    None,
+    /// Those of the orders in the temporary table `changed_orders`.
+    Listed,
+    /// Every line: a first barcodes load, which writes the file itself.
+    WholeFile,
+}
+
 mod barcodes;
 mod first_export;
 mod orders;
@@ -90,6 +101,8 @@ pub struct LoadSession {
     exported: Option<u64>,
     /// The table this load writes as a shadow, swapped in at the commit.
     shadowed: Option<&'static LoadTable>,
+    /// The lines of processed_orders.csv the load changed.
+    changed_lines: ChangedLines,
 }
 
 impl LoadSession {
@@ -103,6 +116,7 @@ impl LoadSession {
             deltas: Deltas::default(),
             exported: None,
             shadowed: None,
+            changed_lines: ChangedLines::None,
         })
     }
 
@@ -213,6 +227,15 @@ impl LoadSession {
         let changed = entry.counts.accepted > 0;
         let committed =
             aggregates::apply(client, self.deltas, entry.counts.rejected as i64, changed).await?;
+        let changed_lines = match self.changed_lines {
+            _ if self.deltas.tickets == 0 => None,
+            ChangedLines::None => None,
+            ChangedLines::Listed => Some(Some("SELECT order_id FROM changed_orders")),
+            ChangedLines::WholeFile => Some(None),
+        };
+        if let Some(changed) = changed_lines {
+            aggregates::record_changed_lines(client, committed.output_version, changed).await?;
+        }
         // Last: the swap's lock lasts until the commit.
         if let Some(load_table) = self.shadowed {
             client.batch_execute(load_table.swap).await?;

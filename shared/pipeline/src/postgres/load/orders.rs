@@ -185,6 +185,7 @@ impl LoadSession {
                      SELECT n.order_id, n.customer_id, count(*) AS tickets
                      FROM barcodes b JOIN {new_orders} n USING (order_id)
                      GROUP BY n.order_id, n.customer_id;
+                 CREATE TEMP TABLE changed_orders ON COMMIT DROP AS SELECT order_id FROM held;
                  {tickets};
                  {warnings}",
                 tickets = aggregates::add_customer_tickets(
@@ -204,6 +205,7 @@ impl LoadSession {
             .await?;
         let inserted: i64 = merged.get(0);
         let with_barcodes: i64 = merged.get(1);
+        self.changed_lines = super::ChangedLines::Listed;
         self.deltas.orders += inserted;
         self.deltas.tickets += merged.get::<_, i64>(2);
         self.counts(rows_read, inserted, inserted - with_barcodes)

@@ -89,7 +89,7 @@ async fn an_unversioned_object_named_by_an_old_etag_is_superseded() {
 
 #[tokio::test]
 async fn composed_objects_read_back_as_their_sources_one_after_the_other() {
-    let store = MemoryStore::versioned();
+    let store = MemoryStore::versioned().with_min_part_size(8);
     store.insert(
         "b",
         "s/1",
@@ -106,5 +106,13 @@ async fn composed_objects_read_back_as_their_sources_one_after_the_other() {
     let (body, _) = read(&store, &ObjectRef::new("b", "processed/p.csv")).await;
     assert_eq!(body, b"customer_id,order_id,barcodes\n1,1,[A]\n2,2,[B]\n");
     let missing = store.compose(to, &["s/1", "s/3"]).await.unwrap_err();
-    assert!(missing.to_string().contains("s/3"), "{missing}");
+    assert!(
+        missing.not_found && missing.to_string().contains("s/3"),
+        "{missing}"
+    );
+    // As S3: a part but the last needs the smallest part's size.
+    store.insert("b", "s/small", b"3,3,[C]".to_vec());
+    let too_small = store.compose(to, &["s/small", "s/2"]).await.unwrap_err();
+    assert!(too_small.to_string().contains("s/small"), "{too_small}");
+    assert!(store.compose(to, &["s/2", "s/small"]).await.is_ok());
 }

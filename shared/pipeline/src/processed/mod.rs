@@ -6,28 +6,38 @@ use std::io::Write;
 
 use crate::domain::ProcessedOrder;
 
+pub mod segments;
+
 pub const HEADER: [&str; 3] = ["customer_id", "order_id", "barcodes"];
 
 /// Writes processed orders as CSV; the caller supplies them already ordered
 /// (by order_id). Millions of lines: the ids are formatted without
-/// allocating.
+/// allocating. Each line is handed on as it is written, so the writer knows
+/// exactly how many bytes it wrote (where a segment of the export ends).
 pub struct ProcessedOrdersWriter<W: Write> {
-    writer: csv::Writer<W>,
+    writer: csv::Writer<Lines<W>>,
     list: String,
     customer_id: itoa::Buffer,
     order_id: itoa::Buffer,
 }
 
 impl<W: Write> ProcessedOrdersWriter<W> {
+    /// A writer of the whole file: the header first.
     pub fn new(output: W) -> csv::Result<Self> {
-        let mut writer = csv::Writer::from_writer(output);
-        writer.write_record(HEADER)?;
-        Ok(Self {
-            writer,
+        let mut writer = Self::continuing(output);
+        writer.writer.write_record(HEADER)?;
+        writer.writer.flush()?;
+        Ok(writer)
+    }
+
+    /// A writer of lines that follow others (a later segment): no header.
+    pub fn continuing(output: W) -> Self {
+        Self {
+            writer: csv::Writer::from_writer(Lines { output, bytes: 0 }),
             list: String::new(),
             customer_id: itoa::Buffer::new(),
             order_id: itoa::Buffer::new(),
-        })
+        }
     }
 
     pub fn write(&mut self, order: &ProcessedOrder) -> csv::Result<()> {
@@ -44,13 +54,44 @@ impl<W: Write> ProcessedOrdersWriter<W> {
             self.customer_id.format(order.customer_id.get()),
             self.order_id.format(order.order_id.get()),
             self.list.as_str(),
-        ])
+        ])?;
+        // Hands the line on (see `Lines`): a copy, not a system call.
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    /// The bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.writer.get_ref().bytes
     }
 
     pub fn finish(self) -> std::io::Result<W> {
-        self.writer
+        let mut lines = self
+            .writer
             .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        lines.output.flush()?;
+        Ok(lines.output)
+    }
+}
+
+/// The CSV writer's output: counts the bytes, and does not pass on the
+/// flush that follows each line (the output, buffered, is flushed once at
+/// the end).
+struct Lines<W> {
+    output: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Lines<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.output.write(buf)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
-//! processed_orders.csv from the database: the export query, and
+//! processed_orders.csv from the database: the export queries, and
 //! publishing under the publish lock, only when the file is behind the data
-//! (or no longer the file that was published).
+//! (or no longer the file that was published). The segments the file is
+//! made of are recorded in `segments`.
 
 use std::pin::pin;
 
@@ -9,7 +10,11 @@ use futures_util::TryStreamExt;
 
 use super::transaction::Transaction;
 use super::{locks, DbError, PgStore};
+
+mod segments;
+
 use crate::domain::{Barcode, CustomerId, OrderId, ProcessedOrder};
+pub use segments::{ChangedSegments, SegmentUpdate};
 
 /// The export query behind processed_orders.csv: every barcode of a known
 /// order, by order_id, the barcodes of an order together and in file order.
@@ -19,15 +24,33 @@ const PROCESSED_ORDERS_QUERY: &str = "
     FROM orders o JOIN barcodes b ON b.order_id = o.order_id
     ORDER BY o.order_id, b.ingestion_id, b.source_line";
 
-/// Settings for the export: it reads every order and barcode, so
+/// The same for the orders from `$1` to `$2` (inclusive): one segment's, or
+/// a few neighbours', found by index.
+const PROCESSED_ORDERS_BETWEEN_QUERY: &str = "
+    SELECT o.customer_id, o.order_id, b.barcode
+    FROM orders o JOIN barcodes b ON b.order_id = o.order_id
+    WHERE o.order_id BETWEEN $1 AND $2
+    ORDER BY o.order_id, b.ingestion_id, b.source_line";
+
+/// Settings for the whole export: it reads every order and barcode, so
 /// sequential scans and one sort beat walking the order_id index into a heap
 /// in barcode order, and worker processes sharing the join and sort beat one.
-/// JIT compiling it took longer (0.2 s) than it saved.
-const EXPORT_SETTINGS: &str = "
+/// JIT compiling it took longer (0.2 s) than it saved. Set around it only:
+/// a segment's orders are found by index.
+const WHOLE_EXPORT_SETTINGS: &str = "
     SET LOCAL work_mem = '256MB';
     SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
     SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0.001;
     SET LOCAL jit = off;";
+const DEFAULT_EXPORT_SETTINGS: &str = "
+    SET LOCAL work_mem TO DEFAULT;
+    SET LOCAL enable_indexscan TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT;
+    SET LOCAL parallel_setup_cost TO DEFAULT; SET LOCAL parallel_tuple_cost TO DEFAULT;
+    SET LOCAL jit TO DEFAULT;";
+
+/// A publisher's transaction: one snapshot for everything it reads, so the
+/// segments it rewrites and the version it records agree.
+const BEGIN_PUBLISH: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 
 /// Where the export of a first load writes the orders it streams.
 pub type ExportSink<'a> = dyn FnMut(ProcessedOrder) -> std::io::Result<()> + Send + 'a;
@@ -36,9 +59,9 @@ impl PgStore {
     /// Starts publishing processed_orders.csv: waits for the publish lock
     /// and tells whether the published file is behind the data.
     pub async fn begin_publish(&self, destination: &str) -> Result<PublishSession, DbError> {
-        let tx = Transaction::begin(&self.pool, &format!("BEGIN; {EXPORT_SETTINGS}")).await?;
-        locks::take_publish_lock(tx.client()).await?;
-        PublishSession::read(tx, destination).await
+        let connection = Transaction::guard(&self.pool).await?;
+        locks::take_publish_lock(connection.client()).await?;
+        PublishSession::begin(connection, destination).await
     }
 
     /// Like [`PgStore::begin_publish`] when the publish lock is free; `None`
@@ -48,12 +71,14 @@ impl PgStore {
         &self,
         destination: &str,
     ) -> Result<Option<PublishSession>, DbError> {
-        let tx = Transaction::begin(&self.pool, &format!("BEGIN; {EXPORT_SETTINGS}")).await?;
-        if !locks::try_take_publish_lock(tx.client()).await? {
-            tx.end("ROLLBACK").await?;
+        let connection = Transaction::guard(&self.pool).await?;
+        if !locks::try_take_publish_lock(connection.client()).await? {
+            connection.unused();
             return Ok(None);
         }
-        PublishSession::read(tx, destination).await.map(Some)
+        PublishSession::begin(connection, destination)
+            .await
+            .map(Some)
     }
 
     /// Whether the file last published to `destination` shows the data as
@@ -67,7 +92,7 @@ impl PgStore {
 
 /// The output version of the data, and what was last published to a
 /// destination (`$1`): its data version and ETag.
-const PUBLISHED_STATE: &str = "SELECT s.output_version, p.data_version, p.etag
+const PUBLISHED_STATE: &str = "SELECT s.output_version, p.data_version, p.etag, p.publishes
     FROM pipeline_stats s LEFT JOIN published_outputs p ON p.destination = $1";
 
 /// A row of [`PUBLISHED_STATE`].
@@ -77,6 +102,8 @@ struct PublishedState {
     published_version: Option<i64>,
     /// The ETag the file was given (None when unknown).
     published_etag: Option<String>,
+    /// How many publishes there were.
+    publishes: i64,
 }
 
 impl PublishedState {
@@ -85,6 +112,7 @@ impl PublishedState {
             data_version: row.get(0),
             published_version: row.get(1),
             published_etag: row.get(2),
+            publishes: row.get::<_, Option<i64>>(3).unwrap_or(0),
         }
     }
 
@@ -103,7 +131,10 @@ pub struct PublishSession {
 }
 
 impl PublishSession {
-    async fn read(tx: Transaction, destination: &str) -> Result<Self, DbError> {
+    /// Begins the transaction on `connection`, which holds the publish lock.
+    async fn begin(connection: Transaction, destination: &str) -> Result<Self, DbError> {
+        connection.client().batch_execute(BEGIN_PUBLISH).await?;
+        let tx = connection;
         let row = tx
             .client()
             .query_one(PUBLISHED_STATE, &[&destination])
@@ -142,20 +173,54 @@ impl PublishSession {
         F: FnMut(ProcessedOrder) -> Result<(), E>,
         E: From<DbError>,
     {
-        stream_processed_orders(self.tx.client(), sink).await
+        let client = self.tx.client();
+        client
+            .batch_execute(WHOLE_EXPORT_SETTINGS)
+            .await
+            .map_err(DbError::from)?;
+        let written = stream_processed_orders(client, PROCESSED_ORDERS_QUERY, &[], sink).await?;
+        client
+            .batch_execute(DEFAULT_EXPORT_SETTINGS)
+            .await
+            .map_err(DbError::from)?;
+        Ok(written)
+    }
+
+    /// Like [`PublishSession::for_each_processed_order`] for the orders from
+    /// `first` to `last` (inclusive).
+    pub async fn for_each_processed_order_between<F, E>(
+        &self,
+        first: i64,
+        last: i64,
+        sink: F,
+    ) -> Result<u64, E>
+    where
+        F: FnMut(ProcessedOrder) -> Result<(), E>,
+        E: From<DbError>,
+    {
+        let client = self.tx.client();
+        stream_processed_orders(client, PROCESSED_ORDERS_BETWEEN_QUERY, &[first, last], sink).await
     }
 
     /// Ends the session without publishing (the file was current), so its
     /// connection goes back to the pool instead of being closed.
     pub async fn release(self) -> Result<(), DbError> {
-        self.tx.end("ROLLBACK").await
+        self.tx
+            .end(&locks::end_and_release_publish_lock("ROLLBACK"))
+            .await
     }
 
-    /// Records that the file, now with `etag`, shows `data_version`, and
-    /// releases the lock.
-    pub async fn finish(self, etag: Option<&str>) -> Result<(), DbError> {
-        self.tx
-            .client()
+    /// Records that the file, now with `etag` and made of the segments as
+    /// `update` changes them, shows `data_version`; forgets the changes
+    /// every destination has published; commits and releases the lock.
+    pub async fn finish(
+        self,
+        etag: Option<&str>,
+        update: SegmentUpdate<'_>,
+    ) -> Result<(), DbError> {
+        let client = self.tx.client();
+        segments::replace(client, &self.destination, update).await?;
+        client
             .execute(
                 "INSERT INTO published_outputs (destination, data_version, etag, publishes)
                  VALUES ($1, $2, $3, 1)
@@ -166,20 +231,28 @@ impl PublishSession {
                 &[&self.destination, &self.state.data_version, &etag],
             )
             .await?;
-        self.tx.end("COMMIT").await
+        segments::forget_published_changes(client).await?;
+        self.tx
+            .end(&locks::end_and_release_publish_lock("COMMIT"))
+            .await
     }
 }
 
-/// Streams every order that has barcodes, in order_id order, to `sink`.
-/// PostgreSQL joins and sorts (in parallel where it can); the barcodes of an
-/// order arrive together, in file order, and are grouped here.
-async fn stream_processed_orders<F, E>(client: &Object, mut sink: F) -> Result<u64, E>
+/// Streams the orders `query` selects (with `params`) to `sink`, one at a
+/// time. PostgreSQL joins and sorts; the barcodes of an order arrive
+/// together, in file order, and are grouped here.
+async fn stream_processed_orders<F, E>(
+    client: &Object,
+    query: &str,
+    params: &[i64],
+    mut sink: F,
+) -> Result<u64, E>
 where
     F: FnMut(ProcessedOrder) -> Result<(), E>,
     E: From<DbError>,
 {
     let stream = client
-        .query_raw(PROCESSED_ORDERS_QUERY, std::iter::empty::<i64>())
+        .query_raw(query, params.iter().copied())
         .await
         .map_err(DbError::from)?;
     let mut stream = pin!(stream);
