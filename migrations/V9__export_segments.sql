@@ -7,6 +7,9 @@ CREATE TABLE export_segments (
     -- (the first segment starts at the smallest bigint and holds the header).
     first_order_id bigint NOT NULL,
     object_key text NOT NULL,
+    -- The object's ETag when it was written: the file is assembled only
+    -- from segments that still hold what was written.
+    etag text,
     bytes bigint NOT NULL CHECK (bytes >= 0),
     orders bigint NOT NULL CHECK (orders >= 0),
     PRIMARY KEY (destination, first_order_id)

@@ -12,8 +12,9 @@ use std::time::Duration;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestStatus, Ingestor};
 use order_pipeline::processed::segments::SegmentLayout;
+use order_pipeline::storage::memory::MemoryStore;
 use order_pipeline::storage::ObjectRef;
-use pipeline_test_support::{FaultyStore, TestPipeline, WriteGate};
+use pipeline_test_support::{FaultyStore, TestDatabase, TestPipeline, WriteGate};
 use rules_support::RulesFixture;
 
 #[tokio::test]
@@ -239,4 +240,71 @@ async fn a_publish_rewrites_only_the_segments_whose_orders_changed() {
     assert_eq!(tail[..last], after[..last], "only the last segment");
     assert_ne!(tail[last..], after[last..]);
     assert!(f.processed().await.ends_with("6,31,[C31]\n6,32,[C32]\n"));
+}
+
+/// Two databases publishing into the same bucket (two environments, or a
+/// benchmark's runs) never take each other's segments: each database's
+/// file, once brought up to date, is its own data.
+#[tokio::test]
+async fn databases_sharing_a_bucket_keep_their_own_segments() {
+    let store = MemoryStore::versioned().with_min_part_size(20);
+    let bucket = "shared-bucket";
+    let mut pipelines = Vec::new();
+    for _ in 0..2 {
+        let db = TestDatabase::create().await;
+        let ingestor = Ingestor::new(store.clone(), db.store())
+            .with_segment_layout(SegmentLayout { target_bytes: 40 });
+        pipelines.push((db, ingestor));
+    }
+    for (n, (_, ingestor)) in pipelines.iter().enumerate() {
+        let customer = 10 + n;
+        let orders: String = (1..=12).map(|id| format!("{id},{customer}\n")).collect();
+        put_and_ingest(
+            ingestor,
+            &store,
+            bucket,
+            "incoming/o.csv",
+            format!("order_id,customer_id\n{orders}"),
+        )
+        .await;
+        let barcodes: String = (1..=12).map(|id| format!("N{n}C{id},{id}\n")).collect();
+        put_and_ingest(
+            ingestor,
+            &store,
+            bucket,
+            "incoming/b.csv",
+            format!("barcode,order_id\n{barcodes}"),
+        )
+        .await;
+    }
+    // The first database's file was replaced by the second's; a late
+    // barcode brings it up to date again, from its own segments.
+    let (_, first) = &pipelines[0];
+    put_and_ingest(
+        first,
+        &store,
+        bucket,
+        "incoming/late.csv",
+        "barcode,order_id\nLATE,6\n".into(),
+    )
+    .await;
+    let published = String::from_utf8(store.get(bucket, PROCESSED_ORDERS_KEY).unwrap()).unwrap();
+    let lines: String = (1..=12)
+        .map(|id| match id {
+            6 => "10,6,\"[N0C6, LATE]\"\n".to_owned(),
+            _ => format!("10,{id},[N0C{id}]\n"),
+        })
+        .collect();
+    assert_eq!(published, format!("customer_id,order_id,barcodes\n{lines}"));
+}
+
+async fn put_and_ingest(
+    ingestor: &Ingestor<MemoryStore>,
+    store: &MemoryStore,
+    bucket: &str,
+    key: &str,
+    body: String,
+) {
+    store.insert(bucket, key, body.into_bytes());
+    ingestor.ingest(&ObjectRef::new(bucket, key)).await.unwrap();
 }

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use order_pipeline::storage::{NewObject, ObjectRef, ObjectStore, S3Store, MIN_PART_SIZE};
+use order_pipeline::storage::{
+    ComposeSource, NewObject, ObjectRef, ObjectStore, S3Store, MIN_PART_SIZE,
+};
 use pipeline_test_support::TestBucket;
 use tokio::io::AsyncReadExt;
 
@@ -89,7 +91,10 @@ async fn objects_composed_of_others_read_back_as_their_sources_in_order() {
         key,
         content_type: "text/csv; charset=utf-8",
     };
-    let keys: Vec<&str> = sources.iter().map(|(key, _)| *key).collect();
+    let keys: Vec<ComposeSource> = sources
+        .iter()
+        .map(|(key, _)| ComposeSource::any(key))
+        .collect();
     let etag = store.compose(to("processed/all.csv"), &keys).await.unwrap();
     let expected: Vec<u8> = sources.iter().flat_map(|(_, body)| body.clone()).collect();
     let head = bucket
@@ -125,12 +130,49 @@ async fn objects_composed_of_others_read_back_as_their_sources_in_order() {
     let missing = store
         .compose(
             to("processed/none.csv"),
-            &["segments/2.csv", "segments/none.csv"],
+            &[
+                ComposeSource::any("segments/2.csv"),
+                ComposeSource::any("segments/none.csv"),
+            ],
         )
         .await
         .unwrap_err();
     assert!(
-        missing.to_string().contains("segments/none.csv"),
+        missing.not_found && missing.to_string().contains("segments/none.csv"),
         "{missing}"
     );
+
+    // Sources named with their ETags: taken only with that content, in a
+    // copy and in a multipart copy alike.
+    let etag_of = |key| {
+        let store = &store;
+        let bucket = &bucket;
+        async move { store.etag(&bucket.name, key).await.unwrap().unwrap() }
+    };
+    let (first, last) = (
+        etag_of("segments/a b+1.csv").await,
+        etag_of("segments/3.csv").await,
+    );
+    let exact = [
+        ComposeSource {
+            key: "segments/a b+1.csv",
+            etag: Some(&first),
+        },
+        ComposeSource {
+            key: "segments/3.csv",
+            etag: Some(&last),
+        },
+    ];
+    store
+        .compose(to("processed/exact.csv"), &exact)
+        .await
+        .unwrap();
+    bucket.put("segments/3.csv", b"other".to_vec()).await;
+    for sources in [&exact[..], &exact[1..]] {
+        let changed = store
+            .compose(to("processed/exact.csv"), sources)
+            .await
+            .unwrap_err();
+        assert!(changed.superseded, "{changed}");
+    }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use order_pipeline::storage::{
-    NewObject, ObjectReader, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
+    ComposeSource, NewObject, ObjectReader, ObjectRef, ObjectStore, OpenedObject, Operation,
+    StorageError,
 };
 
 /// An [`ObjectStore`] that fails on cue, as S3
@@ -162,7 +163,7 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
     async fn compose(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
     ) -> Result<Option<String>, StorageError> {
         self.write_allowed(to.bucket, to.key).await?;
         self.inner.compose(to, sources).await

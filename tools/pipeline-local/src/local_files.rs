@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use indicatif::ProgressBar;
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::storage::{
-    NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
+    ComposeSource, NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -119,40 +119,57 @@ impl ObjectStore for LocalFiles {
     }
 
     /// The output files of `sources`, one after the other, streamed into
-    /// the file of `to`.
+    /// a file beside `to`'s that then replaces it, as S3 replaces an object
+    /// whole: a missing or changed source leaves `to` as it was.
     async fn compose(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
     ) -> Result<Option<String>, StorageError> {
         let target = self.prepare_output(to.bucket, to.key).await?;
-        let written = |e| {
-            StorageError::new(
-                to.bucket,
-                to.key,
-                Operation::WriteLocalFile(target.clone()),
-                e,
-            )
+        let assembling = target.with_extension("csv.assembling");
+        let written = |path: &Path| {
+            let path = path.to_owned();
+            move |e| StorageError::new(to.bucket, to.key, Operation::WriteLocalFile(path), e)
         };
-        let mut file = tokio::fs::File::create(&target).await.map_err(written)?;
+        let mut file = tokio::fs::File::create(&assembling)
+            .await
+            .map_err(written(&assembling))?;
         for source in sources {
-            let mut part = tokio::fs::File::open(self.output_path(source))
-                .await
-                .map_err(|e| {
-                    StorageError::new(
+            let source_failed = |e: std::io::Error| {
+                let not_found = e.kind() == std::io::ErrorKind::NotFound;
+                StorageError {
+                    not_found,
+                    ..StorageError::new(
                         to.bucket,
                         to.key,
-                        Operation::Compose((*source).to_owned()),
+                        Operation::Compose(source.key.to_owned()),
                         e,
                     )
-                })?;
+                }
+            };
+            let mut part = tokio::fs::File::open(self.output_path(source.key))
+                .await
+                .map_err(source_failed)?;
+            let meta = part.metadata().await.map_err(source_failed)?;
+            if source.etag.is_some_and(|etag| etag != local_etag(&meta)) {
+                return Err(StorageError {
+                    superseded: true,
+                    ..source_failed(std::io::Error::other(
+                        "the file changed since it was written",
+                    ))
+                });
+            }
             tokio::io::copy(&mut part, &mut file)
                 .await
-                .map_err(written)?;
+                .map_err(written(&assembling))?;
         }
         tokio::io::AsyncWriteExt::flush(&mut file)
             .await
-            .map_err(written)?;
+            .map_err(written(&assembling))?;
+        tokio::fs::rename(&assembling, &target)
+            .await
+            .map_err(written(&target))?;
         self.etag(to.bucket, to.key).await
     }
 
@@ -225,7 +242,10 @@ mod tests {
         let etag = store
             .compose(
                 to(PROCESSED_ORDERS_KEY),
-                &["segments/1.csv", "segments/2.csv"],
+                &[
+                    ComposeSource::any("segments/1.csv"),
+                    ComposeSource::any("segments/2.csv"),
+                ],
             )
             .await
             .unwrap();
@@ -238,12 +258,31 @@ mod tests {
             store.etag("local", PROCESSED_ORDERS_KEY).await.unwrap()
         );
         let missing = store
-            .compose(to("processed/x.csv"), &["segments/none.csv"])
+            .compose(
+                to(PROCESSED_ORDERS_KEY),
+                &[ComposeSource::any("segments/none.csv")],
+            )
             .await
             .unwrap_err();
         assert!(
-            missing.to_string().contains("segments/none.csv"),
+            missing.not_found && missing.to_string().contains("segments/none.csv"),
             "{missing}"
+        );
+        let changed = store
+            .compose(
+                to(PROCESSED_ORDERS_KEY),
+                &[ComposeSource {
+                    key: "segments/2.csv",
+                    etag: Some("local-1-0"),
+                }],
+            )
+            .await
+            .unwrap_err();
+        assert!(changed.superseded, "{changed}");
+        assert_eq!(
+            std::fs::read(dir.path().join("processed_orders.csv")).unwrap(),
+            b"header\n1\n2\n",
+            "a failed compose leaves the file as it was"
         );
     }
 }

@@ -10,9 +10,9 @@ use crate::error_chain::ErrorChain;
 use crate::postgres::export::{ChangedSegments, PublishSession, SegmentUpdate};
 use crate::postgres::load::Committed;
 use crate::processed::segments::{
-    segment_key, NewSegment, Segment, SegmentWriter, FIRST_SEGMENT_START,
+    NewSegment, Segment, SegmentKeys, SegmentWriter, FIRST_SEGMENT_START,
 };
-use crate::storage::{NewObject, ObjectStore, StorageError, CSV_CONTENT_TYPE};
+use crate::storage::{ComposeSource, NewObject, ObjectStore, StorageError, CSV_CONTENT_TYPE};
 
 use super::{IngestError, Ingestor};
 
@@ -131,7 +131,7 @@ impl<S: ObjectStore> Ingestor<S> {
             Err(Unassembled::SegmentMissing(error, publish)) => {
                 tracing::warn!(
                     error = %ErrorChain(&error),
-                    "a segment of processed_orders.csv is missing; regenerating the whole file"
+                    "a segment of processed_orders.csv is missing or was replaced; regenerating the whole file"
                 );
                 let rewrite = self
                     .rewrite(&publish, &on_record, ChangedSegments::WholeFile)
@@ -222,14 +222,14 @@ impl<S: ObjectStore> Ingestor<S> {
         on_record: &[Segment],
         rewrite: Rewrite,
     ) -> Result<u64, Unassembled> {
-        let publish_number = publish.publish_number();
+        let keys = SegmentKeys::for_publish(publish.publish_number());
         // A few at a time; a plain loop of futures (not a stream of
         // closures) keeps the future Send for the HTTP handlers.
         let mut added = Vec::with_capacity(rewrite.added.len());
         for (batch, segments) in rewrite.added.chunks(SEGMENTS_IN_FLIGHT).enumerate() {
             let mut uploads = Vec::with_capacity(segments.len());
             for (i, segment) in segments.iter().enumerate() {
-                let key = segment_key(publish_number, batch * SEGMENTS_IN_FLIGHT + i);
+                let key = keys.key(batch * SEGMENTS_IN_FLIGHT + i);
                 uploads.push(self.upload_segment(bucket, key, segment));
             }
             added.extend(futures_util::future::try_join_all(uploads).await?);
@@ -244,7 +244,13 @@ impl<S: ObjectStore> Ingestor<S> {
             .partition(|(i, _)| replaced(*i));
         let mut file: Vec<&Segment> = kept.into_iter().map(|(_, s)| s).chain(&added).collect();
         file.sort_unstable_by_key(|s| s.first_order_id);
-        let sources: Vec<&str> = file.iter().map(|s| s.object_key.as_str()).collect();
+        let sources: Vec<ComposeSource> = file
+            .iter()
+            .map(|s| ComposeSource {
+                key: &s.object_key,
+                etag: s.etag.as_deref(),
+            })
+            .collect();
         let to = NewObject {
             bucket,
             key: PROCESSED_ORDERS_KEY,
@@ -252,7 +258,7 @@ impl<S: ObjectStore> Ingestor<S> {
         };
         let etag = match self.store.compose(to, &sources).await {
             Ok(etag) => etag,
-            Err(error) if error.not_found => {
+            Err(error) if error.not_found || error.superseded => {
                 return Err(Unassembled::SegmentMissing(error, Box::new(publish)))
             }
             Err(error) => return Err(Unassembled::Failed(error.into())),
@@ -294,10 +300,11 @@ impl<S: ObjectStore> Ingestor<S> {
             key: &key,
             content_type: CSV_CONTENT_TYPE,
         };
-        self.store.put_file(to, segment.file.path()).await?;
+        let etag = self.store.put_file(to, segment.file.path()).await?;
         Ok(Segment {
             first_order_id: segment.first_order_id,
             object_key: key,
+            etag,
             bytes: segment.bytes,
             orders: segment.orders,
         })
@@ -306,8 +313,9 @@ impl<S: ObjectStore> Ingestor<S> {
 
 /// Why a publish did not assemble the file.
 enum Unassembled {
-    /// A segment on record is gone from the store: only regenerating the
-    /// whole file helps, in the same session, handed back.
+    /// A segment on record is gone from the store, or holds other content
+    /// (someone else wrote its key): only regenerating the whole file
+    /// helps, in the same session, handed back.
     SegmentMissing(StorageError, Box<PublishSession>),
     Failed(IngestError),
 }

@@ -29,6 +29,8 @@ const MAX_SEGMENTS: u64 = 5_000;
 pub struct Segment {
     pub first_order_id: i64,
     pub object_key: String,
+    /// Its ETag when written, when the store gave one.
+    pub etag: Option<String>,
     pub bytes: u64,
     pub orders: u64,
 }
@@ -62,10 +64,25 @@ impl SegmentLayout {
     }
 }
 
-/// The key of the `index`-th segment written by publish number `publish`:
-/// unique across publishes, so a segment in use is never overwritten.
-pub fn segment_key(publish: i64, index: usize) -> String {
-    format!("{SEGMENTS_PREFIX}p{publish:08}-{index:05}.csv")
+/// The keys one publish writes its segments under: its number at the
+/// destination and a random part, so that no publish (of this database, or
+/// of another one writing the same bucket) overwrites a segment in use.
+#[derive(Debug, Clone)]
+pub struct SegmentKeys(String);
+
+impl SegmentKeys {
+    pub fn for_publish(publish: i64) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self(format!("{SEGMENTS_PREFIX}p{publish:08}-{random:016x}-"))
+    }
+
+    /// The key of the `index`-th segment.
+    pub fn key(&self, index: usize) -> String {
+        format!("{}{index:05}.csv", self.0)
+    }
 }
 
 /// A segment written to a temporary file, to be uploaded.

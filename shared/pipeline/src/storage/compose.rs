@@ -7,7 +7,11 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedPart, MetadataDirective};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{bare_etag, NewObject, Operation, S3Store, StorageError, PARTS_IN_FLIGHT};
+use aws_sdk_s3::config::http::HttpResponse;
+
+use super::{
+    bare_etag, ComposeSource, NewObject, Operation, S3Store, StorageError, PARTS_IN_FLIGHT,
+};
 
 /// What a copy source's key keeps as it is (S3 wants the rest encoded).
 const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
@@ -21,31 +25,40 @@ fn copy_source(bucket: &str, key: &str) -> String {
     format!("{bucket}/{}", utf8_percent_encode(key, KEY_SAFE))
 }
 
-/// A failed copy of `source` into `to`; not found when the source is gone.
-fn compose_error<E, R>(to: NewObject<'_>, source: &str, err: SdkError<E, R>) -> StorageError
+/// A failed copy of `source` into `to`: not found when the source is gone,
+/// superseded when it holds other content than the ETag it names.
+fn compose_error<E>(to: NewObject<'_>, source: &str, err: SdkError<E, HttpResponse>) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let gone = err.as_service_error().and_then(|e| e.code()) == Some("NoSuchKey");
-    let error = StorageError::new(
-        to.bucket,
-        to.key,
-        Operation::Compose(source.to_owned()),
-        err,
-    );
-    if gone {
-        error.not_found()
-    } else {
-        error
+    let code = err.as_service_error().and_then(|e| e.code());
+    let not_found = code == Some("NoSuchKey");
+    let superseded = code == Some("PreconditionFailed")
+        || err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 412);
+    StorageError {
+        not_found,
+        superseded,
+        ..StorageError::new(
+            to.bucket,
+            to.key,
+            Operation::Compose(source.to_owned()),
+            err,
+        )
     }
+}
+
+/// S3's If-Match value for an ETag.
+fn quoted(etag: Option<&str>) -> Option<String> {
+    etag.map(|etag| format!("\"{etag}\""))
 }
 
 impl S3Store {
     pub(super) async fn compose_objects(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
     ) -> Result<Option<String>, StorageError> {
         let NewObject { bucket, key, .. } = to;
         if let [only] = sources {
@@ -54,12 +67,13 @@ impl S3Store {
                 .copy_object()
                 .bucket(bucket)
                 .key(key)
-                .copy_source(copy_source(bucket, only))
+                .copy_source(copy_source(bucket, only.key))
+                .set_copy_source_if_match(quoted(only.etag))
                 .metadata_directive(MetadataDirective::Replace)
                 .content_type(to.content_type)
                 .send()
                 .await
-                .map_err(|err| compose_error(to, only, err))?;
+                .map_err(|err| compose_error(to, only.key, err))?;
             return Ok(bare_etag(
                 copied.copy_object_result().and_then(|r| r.e_tag()),
             ));
@@ -71,7 +85,7 @@ impl S3Store {
     async fn copy_parts(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
         upload_id: String,
     ) -> Result<Vec<CompletedPart>, StorageError> {
         // A few at a time; a plain loop of futures (not a stream of
@@ -91,7 +105,7 @@ impl S3Store {
     async fn copy_part(
         &self,
         to: NewObject<'_>,
-        source: &str,
+        source: &ComposeSource<'_>,
         upload_id: &str,
         part_number: i32,
     ) -> Result<CompletedPart, StorageError> {
@@ -102,10 +116,11 @@ impl S3Store {
             .key(to.key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .copy_source(copy_source(to.bucket, source))
+            .copy_source(copy_source(to.bucket, source.key))
+            .set_copy_source_if_match(quoted(source.etag))
             .send()
             .await
-            .map_err(|err| compose_error(to, source, err))?;
+            .map_err(|err| compose_error(to, source.key, err))?;
         Ok(CompletedPart::builder()
             .part_number(part_number)
             .set_e_tag(

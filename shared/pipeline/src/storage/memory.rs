@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError, MIN_PART_SIZE,
+    ComposeSource, NewObject, ObjectRef, ObjectStore, OpenedObject, Operation, StorageError,
+    MIN_PART_SIZE,
 };
 
 /// Buckets of objects in memory; clones share them.
@@ -194,19 +195,30 @@ impl ObjectStore for MemoryStore {
     async fn compose(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
     ) -> Result<Option<String>, StorageError> {
         let mut body = Vec::new();
         for (i, source) in sources.iter().enumerate() {
             let stored = self
-                .latest(to.bucket, source)
-                .ok_or_else(|| StorageError::missing(to.bucket, source))?;
+                .latest(to.bucket, source.key)
+                .ok_or_else(|| StorageError::missing(to.bucket, source.key))?;
+            if source.etag.is_some_and(|etag| etag != stored.etag) {
+                return Err(StorageError {
+                    superseded: true,
+                    ..StorageError::new(
+                        to.bucket,
+                        to.key,
+                        Operation::Compose(source.key.to_owned()),
+                        std::io::Error::other("PreconditionFailed: the ETag does not match"),
+                    )
+                });
+            }
             // As S3 answers EntityTooSmall when the upload completes.
             if i + 1 < sources.len() && (stored.body.len() as u64) < self.min_part_size() {
                 return Err(StorageError::new(
                     to.bucket,
                     to.key,
-                    Operation::Compose((*source).to_owned()),
+                    Operation::Compose(source.key.to_owned()),
                     std::io::Error::other(format!(
                         "EntityTooSmall: {} bytes, a part but the last needs {}",
                         stored.body.len(),

@@ -173,15 +173,17 @@ pub trait ObjectStore: Send + Sync {
     async fn etag(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError>;
     /// Writes a whole object.
     async fn put(&self, to: NewObject<'_>, body: Vec<u8>) -> Result<(), StorageError>;
-    /// Writes the object made of `sources` (keys in the same bucket), one
-    /// after the other, on the store's side: none of their bytes pass
+    /// Writes the object made of `sources` (objects in the same bucket),
+    /// one after the other, on the store's side: none of their bytes pass
     /// through here. On S3 each source but the last must hold at least
-    /// [`MIN_PART_SIZE`] bytes, a multipart upload's smallest part. Returns
-    /// the new object's ETag when the store reports one.
+    /// [`MIN_PART_SIZE`] bytes, a multipart upload's smallest part. A source
+    /// that names an ETag is taken only with that content: another is an
+    /// error marked `superseded`, a missing one `not_found`. Returns the
+    /// new object's ETag when the store reports one.
     async fn compose(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
     ) -> Result<Option<String>, StorageError>;
     /// Deletes the object at `key`; deleting what is not there succeeds.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
@@ -193,6 +195,21 @@ pub trait ObjectStore: Send + Sync {
 
 /// The smallest part of an S3 multipart upload but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// One source of [`ObjectStore::compose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComposeSource<'a> {
+    pub key: &'a str,
+    /// The content it must hold (If-Match), when that matters.
+    pub etag: Option<&'a str>,
+}
+
+impl<'a> ComposeSource<'a> {
+    /// Whatever `key` holds.
+    pub fn any(key: &'a str) -> Self {
+        Self { key, etag: None }
+    }
+}
 
 /// The content type of every CSV the pipeline writes.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
@@ -326,7 +343,7 @@ impl ObjectStore for S3Store {
     async fn compose(
         &self,
         to: NewObject<'_>,
-        sources: &[&str],
+        sources: &[ComposeSource<'_>],
     ) -> Result<Option<String>, StorageError> {
         self.compose_objects(to, sources).await
     }

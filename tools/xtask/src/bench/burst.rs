@@ -34,9 +34,13 @@ pub struct Outcome {
 }
 
 /// Generates the burst's files into `out`: pair `i` holds orders from
-/// `1 + i * orders` on (barcodes follow from order ids, so no two pairs
-/// share one).
-pub fn generate(out: &Path, burst: Burst) -> Result<Vec<(PathBuf, datagen::Summary)>> {
+/// `first_order_id + i * orders` on (barcodes follow from order ids, so no
+/// two pairs share one).
+pub fn generate(
+    out: &Path,
+    burst: Burst,
+    first_order_id: u64,
+) -> Result<Vec<(PathBuf, datagen::Summary)>> {
     (0..burst.files)
         .map(|i| {
             let dir = out
@@ -47,12 +51,64 @@ pub fn generate(out: &Path, burst: Burst) -> Result<Vec<(PathBuf, datagen::Summa
                 datagen::Config {
                     orders: burst.orders,
                     seed: 100 + i,
-                    first_order_id: 1 + i * burst.orders,
+                    first_order_id: first_order_id + i * burst.orders,
                 },
             )?;
             Ok((dir, summary))
         })
         .collect()
+}
+
+/// Uploads the pairs (pair `i` under `incoming/burst/<i>/`) and deals them
+/// out to `workers`: worker w takes pairs w, w + workers, ..., each pair's
+/// orders, then its barcodes, as a partner's files arrive. Returns each
+/// worker's keys (none for a worker without a pair).
+pub async fn upload(
+    scratch: &Scratch,
+    generated: &[(PathBuf, datagen::Summary)],
+    workers: u64,
+) -> Result<Vec<Vec<String>>> {
+    let workers = workers.max(1) as usize;
+    let mut keys_of_worker = vec![Vec::new(); workers];
+    for (i, (dir, _)) in generated.iter().enumerate() {
+        let prefix = format!("incoming/burst/{i}/");
+        datasets::upload_as(scratch, dir, &prefix).await?;
+        let keys = &mut keys_of_worker[i % workers];
+        keys.extend(datasets::FILES.map(|name| format!("{prefix}{name}")));
+    }
+    keys_of_worker.retain(|keys| !keys.is_empty());
+    Ok(keys_of_worker)
+}
+
+/// Runs the workers at once into the database of `url`, each a
+/// `pipeline-local ingest` of its keys (reports in `<out>-<w>.ingest.*`);
+/// every file must be loaded.
+pub async fn ingest(
+    bin: &Path,
+    scratch: &Scratch,
+    url: &str,
+    keys_of_worker: &[Vec<String>],
+    out: &Path,
+) -> Result<Vec<datasets::Ingested>> {
+    let outputs: Vec<PathBuf> = (0..keys_of_worker.len())
+        .map(|w| PathBuf::from(format!("{}-{w}.ingest", out.display())))
+        .collect();
+    let ingests = keys_of_worker
+        .iter()
+        .zip(&outputs)
+        .map(|(keys, output)| datasets::ingest_keys(bin, scratch, url, keys, output));
+    let ingested = futures_util::future::try_join_all(ingests).await?;
+    if ingested
+        .iter()
+        .flat_map(|i| i.reports.iter())
+        .any(|r| r["status"] != "loaded")
+    {
+        bail!(
+            "the burst: a file was not loaded (see {}-*.ingest.json)",
+            out.display()
+        );
+    }
+    Ok(ingested)
 }
 
 pub async fn run(
@@ -63,18 +119,7 @@ pub async fn run(
     generated: &[(PathBuf, datagen::Summary)],
 ) -> Result<Outcome> {
     let label = format!("burst {}x{}", burst.files, burst.orders);
-    let workers = burst.workers.max(1) as usize;
-    let mut keys_of_worker = vec![Vec::new(); workers];
-    for (i, (dir, _)) in generated.iter().enumerate() {
-        let prefix = format!("incoming/burst/{i}/");
-        datasets::upload_as(scratch, dir, &prefix).await?;
-        // Worker w takes pairs w, w + workers, ...: each pair's orders, then
-        // its barcodes, as a partner's files arrive.
-        let keys = &mut keys_of_worker[i % workers];
-        keys.extend(datasets::FILES.map(|name| format!("{prefix}{name}")));
-    }
-    // Fewer pairs than workers: the idle workers are not started.
-    keys_of_worker.retain(|keys| !keys.is_empty());
+    let keys_of_worker = upload(scratch, generated, burst.workers).await?;
     let database = format!("bench_{}_burst", scratch.stamp);
     let url = scratch.database(&database).await?;
     postgres::migrate(&url).await?;
@@ -82,24 +127,10 @@ pub async fn run(
         "{label}: {} workers ingesting at once into {database}",
         burst.workers
     ));
-    let outputs: Vec<PathBuf> = (0..keys_of_worker.len())
-        .map(|w| out.join(format!("burst-{w}.ingest")))
-        .collect();
-    let scratch_ref = &*scratch;
     let started = Instant::now();
-    let ingests = keys_of_worker
-        .iter()
-        .zip(&outputs)
-        .map(|(keys, output)| datasets::ingest_keys(bin, scratch_ref, &url, keys, output));
-    let ingested = futures_util::future::try_join_all(ingests).await?;
+    let ingested = ingest(bin, scratch, &url, &keys_of_worker, &out.join("burst")).await?;
     let seconds = started.elapsed().as_secs_f64();
     let reports: Vec<&serde_json::Value> = ingested.iter().flat_map(|i| i.reports.iter()).collect();
-    if reports.iter().any(|r| r["status"] != "loaded") {
-        bail!(
-            "{label}: a file was not loaded (see {}/burst-*.ingest.json)",
-            out.display()
-        );
-    }
     let publishes: i64 = postgres::connect(&url)
         .await?
         .query_one(

@@ -11,7 +11,7 @@
 //! is removed at the end; PostgreSQL and LocalStack are started if they are
 //! not running and stopped again only if nobody else uses them by then.
 
-mod burst;
+pub(crate) mod burst;
 mod floor;
 mod increments;
 mod report;
@@ -125,14 +125,13 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
         orders: args.burst_orders,
         workers: args.burst_workers,
     };
-    let burst_files = burst::generate(&out, burst)?;
+    let burst_files = burst::generate(&out, burst, 1)?;
 
     say(&format!("creating bucket s3://{}", scratch.names.bucket));
     scratch.bootstrap().await?;
 
     let stamp = scratch.stamp.clone();
     let mut rows = Vec::new();
-    let mut bases = Vec::new();
     for (orders, dir, summary) in &generated {
         let label = format!("orders {orders}");
         let database = format!("bench_{stamp}_n{orders}");
@@ -156,21 +155,20 @@ async fn benchmark(workspace: &Workspace, args: &Args, scratch: &mut Scratch) ->
             false,
         ));
         if *orders == args.orders || *orders == args.large {
-            // The steady state's files follow onto the main and large bases.
-            bases.push(increments::Base {
+            // The steady state's files follow onto the main and large bases,
+            // right away: a later base's load (and its autovacuum) would
+            // share the machine with them.
+            let base = increments::Base {
                 orders: *orders,
                 dir: dir.clone(),
                 url,
                 floor_url,
-            });
-        } else {
-            scratch.drop_database(&database).await?;
-            scratch.drop_database(&floor_database).await?;
+            };
+            rows.push(increments::new_orders(&bin, scratch, &out, &base, args.increment).await?);
+            rows.push(increments::late_barcodes(&bin, scratch, &out, &base, args.increment).await?);
         }
-    }
-    for base in &bases {
-        rows.push(increments::new_orders(&bin, scratch, &out, base, args.increment).await?);
-        rows.push(increments::late_barcodes(&bin, scratch, &out, base, args.increment).await?);
+        scratch.drop_database(&database).await?;
+        scratch.drop_database(&floor_database).await?;
     }
 
     let mut publishes = None;

@@ -39,6 +39,17 @@ pub struct Args {
     orders_port: u16,
     #[arg(long, env = "BENCH_API_ANALYTICS_PORT", default_value_t = 9182)]
     analytics_port: u16,
+    /// Pairs of files in the burst the reads run during (0 skips it).
+    #[arg(long, env = "BENCH_API_BURST_FILES", default_value_t = 10)]
+    burst_files: u64,
+    /// Orders in each of the burst's files.
+    #[arg(long, env = "BENCH_API_BURST_ORDERS", default_value_t = 50_000,
+          value_parser = workspace::count::<u64>())]
+    burst_orders: u64,
+    /// The burst's ingests at once: the template's IngestMaxConcurrency.
+    #[arg(long, env = "BENCH_API_BURST_WORKERS", default_value_t = 5,
+          value_parser = workspace::count::<u64>())]
+    burst_workers: u64,
     /// Builds and runs the debug binaries instead of release ones: a quick
     /// check that the task works, whose figures compare with nothing.
     #[arg(long)]
@@ -191,8 +202,28 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         rows.push(wrk::row(label, &figures));
     }
 
-    let during = during_load::run(bin, args, api, &token, ingested.measured.seconds).await?;
+    let doubling = during_load::doubling_file(bin, args, api).await?;
+    let during = during_load::run(args, api, &token, "loading", doubling).await?;
     rows.extend(during.rows);
+    let shape = crate::bench::burst::Burst {
+        files: args.burst_files,
+        orders: args.burst_orders,
+        workers: args.burst_workers,
+    };
+    let during_burst = if shape.files > 0 {
+        let burst = during_load::burst(bin, args, api, shape).await?;
+        let during = during_load::run(args, api, &token, "burst", burst).await?;
+        rows.extend(during.rows.iter().cloned());
+        Some(during)
+    } else {
+        None
+    };
+    let burst_note = during_burst.map_or(String::new(), |during| {
+        format!(
+            "burst: read while {} pairs of files of {} orders went in, {} at once, {:.0} s; {} answers were 5xx.\n",
+            shape.files, shape.orders, shape.workers, during.load_secs, during.server_errors
+        )
+    });
 
     let cores = workspace::cores();
     let table = format!(
@@ -201,8 +232,9 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
          wrk -t2 -c{} -d{}s against {} builds served with LOCAL_HTTP_ADDR (pool {}, RUST_LOG={});\n\
          wrk shares the {cores} cores with the servers and PostgreSQL. {{random}}: a random id per request.\n\n\
          {}\n{}\n\n\
-         loading: read while {} more orders (a file that doubles the tables) were ingested, {:.0} s;\n\
-         the two wrk runs ({} connections each) ran {} s at once; {} answers were 5xx.\n",
+         loading: read while {} more orders (a file that doubles the tables) were ingested, {:.0} s; {} answers were 5xx.\n\
+         {burst_note}\
+         During a load, two wrk runs ({} connections each) read at once for exactly as long as the files took.\n",
         postgres::server_version(&database).await?,
         workspace::utc_minute(),
         args.orders,
@@ -215,9 +247,8 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         rows.join("\n"),
         args.orders,
         during.load_secs,
-        (args.conns / 2).max(1),
-        during.read_secs,
         during.server_errors,
+        (args.conns / 2).max(1),
     );
     print!("{table}");
     std::fs::write(

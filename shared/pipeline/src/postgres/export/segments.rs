@@ -39,7 +39,7 @@ impl PublishSession {
             .tx
             .client()
             .query(
-                "SELECT first_order_id, object_key, bytes, orders FROM export_segments
+                "SELECT first_order_id, object_key, etag, bytes, orders FROM export_segments
                  WHERE destination = $1 ORDER BY first_order_id",
                 &[&self.destination],
             )
@@ -49,8 +49,9 @@ impl PublishSession {
             .map(|row| Segment {
                 first_order_id: row.get(0),
                 object_key: row.get(1),
-                bytes: row.get::<_, i64>(2) as u64,
-                orders: row.get::<_, i64>(3) as u64,
+                etag: row.get(2),
+                bytes: row.get::<_, i64>(3) as u64,
+                orders: row.get::<_, i64>(4) as u64,
             })
             .collect())
     }
@@ -103,14 +104,16 @@ pub(super) async fn replace(
         .await?;
     let column = |pick: fn(&Segment) -> i64| update.added.iter().map(pick).collect::<Vec<_>>();
     let keys: Vec<&str> = update.added.iter().map(|s| s.object_key.as_str()).collect();
+    let etags: Vec<Option<&str>> = update.added.iter().map(|s| s.etag.as_deref()).collect();
     client
         .execute(
-            "INSERT INTO export_segments (destination, first_order_id, object_key, bytes, orders)
-             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])",
+            "INSERT INTO export_segments (destination, first_order_id, object_key, etag, bytes, orders)
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])",
             &[
                 &destination,
                 &column(|s| s.first_order_id),
                 &keys,
+                &etags,
                 &column(|s| s.bytes as i64),
                 &column(|s| s.orders as i64),
             ],

@@ -101,18 +101,47 @@ async fn composed_objects_read_back_as_their_sources_one_after_the_other() {
         key: "processed/p.csv",
         content_type: "text/csv",
     };
-    let etag = store.compose(to, &["s/1", "s/2"]).await.unwrap();
+    let sources = |keys: &[&'static str]| {
+        keys.iter()
+            .map(|k| ComposeSource::any(k))
+            .collect::<Vec<_>>()
+    };
+    let etag = store.compose(to, &sources(&["s/1", "s/2"])).await.unwrap();
     assert_eq!(store.etag("b", "processed/p.csv").await.unwrap(), etag);
     let (body, _) = read(&store, &ObjectRef::new("b", "processed/p.csv")).await;
     assert_eq!(body, b"customer_id,order_id,barcodes\n1,1,[A]\n2,2,[B]\n");
-    let missing = store.compose(to, &["s/1", "s/3"]).await.unwrap_err();
+    let missing = store
+        .compose(to, &sources(&["s/1", "s/3"]))
+        .await
+        .unwrap_err();
     assert!(
         missing.not_found && missing.to_string().contains("s/3"),
         "{missing}"
     );
     // As S3: a part but the last needs the smallest part's size.
     store.insert("b", "s/small", b"3,3,[C]".to_vec());
-    let too_small = store.compose(to, &["s/small", "s/2"]).await.unwrap_err();
+    let too_small = store
+        .compose(to, &sources(&["s/small", "s/2"]))
+        .await
+        .unwrap_err();
     assert!(too_small.to_string().contains("s/small"), "{too_small}");
-    assert!(store.compose(to, &["s/2", "s/small"]).await.is_ok());
+    assert!(store
+        .compose(to, &sources(&["s/2", "s/small"]))
+        .await
+        .is_ok());
+    // A source named with its ETag is taken only with that content.
+    let s2 = store.etag("b", "s/2").await.unwrap().unwrap();
+    let exactly = |etag| {
+        [ComposeSource {
+            key: "s/2",
+            etag: Some(etag),
+        }]
+    };
+    assert!(store.compose(to, &exactly(&s2)).await.is_ok());
+    store.insert("b", "s/2", b"other".to_vec());
+    let changed = store.compose(to, &exactly(&s2)).await.unwrap_err();
+    assert!(
+        changed.superseded && changed.to_string().contains("s/2"),
+        "{changed}"
+    );
 }
