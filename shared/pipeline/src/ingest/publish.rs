@@ -5,6 +5,8 @@
 //! it costs what changed. A first load's export, prepared inside its
 //! transaction, is published as it is.
 
+use std::time::Instant;
+
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::error_chain::ErrorChain;
 use crate::postgres::export::{ChangedSegments, PublishSession, SegmentUpdate};
@@ -38,6 +40,8 @@ struct Rewrite {
     /// all of them.
     replaced: Option<Vec<usize>>,
     added: Vec<NewSegment>,
+    /// How long regenerating them took (0: a load wrote them).
+    regenerated_ms: u64,
 }
 
 impl<S: ObjectStore> Ingestor<S> {
@@ -111,6 +115,7 @@ impl<S: ObjectStore> Ingestor<S> {
                 Rewrite {
                     replaced: None,
                     added: prepared.segments,
+                    regenerated_ms: 0,
                 }
             }
             _ => {
@@ -156,6 +161,7 @@ impl<S: ObjectStore> Ingestor<S> {
         on_record: &[Segment],
         changed: ChangedSegments,
     ) -> Result<Rewrite, IngestError> {
+        let started = Instant::now();
         let output = |e| IngestError::output("processed_orders.csv", e);
         let min_part = self.store.min_part_size();
         let file_bytes = on_record.iter().map(|s| s.bytes).sum();
@@ -169,6 +175,7 @@ impl<S: ObjectStore> Ingestor<S> {
                 return Ok(Rewrite {
                     replaced: None,
                     added: writer.finish(min_part).map_err(output)?,
+                    regenerated_ms: started.elapsed().as_millis() as u64,
                 });
             }
             ChangedSegments::Listed(dirty) => dirty,
@@ -209,6 +216,7 @@ impl<S: ObjectStore> Ingestor<S> {
         Ok(Rewrite {
             replaced: Some(replaced),
             added,
+            regenerated_ms: started.elapsed().as_millis() as u64,
         })
     }
 
@@ -223,6 +231,7 @@ impl<S: ObjectStore> Ingestor<S> {
         rewrite: Rewrite,
     ) -> Result<u64, Unassembled> {
         let keys = SegmentKeys::for_publish(publish.publish_number());
+        let upload_started = Instant::now();
         // A few at a time; a plain loop of futures (not a stream of
         // closures) keeps the future Send for the HTTP handlers.
         let mut added = Vec::with_capacity(rewrite.added.len());
@@ -256,6 +265,7 @@ impl<S: ObjectStore> Ingestor<S> {
             key: PROCESSED_ORDERS_KEY,
             content_type: CSV_CONTENT_TYPE,
         };
+        let (upload_ms, compose_started) = (upload_started.elapsed().as_millis(), Instant::now());
         let etag = match self.store.compose(to, &sources).await {
             Ok(etag) => etag,
             Err(error) if error.not_found || error.superseded => {
@@ -263,6 +273,16 @@ impl<S: ObjectStore> Ingestor<S> {
             }
             Err(error) => return Err(Unassembled::Failed(error.into())),
         };
+        tracing::info!(
+            segments_written = added.len(),
+            bytes_written = added.iter().map(|s| s.bytes).sum::<u64>(),
+            segments = file.len(),
+            file_bytes = file.iter().map(|s| s.bytes).sum::<u64>(),
+            regenerate_ms = rewrite.regenerated_ms,
+            upload_ms,
+            compose_ms = compose_started.elapsed().as_millis(),
+            "processed_orders.csv assembled"
+        );
         let orders = file.iter().map(|s| s.orders).sum();
         let removed: Vec<i64> = gone.iter().map(|(_, s)| s.first_order_id).collect();
         publish
