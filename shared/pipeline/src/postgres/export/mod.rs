@@ -25,11 +25,15 @@ const PROCESSED_ORDERS_QUERY: &str = "
     ORDER BY o.order_id, b.ingestion_id, b.source_line";
 
 /// The same for the orders from `$1` to `$2` (inclusive): one segment's, or
-/// a few neighbours', found by index.
+/// a few neighbours', found by index. The range is stated for barcodes too,
+/// so their order_id index is scanned over it: from the orders' range
+/// alone, with no statistics on barcodes yet (a first load leaves them to
+/// autovacuum), the planner scanned all of barcodes, 4.8 s against 0.7 s
+/// for the tail of a 10M-order base.
 const PROCESSED_ORDERS_BETWEEN_QUERY: &str = "
     SELECT o.customer_id, o.order_id, b.barcode
     FROM orders o JOIN barcodes b ON b.order_id = o.order_id
-    WHERE o.order_id BETWEEN $1 AND $2
+    WHERE o.order_id BETWEEN $1 AND $2 AND b.order_id BETWEEN $1 AND $2
     ORDER BY o.order_id, b.ingestion_id, b.source_line";
 
 /// Settings for the whole export: it reads every order and barcode, so
