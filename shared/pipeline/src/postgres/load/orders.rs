@@ -162,7 +162,11 @@ impl LoadSession {
     /// Tickets of the new orders (from barcodes that arrived first), the
     /// orders-without-barcodes warnings, and the counts. `new_orders` is the
     /// relation of new orders (order_id, customer_id, line); the join is a
-    /// plain query into a temporary table, so it may run in parallel.
+    /// plain query into a temporary table, so it may run in parallel. It
+    /// names the new orders' id range for barcodes too, so their order_id
+    /// index is scanned over it: with no statistics on barcodes yet (a
+    /// first load leaves them to autovacuum), the planner scanned all of
+    /// barcodes instead, 7.8 s against 0.3 s for 100k orders onto 10M.
     async fn merge_order_aggregates(
         &mut self,
         rows_read: u64,
@@ -184,6 +188,8 @@ impl LoadSession {
                 "CREATE TEMP TABLE held ON COMMIT DROP AS
                      SELECT n.order_id, n.customer_id, count(*) AS tickets
                      FROM barcodes b JOIN {new_orders} n USING (order_id)
+                     WHERE b.order_id BETWEEN (SELECT min(order_id) FROM {new_orders} m)
+                                          AND (SELECT max(order_id) FROM {new_orders} m)
                      GROUP BY n.order_id, n.customer_id;
                  CREATE TEMP TABLE changed_orders ON COMMIT DROP AS SELECT order_id FROM held;
                  {tickets};
