@@ -18,26 +18,6 @@ use proptest::prelude::*;
 /// fresh pipelines side by side, one to three seconds on two busy cores.
 const DEFAULT_CASES: u32 = 16;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
-    ProptestConfig {
-        cases,
-        // Each shrink step is another three pipelines: half a minute of
-        // them, so that a failing run still ends inside nextest's three
-        // minutes with its minimal case.
-        max_shrink_iters: 1024,
-        max_shrink_time: 30_000,
-        // Beside this file: tests/model_properties.proptest-regressions.
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    }
-}
-
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -47,7 +27,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(model::proptest_config(DEFAULT_CASES))]
 
     #[test]
     fn the_pipeline_equals_the_model_on_every_load_path(steps in steps::steps()) {

@@ -7,9 +7,31 @@ pub mod rules;
 pub mod steps;
 pub mod system;
 
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use rules::{Model, View};
 use steps::Step;
 use system::{Delivered, LoadPath, System};
+
+/// The property tests' settings: `PROPTEST_CASES` cases (else
+/// `default_cases`). Each case is a few fresh pipelines, so shrinking stops
+/// after half a minute, and a failing run still ends inside nextest's three
+/// minutes with its minimal case. Failures are kept beside the test file
+/// (`tests/<name>.proptest-regressions`) and replayed first.
+pub fn proptest_config(default_cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 1024,
+        max_shrink_time: 30_000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
 
 /// Runs `steps` through the model and through `system`, comparing every
 /// answer and, after every step, everything a reader sees. `Err` says

@@ -127,27 +127,27 @@ impl<S: ObjectStore> Ingestor<S> {
                 self.rewrite(&publish, &on_record, changed).await?
             }
         };
-        match self
-            .write_segments(bucket, publish, &on_record, rewrite)
-            .await
-        {
-            Ok(orders) => Ok(Some(orders)),
-            Err(Unassembled::Failed(error)) => Err(error),
-            Err(Unassembled::SegmentMissing(error, publish)) => {
-                tracing::warn!(
-                    error = %ErrorChain(&error),
-                    "a segment of processed_orders.csv is missing or was replaced; regenerating the whole file"
-                );
-                let rewrite = self
-                    .rewrite(&publish, &on_record, ChangedSegments::WholeFile)
-                    .await?;
-                match self
-                    .write_segments(bucket, *publish, &on_record, rewrite)
-                    .await
-                {
-                    Ok(orders) => Ok(Some(orders)),
-                    Err(Unassembled::Failed(error)) => Err(error),
-                    Err(Unassembled::SegmentMissing(error, _)) => Err(error.into()),
+        let (mut publish, mut rewrite) = (publish, rewrite);
+        loop {
+            // A whole file is made of new segments only: if one of those is
+            // gone, regenerating again would not help.
+            let whole = rewrite.replaced.is_none();
+            match self
+                .write_segments(bucket, publish, &on_record, rewrite)
+                .await
+            {
+                Ok(orders) => return Ok(Some(orders)),
+                Err(Unassembled::Failed(error)) => return Err(error),
+                Err(Unassembled::SegmentMissing(error, _)) if whole => return Err(error.into()),
+                Err(Unassembled::SegmentMissing(error, handed_back)) => {
+                    tracing::warn!(
+                        error = %ErrorChain(&error),
+                        "a segment of processed_orders.csv is missing or was replaced; regenerating the whole file"
+                    );
+                    publish = *handed_back;
+                    rewrite = self
+                        .rewrite(&publish, &on_record, ChangedSegments::WholeFile)
+                        .await?;
                 }
             }
         }

@@ -141,20 +141,24 @@ pub(super) async fn record_changed_lines(
     output_version: i64,
     changed: Option<&str>,
 ) -> Result<(), DbError> {
-    let statement = match changed {
-        None => "INSERT INTO export_changes (output_version, order_id) VALUES ($1, NULL)".to_owned(),
-        Some(changed) => format!(
-            "WITH changed AS MATERIALIZED (SELECT order_id FROM ({changed}) c),
-                  most AS (SELECT count(*) > $2 AND count(*) * 2 > (SELECT orders FROM pipeline_stats) AS whole
-                           FROM changed)
-             INSERT INTO export_changes (output_version, order_id)
-             SELECT $1::bigint, order_id FROM changed WHERE NOT (SELECT whole FROM most)
-             UNION ALL SELECT $1::bigint, NULL WHERE (SELECT whole FROM most)"
-        ),
-    };
     match changed {
-        None => client.execute(&statement, &[&output_version]).await?,
-        Some(_) => {
+        None => {
+            client
+                .execute(
+                    "INSERT INTO export_changes (output_version, order_id) VALUES ($1, NULL)",
+                    &[&output_version],
+                )
+                .await?
+        }
+        Some(changed) => {
+            let statement = format!(
+                "WITH changed AS MATERIALIZED (SELECT order_id FROM ({changed}) c),
+                      most AS (SELECT count(*) > $2 AND count(*) * 2 > (SELECT orders FROM pipeline_stats) AS whole
+                               FROM changed)
+                 INSERT INTO export_changes (output_version, order_id)
+                 SELECT $1::bigint, order_id FROM changed WHERE NOT (SELECT whole FROM most)
+                 UNION ALL SELECT $1::bigint, NULL WHERE (SELECT whole FROM most)"
+            );
             client
                 .execute(&statement, &[&output_version, &WHOLE_FILE_MIN_CHANGES])
                 .await?

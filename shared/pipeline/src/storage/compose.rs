@@ -10,7 +10,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use aws_sdk_s3::config::http::HttpResponse;
 
 use super::{
-    bare_etag, ComposeSource, NewObject, Operation, S3Store, StorageError, PARTS_IN_FLIGHT,
+    bare_etag, if_match, s3_error, ComposeSource, NewObject, Operation, S3Store, StorageError,
+    PARTS_IN_FLIGHT,
 };
 
 /// What a copy source's key keeps as it is (S3 wants the rest encoded).
@@ -25,33 +26,19 @@ fn copy_source(bucket: &str, key: &str) -> String {
     format!("{bucket}/{}", utf8_percent_encode(key, KEY_SAFE))
 }
 
-/// A failed copy of `source` into `to`: not found when the source is gone,
-/// superseded when it holds other content than the ETag it names.
+/// A failed copy of `source` into `to` (see [`s3_error`]: not found when
+/// the source is gone, superseded when it holds other content than its
+/// ETag).
 fn compose_error<E>(to: NewObject<'_>, source: &str, err: SdkError<E, HttpResponse>) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = err.as_service_error().and_then(|e| e.code());
-    let not_found = code == Some("NoSuchKey");
-    let superseded = code == Some("PreconditionFailed")
-        || err
-            .raw_response()
-            .is_some_and(|r| r.status().as_u16() == 412);
-    StorageError {
-        not_found,
-        superseded,
-        ..StorageError::new(
-            to.bucket,
-            to.key,
-            Operation::Compose(source.to_owned()),
-            err,
-        )
-    }
-}
-
-/// S3's If-Match value for an ETag.
-fn quoted(etag: Option<&str>) -> Option<String> {
-    etag.map(|etag| format!("\"{etag}\""))
+    s3_error(
+        to.bucket,
+        to.key,
+        Operation::Compose(source.to_owned()),
+        err,
+    )
 }
 
 impl S3Store {
@@ -68,7 +55,7 @@ impl S3Store {
                 .bucket(bucket)
                 .key(key)
                 .copy_source(copy_source(bucket, only.key))
-                .set_copy_source_if_match(quoted(only.etag))
+                .set_copy_source_if_match(if_match(only.etag))
                 .metadata_directive(MetadataDirective::Replace)
                 .content_type(to.content_type)
                 .send()
@@ -117,7 +104,7 @@ impl S3Store {
             .upload_id(upload_id)
             .part_number(part_number)
             .copy_source(copy_source(to.bucket, source.key))
-            .set_copy_source_if_match(quoted(source.etag))
+            .set_copy_source_if_match(if_match(source.etag))
             .send()
             .await
             .map_err(|err| compose_error(to, source.key, err))?;

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::pin::Pin;
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncRead;
 
@@ -280,6 +281,36 @@ impl S3Store {
     }
 }
 
+/// S3's If-Match value for an ETag.
+fn if_match(etag: Option<&str>) -> Option<String> {
+    etag.map(|etag| format!("\"{etag}\""))
+}
+
+/// A failed request about the object at `key`, marked not found when the
+/// object (or the version named) is not there, and superseded when it holds
+/// other content than the ETag the request named (If-Match).
+fn s3_error<E>(
+    bucket: &str,
+    key: &str,
+    operation: Operation,
+    err: SdkError<E, HttpResponse>,
+) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = err.as_service_error().and_then(|e| e.code());
+    let not_found = matches!(code, Some("NoSuchKey" | "NoSuchVersion"));
+    let superseded = code == Some("PreconditionFailed")
+        || err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 412);
+    StorageError {
+        not_found,
+        superseded,
+        ..StorageError::new(bucket, key, operation, err)
+    }
+}
+
 /// An ETag without the quotes S3 puts around it.
 fn bare_etag(etag: Option<&str>) -> Option<String> {
     etag.map(|t| t.trim_matches('"').to_owned())
@@ -293,23 +324,12 @@ impl ObjectStore for S3Store {
         // ETag (If-Match) at least refuses other bytes than the event's.
         let request = match (&object.version_id, &object.etag) {
             (Some(version_id), _) => request.version_id(version_id),
-            (None, Some(etag)) => request.if_match(format!("\"{etag}\"")),
-            (None, None) => request,
+            (None, etag) => request.set_if_match(if_match(etag.as_deref())),
         };
-        let output = request.send().await.map_err(|err| {
-            let code = err.as_service_error().and_then(|e| e.code());
-            let not_found = err.as_service_error().is_some_and(|e| e.is_no_such_key())
-                || code == Some("NoSuchVersion");
-            let superseded = code == Some("PreconditionFailed")
-                || err
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 412);
-            StorageError {
-                not_found,
-                superseded,
-                ..StorageError::new(bucket, key, Operation::Open, err)
-            }
-        })?;
+        let output = request
+            .send()
+            .await
+            .map_err(|err| s3_error(bucket, key, Operation::Open, err))?;
         Ok(OpenedObject {
             etag: bare_etag(output.e_tag.as_deref()),
             version_id: output.version_id.clone().filter(|v| v != "null"),

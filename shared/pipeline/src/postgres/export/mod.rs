@@ -135,10 +135,9 @@ pub struct PublishSession {
 }
 
 impl PublishSession {
-    /// Begins the transaction on `connection`, which holds the publish lock.
-    async fn begin(connection: Transaction, destination: &str) -> Result<Self, DbError> {
-        connection.client().batch_execute(BEGIN_PUBLISH).await?;
-        let tx = connection;
+    /// Begins the transaction on `tx`, a connection holding the publish lock.
+    async fn begin(tx: Transaction, destination: &str) -> Result<Self, DbError> {
+        tx.client().batch_execute(BEGIN_PUBLISH).await?;
         let row = tx
             .client()
             .query_one(PUBLISHED_STATE, &[&destination])
