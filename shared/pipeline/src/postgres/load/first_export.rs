@@ -10,7 +10,7 @@ use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::Type;
 
 use super::barcodes::AcceptedBarcodes;
-use super::problems::ORPHANS_TO_PROBLEMS;
+use super::problems::orphans_to_problems;
 use super::{LoadCounts, LoadSession};
 use crate::domain::{CustomerId, OrderId, ProcessedOrder};
 use crate::postgres::aggregates::TicketsCopy;
@@ -117,7 +117,7 @@ impl LoadSession {
         tickets_copy.finish(client).await?;
         if orphans > 0 {
             client
-                .batch_execute(&ORPHANS_TO_PROBLEMS.replace("{accepted}", FIRST_LOAD_ACCEPTED))
+                .batch_execute(&orphans_to_problems(FIRST_LOAD_ACCEPTED))
                 .await?;
         }
         self.exported = Some(orders);

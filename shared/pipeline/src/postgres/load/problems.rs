@@ -63,13 +63,21 @@ pub(super) const ORDERS_WITHOUT_BARCODES_TO_PROBLEMS: &str = "
     FROM {first_lines};";
 
 /// Collects the accepted barcodes of orders not known yet into a temporary
-/// `orphans` table and reports the first of them. `{accepted}` is the
+/// `orphans` table and reports the first of them. `accepted` is the
 /// relation of accepted rows (barcode, order_id, line).
-pub(super) const ORPHANS_TO_PROBLEMS: &str = "
-    CREATE TEMP TABLE orphans ON COMMIT DROP AS
-        SELECT a.line, a.barcode, a.order_id FROM {accepted} a
-        WHERE a.order_id IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id);
+pub(super) fn orphans_to_problems(accepted: &str) -> String {
+    format!(
+        "CREATE TEMP TABLE orphans ON COMMIT DROP AS
+             SELECT a.line, a.barcode, a.order_id FROM {accepted} a
+             WHERE a.order_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = a.order_id);
+         {FIRST_ORPHANS_TO_PROBLEMS}"
+    )
+}
+
+/// Reports the first of the barcodes in the temporary `orphans` table
+/// (line, barcode, order_id): waiting for orders not known yet.
+pub(super) const FIRST_ORPHANS_TO_PROBLEMS: &str = "
     INSERT INTO problems (line, kind, field, value, raw, order_id)
     SELECT line, 'unknown_order', 'order_id', order_id::text, barcode || ',' || order_id, order_id
     FROM (SELECT line, barcode, order_id FROM orphans ORDER BY line LIMIT 100) first_lines;";
