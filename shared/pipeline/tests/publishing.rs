@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use order_pipeline::config::PROCESSED_ORDERS_KEY;
 use order_pipeline::ingest::{IngestStatus, Ingestor};
+use order_pipeline::postgres::locks;
+use order_pipeline::postgres::roles::DatabaseRole;
 use order_pipeline::processed::segments::SegmentLayout;
 use order_pipeline::storage::memory::MemoryStore;
 use order_pipeline::storage::ObjectRef;
@@ -307,4 +309,63 @@ async fn put_and_ingest(
 ) {
     store.insert(bucket, key, body.into_bytes());
     ingestor.ingest(&ObjectRef::new(bucket, key)).await.unwrap();
+}
+
+/// A publisher that finds a load merging (holding the merge lock) waits
+/// for its commit before it takes its snapshot, so the file it writes shows
+/// that load too; and waits no longer than it was told. As the ingest role,
+/// which reads the locks from pg_locks.
+#[tokio::test]
+async fn a_publisher_waits_for_a_merge_in_flight_before_its_snapshot() {
+    let db = TestDatabase::create().await;
+    let publisher = db.store_as(DatabaseRole::Ingest).await;
+    let version_now = || db.scalar("SELECT output_version FROM pipeline_stats");
+    let before = version_now().await;
+
+    // A merge in flight: the merge lock and a change of the output, not
+    // committed yet.
+    let mut merging = db.pool.get().await.unwrap();
+    let merge = merging.transaction().await.unwrap();
+    merge
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&locks::MERGE_LOCK])
+        .await
+        .unwrap();
+    merge
+        .execute(
+            "UPDATE pipeline_stats SET output_version = output_version + 1",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // Told to wait 200 ms at most, it begins with the data as it was.
+    let session = publisher
+        .try_begin_publish("bucket", Duration::from_millis(200))
+        .await
+        .unwrap()
+        .expect("the publish lock is free");
+    assert_eq!(session.data_version(), before);
+    session.release().await.unwrap();
+
+    // Told to wait long, it is still waiting while the merge runs ...
+    let waiting = tokio::spawn({
+        let publisher = publisher.clone();
+        async move {
+            publisher
+                .try_begin_publish("bucket", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .expect("the publish lock is free")
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "it began during the merge");
+    // ... and begins once the merge commits, with the merge in its snapshot.
+    merge.commit().await.unwrap();
+    let session = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("it began soon after the commit")
+        .unwrap();
+    assert_eq!(session.data_version(), before + 1);
+    session.release().await.unwrap();
 }

@@ -3,7 +3,7 @@
 //! report and rejects file, commit, then republish `processed_orders.csv`.
 //! Knows the ports ([`ObjectStore`], [`PgStore`]), not how they are reached.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::SyncIoBridge;
@@ -22,6 +22,7 @@ use crate::telemetry::spawn_blocking_with_tracing;
 
 mod parse;
 mod publish;
+pub use publish::PUBLISH_SETTLE;
 mod report;
 
 use parse::parse_file;
@@ -64,6 +65,7 @@ pub struct Ingestor<S> {
     db: PgStore,
     csv_limits: CsvLimits,
     segment_layout: SegmentLayout,
+    publish_settle: Duration,
 }
 
 impl<S: ObjectStore> Ingestor<S> {
@@ -73,7 +75,15 @@ impl<S: ObjectStore> Ingestor<S> {
             db,
             csv_limits: CsvLimits::default(),
             segment_layout: SegmentLayout::default(),
+            publish_settle: publish::PUBLISH_SETTLE,
         }
+    }
+
+    /// Changes how long a publisher waits for a merge in flight (see
+    /// [`PUBLISH_SETTLE`]).
+    pub fn with_publish_settle(mut self, settle: Duration) -> Self {
+        self.publish_settle = settle;
+        self
     }
 
     /// Changes where processed_orders.csv is cut into segments (see

@@ -5,7 +5,7 @@
 //! it costs what changed. A first load's export, prepared inside its
 //! transaction, is published as it is.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::PROCESSED_ORDERS_KEY;
 use crate::error_chain::ErrorChain;
@@ -23,6 +23,15 @@ use super::{IngestError, Ingestor};
 /// commit's publisher (or `GET /exports/processed-orders.csv`), so one
 /// invocation never spends its time on a stream of other files' output.
 const MAX_PUBLISH_ROUNDS: usize = 8;
+
+/// How long a publisher waits, at most, for a merge in flight to commit
+/// before it takes its snapshot (see [`PgStore::try_begin_publish`]): in a
+/// burst it publishes every few seconds, for all the files committed
+/// meanwhile, instead of once per commit, and leaves the CPU to the merges.
+/// Out of a burst no merge is in flight and it does not wait.
+///
+/// [`PgStore::try_begin_publish`]: crate::postgres::PgStore::try_begin_publish
+pub const PUBLISH_SETTLE: Duration = Duration::from_secs(5);
 
 /// Segments uploaded at once.
 const SEGMENTS_IN_FLIGHT: usize = 4;
@@ -67,7 +76,12 @@ impl<S: ObjectStore> Ingestor<S> {
     ) -> Result<Option<u64>, IngestError> {
         let mut written = None;
         for _ in 0..MAX_PUBLISH_ROUNDS {
-            let Some(publish) = self.db.try_begin_publish(bucket).await? else {
+            // A first load's export shows its own commit: publish it as it is.
+            let settle = match prepared {
+                Some(_) => Duration::ZERO,
+                None => self.publish_settle,
+            };
+            let Some(publish) = self.db.try_begin_publish(bucket, settle).await? else {
                 tracing::debug!("a publish is in flight; it will include this commit");
                 return Ok(written);
             };

@@ -7,6 +7,8 @@
 //! releases it after its commit, or closes. (The migrations' lock is a
 //! session lock too and lives with them, in `migrations`.)
 
+use std::time::{Duration, Instant};
+
 use deadpool_postgres::Object;
 
 use super::DbError;
@@ -35,6 +37,40 @@ pub(super) async fn take_merge_lock_shared(client: &Object) -> Result<(), DbErro
         .execute("SELECT pg_advisory_xact_lock_shared($1)", &[&MERGE_LOCK])
         .await?;
     Ok(())
+}
+
+/// Whether a load other than this session's holds the merge lock (a sale's
+/// shared hold is not a merge). In this database only: advisory locks are
+/// the cluster's, and a bigint key shows in pg_locks as its two halves.
+const MERGE_IN_FLIGHT: &str = "
+    SELECT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted
+          AND pid <> pg_backend_pid() AND objsubid = 1
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND ((classid::bigint << 32) | objid::bigint) = $1)";
+
+/// How often a publisher looks again whether the merge in flight is done.
+const MERGE_POLL: Duration = Duration::from_millis(100);
+
+/// Waits while another load merges, for at most `at_most`; returns how long
+/// it waited. A publisher calls it before taking its snapshot: one taken
+/// during a merge is behind again at that merge's commit, and in a burst a
+/// merge is nearly always running.
+pub(super) async fn wait_while_merging(
+    client: &Object,
+    at_most: Duration,
+) -> Result<Duration, DbError> {
+    let started = Instant::now();
+    while started.elapsed() < at_most
+        && client
+            .query_one(MERGE_IN_FLIGHT, &[&MERGE_LOCK])
+            .await?
+            .get::<_, bool>(0)
+    {
+        tokio::time::sleep(MERGE_POLL.min(at_most.saturating_sub(started.elapsed()))).await;
+    }
+    Ok(started.elapsed())
 }
 
 /// Takes the publish lock for the session, as a publisher of

@@ -39,6 +39,10 @@ pub struct Args {
     orders_port: u16,
     #[arg(long, env = "BENCH_API_ANALYTICS_PORT", default_value_t = 9182)]
     analytics_port: u16,
+    /// Requests a second each server is sent during a load, over its
+    /// connections (0: as fast as it answers, which measures the queue).
+    #[arg(long, env = "BENCH_API_DURING_RATE", default_value_t = 100)]
+    during_rate: u32,
     /// Pairs of files in the burst the reads run during (0 skips it).
     #[arg(long, env = "BENCH_API_BURST_FILES", default_value_t = 10)]
     burst_files: u64,
@@ -234,7 +238,7 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
          {}\n{}\n\n\
          loading: read while {} more orders (a file that doubles the tables) were ingested, {:.0} s; {} answers were 5xx.\n\
          {burst_note}\
-         During a load, two wrk runs ({} connections each) read at once for exactly as long as the files took.\n",
+         During a load, two wrk runs ({} connections each, {}) read at once for exactly as long as the files took.\n",
         postgres::server_version(&database).await?,
         workspace::utc_minute(),
         args.orders,
@@ -249,6 +253,10 @@ async fn benchmark(bin: &Path, args: &Args, api: &mut ApiData) -> Result<()> {
         during.load_secs,
         during.server_errors,
         (args.conns / 2).max(1),
+        match args.during_rate {
+            0 => "unpaced: each sends its next request when one is answered".to_owned(),
+            rate => format!("paced to about {rate} requests a second per server"),
+        },
     );
     print!("{table}");
     std::fs::write(

@@ -114,6 +114,19 @@ pub fn mixed_paths_script(paths: &[(&str, Option<u64>)], token: &str) -> String 
     script
 }
 
+/// `script` with its requests paced to about `rate` a second over
+/// `connections`: each connection waits between its requests (wrk's
+/// `delay`), so the latencies are the servers' answers while they share the
+/// machine with a load, not the queue of a client that sends the next
+/// request the moment one is answered. A rate of 0 leaves it unpaced.
+pub fn paced(mut script: String, rate: u32, connections: u32) -> String {
+    if rate > 0 {
+        let wait_ms = (u64::from(connections) * 1000 / u64::from(rate)).max(1);
+        let _ = writeln!(script, "function delay() return {wait_ms} end");
+    }
+    script
+}
+
 /// The 5xx count a [`mixed_paths_script`] run printed, if it printed one.
 pub fn server_errors(output: &str) -> Option<u64> {
     output
@@ -228,6 +241,15 @@ Transfer/sec:      2.50MB
             Some(3)
         );
         assert_eq!(server_errors(OUTPUT), None);
+    }
+
+    #[test]
+    fn a_paced_script_waits_between_requests_on_each_connection() {
+        let script = mixed_paths_script(&[("/analytics/summary", None)], "t");
+        // 4 connections at 100 requests a second: 40 ms between each one's.
+        assert!(paced(script.clone(), 100, 4).ends_with("function delay() return 40 end\n"));
+        assert_eq!(paced(script.clone(), 0, 4), script);
+        assert!(paced(script, 100_000, 4).ends_with("return 1 end\n"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! made of are recorded in `segments`.
 
 use std::pin::pin;
+use std::time::Duration;
 
 use deadpool_postgres::Object;
 use futures_util::TryStreamExt;
@@ -75,15 +76,28 @@ impl PgStore {
 
     /// Like [`PgStore::begin_publish`] when the publish lock is free; `None`
     /// when another publisher holds it (after a commit, that one will see
-    /// the commit: a publisher repeats until the file is current).
+    /// the commit: a publisher repeats until the file is current). With the
+    /// lock, it first waits up to `settle` while another load merges, so
+    /// that load's commit is in the snapshot; the loads committing
+    /// meanwhile find the lock taken and leave their part to this one.
     pub async fn try_begin_publish(
         &self,
         destination: &str,
+        settle: Duration,
     ) -> Result<Option<PublishSession>, DbError> {
         let connection = Transaction::guard(&self.pool).await?;
         if !locks::try_take_publish_lock(connection.client()).await? {
             connection.unused();
             return Ok(None);
+        }
+        if !settle.is_zero() {
+            let waited = locks::wait_while_merging(connection.client(), settle).await?;
+            if !waited.is_zero() {
+                tracing::debug!(
+                    waited_ms = waited.as_millis() as u64,
+                    "waited for a merge in flight before publishing"
+                );
+            }
         }
         PublishSession::begin(connection, destination)
             .await
