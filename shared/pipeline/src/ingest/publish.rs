@@ -67,8 +67,10 @@ impl<S: ObjectStore> Ingestor<S> {
     /// in which case this commit is left to it. A publisher repeats until
     /// the file is current, since the commits that found the lock taken
     /// while it wrote are its to publish; a burst of files therefore costs
-    /// a few publishes, not one each. `prepared` is the export a load wrote
-    /// inside its transaction, used when it still shows the current data.
+    /// a few publishes, not one each (fewer still since each round first
+    /// waits, up to [`PUBLISH_SETTLE`], for a merge in flight). `prepared`
+    /// is the export a load wrote inside its transaction, used when it
+    /// still shows the current data.
     pub(super) async fn publish_after_commit(
         &self,
         bucket: &str,
