@@ -80,6 +80,24 @@ install_wrk() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
 
+# The dashboard test (cargo xtask dashboard): Debian's chromium, which needs
+# root to install, and playwright-core from the npm registry into
+# tools/dashboard-test/node_modules (git-ignored), as package-lock.json pins it.
+DASHBOARD_TEST_DIR="$ROOT/tools/dashboard-test"
+install_dashboard_test() {
+  if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+    [ "$(id -u)" = 0 ] || die "chromium is missing: apt-get install chromium (or set CHROMIUM to a Chromium binary)"
+    say "installing Debian's chromium for the dashboard test (apt-get install chromium, once)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -f "$DASHBOARD_TEST_DIR/node_modules/.package-lock.json" ] ||
+     ! cmp -s <(sed -n '/"node_modules/,$p' "$DASHBOARD_TEST_DIR/package-lock.json") \
+               <(sed -n '/"node_modules/,$p' "$DASHBOARD_TEST_DIR/node_modules/.package-lock.json"); then
+    say "installing playwright-core into tools/dashboard-test/node_modules (npm ci, once)"
+    (cd "$DASHBOARD_TEST_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
 # ---------------------------------------------------------------- services
 
 postgres_up() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
@@ -280,9 +298,13 @@ cmd_up() {
     echo "top customers: $(curl -s -H "Authorization: Bearer $(cmd_token)" \
       "http://127.0.0.1:$WATCH_PORT/analytics/top-customers?limit=5")"
   fi
+  local dashboard_link
+  dashboard_link="http://127.0.0.1:$WATCH_PORT/dashboard#token=$(cmd_token)"
   cat <<EOF
 
 The order pipeline is running locally.
+  dashboard   $dashboard_link
+              (this link signs you in; the token stays in the browser tab)
   bucket      s3://$BUCKET  (drop CSV files into s3://$BUCKET/incoming/)
               aws --endpoint-url $AWS_ENDPOINT_URL s3 cp data/orders.csv s3://$BUCKET/incoming/
   output      aws --endpoint-url $AWS_ENDPOINT_URL s3 cp s3://$BUCKET/processed/processed_orders.csv -
@@ -336,6 +358,9 @@ cmd_test() {
     install_schemathesis
     FUZZ_API_EXAMPLES="${FUZZ_API_EXAMPLES:-25}" FUZZ_API_ORDERS="${FUZZ_API_ORDERS:-3000}" \
       FUZZ_API_SEED="${FUZZ_API_SEED:-1}" cargo xtask fuzz-api || status=$?
+    say "the dashboard in headless Chromium"
+    install_dashboard_test
+    cargo xtask dashboard || status=$?
   fi
   return "$status"
 }
@@ -383,6 +408,7 @@ case "${1:-}" in
   install-cargo-lambda) install_cargo_lambda ;;
   install-schemathesis) install_schemathesis ;;
   install-wrk) install_wrk ;;
+  install-dashboard-test) install_dashboard_test ;;
   token) cmd_token ;;
-  *) echo "usage: $0 up|down|test|chaos|services|stop|reset|install|install-cargo-lambda|install-schemathesis|install-wrk|token" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|test|chaos|services|stop|reset|install|install-cargo-lambda|install-schemathesis|install-wrk|install-dashboard-test|token" >&2; exit 2 ;;
 esac

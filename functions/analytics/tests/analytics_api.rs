@@ -266,6 +266,51 @@ async fn the_ledger_links_to_each_report_and_rejects_file() {
 }
 
 #[tokio::test]
+async fn an_ingestions_report_is_served_as_the_ingest_wrote_it() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    let ledger = send(&app, get("/ingestions", Some(&token()))).await.json();
+    let barcodes = &ledger["items"][0];
+    let id = barcodes["id"].as_i64().unwrap();
+    let response = send(
+        &app,
+        get(&format!("/ingestions/{id}/report"), Some(&token())),
+    )
+    .await;
+    response.expect_status(StatusCode::OK);
+    assert_eq!(response.content_type(), "application/json");
+    let served = response.json();
+    let (_, stored) = download(barcodes["report_url"].as_str().unwrap()).await;
+    assert_eq!(served, serde_json::from_str::<Value>(&stored).unwrap());
+    assert_eq!(served["key"], "incoming/barcodes.csv");
+    let problem = &served["problems"][0];
+    for field in ["line", "field", "value", "reason"] {
+        assert!(!problem[field].is_null(), "{field} in {problem}");
+    }
+
+    let missing = send(&app, get("/ingestions/424242/report", Some(&token()))).await;
+    missing.expect_status(StatusCode::NOT_FOUND);
+    // The ledger row stays; the file is gone from the bucket.
+    let key = barcodes["report_key"].as_str().unwrap().to_owned();
+    pipeline
+        .bucket
+        .client
+        .delete_object()
+        .bucket(&pipeline.bucket.name)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let gone = send(
+        &app,
+        get(&format!("/ingestions/{id}/report"), Some(&token())),
+    )
+    .await;
+    gone.expect_status(StatusCode::NOT_FOUND);
+    assert!(gone.json()["detail"].as_str().unwrap().contains(&key));
+}
+
+#[tokio::test]
 async fn the_export_redirects_to_the_current_processed_orders() {
     let pipeline = TestPipeline::with_sample_data(3).await;
     let app = router(&pipeline);

@@ -52,7 +52,7 @@ impl Api {
 }
 
 /// Every operation and the scope it needs (empty: public).
-const PROTECTED: [(&str, &str, &str); 12] = [
+const PROTECTED: [(&str, &str, &str); 13] = [
     ("GET", "/orders", "orders:read"),
     ("POST", "/orders", "orders:write"),
     ("GET", "/orders/1", "orders:read"),
@@ -63,6 +63,7 @@ const PROTECTED: [(&str, &str, &str); 12] = [
     ("GET", "/analytics/summary", "analytics:read"),
     ("GET", "/ingestions", "analytics:read"),
     ("GET", "/ingestions/1", "analytics:read"),
+    ("GET", "/ingestions/1/report", "analytics:read"),
     ("GET", "/exports/processed-orders.csv", "analytics:read"),
     ("GET", "/health", ""),
 ];
@@ -186,7 +187,13 @@ async fn the_auth_matrix_holds_on_every_route() {
             response.status
         );
     }
-    for path in ["/openapi.json", "/docs", "/health"] {
+    for path in [
+        "/openapi.json",
+        "/docs",
+        "/health",
+        "/dashboard",
+        "/dashboard/app.js",
+    ] {
         assert_eq!(
             send(&api.orders, request("GET", path, None)).await.status,
             StatusCode::OK,
@@ -390,6 +397,7 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
         ("GET", "/analytics/summary"),
         ("GET", "/ingestions"),
         ("GET", "/ingestions/{id}"),
+        ("GET", "/ingestions/{id}/report"),
         ("GET", "/exports/processed-orders.csv"),
     ]
     .into_iter()

@@ -33,6 +33,8 @@ pub struct Files {
     /// Where processed_orders.csv is published.
     pub bucket: String,
     pub presigner: Presigner,
+    /// Reads the reports the dashboard shows (`/ingestions/{id}/report`).
+    pub s3: aws_sdk_s3::Client,
     /// Publishes processed_orders.csv when it is behind (after a sale).
     pub publisher: Ingestor<S3Store>,
 }
@@ -49,6 +51,7 @@ impl AnalyticsState {
             files: Arc::new(Files {
                 bucket,
                 presigner: Presigner::new(s3.clone()),
+                s3: s3.clone(),
                 publisher: Ingestor::new(S3Store::new(s3), api.db.clone()),
             }),
             api,
@@ -87,6 +90,7 @@ pub fn api() -> OpenApiRouter<AnalyticsState> {
         .routes(routes!(analytics::summary))
         .routes(routes!(ingestions::list_ingestions))
         .routes(routes!(ingestions::get_ingestion))
+        .routes(routes!(ingestions::get_ingestion_report))
         .routes(routes!(exports::export_processed_orders))
 }
 

@@ -1,7 +1,7 @@
 //! The orders function's router: orders, customers, ticket sales, and the
-//! whole API's OpenAPI document and docs page.
+//! whole API's OpenAPI document, docs page and dashboard.
 
-use crate::http::docs;
+use crate::http::{dashboard, docs};
 use crate::routes::{customers, health, orders, sales};
 use crate::state::ApiState;
 use axum::Router;
@@ -18,12 +18,14 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(customers::customer_orders))
 }
 
-/// The function's router, including `/openapi.json` and `/docs`.
+/// The function's router, including `/openapi.json`, `/docs` and
+/// `/dashboard`.
 pub fn router(state: ApiState) -> Router {
     let (routes, _) = api().split_for_parts();
     let openapi = crate::openapi::document();
     let routes = routes
         .merge(docs::routes(openapi.clone()))
+        .merge(dashboard::routes(None))
         .with_state(state);
     crate::http::finish(routes, &openapi)
 }

@@ -114,6 +114,8 @@ mod tests {
             ("/customers/7/orders", Some("orders")),
             ("/openapi.json", Some("orders")),
             ("/docs", Some("orders")),
+            ("/dashboard", Some("orders")),
+            ("/dashboard/app.js", Some("orders")),
             ("/analytics", None),
             ("/customers", None),
             ("/ordersx", None),

@@ -166,6 +166,7 @@ async fn every_integer_parameter_declares_the_bounds_the_server_enforces() {
             "GET /customers/{customer_id}/orders limit",
             "GET /ingestions limit",
             "GET /ingestions/{id} id",
+            "GET /ingestions/{id}/report id",
             "GET /orders customer_id",
             "GET /orders limit",
             "GET /orders/{order_id} order_id",

@@ -1,4 +1,5 @@
-//! The HTTP API over generated data, shared by `bench-api` and `fuzz-api`:
+//! The HTTP API over generated data, shared by `bench-api`, `fuzz-api` and
+//! `dashboard`:
 //! a fresh database and bucket (named `<prefix>_<stamp>`), tools/datagen
 //! data loaded into them through the real ingest path, a throwaway JWT
 //! secret and token, the servers; all stopped and removed by
@@ -82,10 +83,15 @@ impl ApiData {
 
     /// A token with every scope, valid for `hours`, that the servers accept.
     pub fn token(&self, hours: u64) -> String {
+        self.token_with(&ALL_SCOPES, hours)
+    }
+
+    /// A token granting only `scopes`, valid for `hours`.
+    pub fn token_with(&self, scopes: &[&str], hours: u64) -> String {
         issue_hs256(
             self.jwt_secret.as_bytes(),
             "local-developer",
-            &ALL_SCOPES,
+            scopes,
             Duration::from_secs(hours * 3600),
             None,
             None,

@@ -11,6 +11,7 @@ mod api_data;
 mod bench;
 mod bench_api;
 mod child;
+mod dashboard;
 mod datasets;
 mod fuzz_api;
 mod postgres;
@@ -23,7 +24,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(about = "The order pipeline's orchestration: benchmarks and API fuzzing")]
+#[command(
+    about = "The order pipeline's orchestration: benchmarks, API fuzzing, the dashboard in Chromium"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -42,6 +45,9 @@ enum Task {
     /// schemathesis, every check, against the API over generated data
     /// (`make fuzz-api`; `make test` runs a bounded one).
     FuzzApi(fuzz_api::Args),
+    /// The dashboard in headless Chromium against the real local stack over
+    /// generated data (part of `make test`).
+    Dashboard(dashboard::Args),
 }
 
 impl Task {
@@ -50,6 +56,7 @@ impl Task {
             Task::Bench(_) => "bench",
             Task::BenchApi(_) => "bench-api",
             Task::FuzzApi(_) => "fuzz-api",
+            Task::Dashboard(_) => "dashboard",
         }
     }
 }
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
             Task::Bench(args) => bench::run(&workspace, args).await,
             Task::BenchApi(args) => bench_api::run(&workspace, args).await,
             Task::FuzzApi(args) => fuzz_api::run(&workspace, args).await,
+            Task::Dashboard(args) => dashboard::run(&workspace, args).await,
         }
     });
     match result {

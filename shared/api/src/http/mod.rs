@@ -1,9 +1,11 @@
 //! HTTP plumbing shared by the API functions: problem+json errors, bearer
 //! auth, pagination cursors, ETags, request ids and logs, the OpenAPI
-//! document and docs page, and serving (Lambda or local).
+//! document and docs page, the dashboard's files, and serving (Lambda or
+//! local).
 
 pub mod auth;
 pub mod cursor;
+pub mod dashboard;
 pub mod docs;
 pub mod etag;
 pub mod extract;

@@ -147,3 +147,75 @@ pub(crate) async fn get_ingestion(
         .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
     Ok(Json(with_links(&state.files, row).await?))
 }
+
+/// The largest report the API passes on; a report lists at most
+/// `REPORTED_PROBLEMS` problems, so a real one is far smaller.
+const MAX_REPORT_BYTES: usize = 1 << 20;
+
+/// The report of one ingestion as the ingest wrote it (reports/…/*.json):
+/// counts, timings and the first problems by line, each with its line,
+/// field, value and reason. Served through the API so that a page on the
+/// API's origin can read it without the bucket's CORS.
+#[utoipa::path(get, path = "/ingestions/{id}/report", tag = "ingestions",
+    params(("id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The ledger id")),
+    security(("bearer" = ["analytics:read"])),
+    responses(
+        (status = 200, body = Object, content_type = "application/json",
+            description = "The report (see README, What every input produces)")))]
+pub(crate) async fn get_ingestion_report(
+    _auth: Authorized<AnalyticsRead>,
+    State(state): State<AnalyticsState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id = parse_id("id", &id)?;
+    let row = state
+        .api
+        .db
+        .ingestion(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
+    let Some(key) = row.report_key.as_deref() else {
+        return Err(ApiError::not_found(format!(
+            "ingestion {id} has no report yet (status {}); try again when it has finished",
+            row.status
+        )));
+    };
+    let unavailable = |e: &dyn std::error::Error| {
+        tracing::error!(error = %e, bucket = %row.bucket, key, "reading a report failed");
+        ApiError::unavailable("the report cannot be read from the bucket right now; try again")
+    };
+    let object = state
+        .files
+        .s3
+        .get_object()
+        .bucket(&row.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                return ApiError::not_found(format!(
+                    "the report of ingestion {id} is no longer in the bucket ({key})"
+                ));
+            }
+            let e = aws_sdk_s3::error::DisplayErrorContext(e);
+            unavailable(&std::io::Error::other(e.to_string()))
+        })?;
+    if object.content_length().unwrap_or(0) as usize > MAX_REPORT_BYTES {
+        return Err(ApiError::unavailable(format!(
+            "the report of ingestion {id} is larger than {MAX_REPORT_BYTES} bytes; download it from report_url"
+        )));
+    }
+    let body = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .into_bytes();
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}

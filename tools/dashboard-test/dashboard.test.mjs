@@ -1,0 +1,242 @@
+// The dashboard in real headless Chromium, against the API that serves it
+// (`cargo xtask dashboard` starts both over data loaded through the real
+// ingest path, and passes what this needs in the environment). Every figure
+// the page shows is checked against the API's own answer.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.DASHBOARD_BASE_URL;
+const TOKEN = process.env.DASHBOARD_TOKEN;
+const READ_ONLY_TOKEN = process.env.DASHBOARD_READ_ONLY_TOKEN;
+const SHOTS = process.env.DASHBOARD_SCREENSHOTS;
+for (const [name, value] of Object.entries({ DASHBOARD_BASE_URL: BASE, DASHBOARD_TOKEN: TOKEN,
+  DASHBOARD_READ_ONLY_TOKEN: READ_ONLY_TOKEN, DASHBOARD_SCREENSHOTS: SHOTS })) {
+  if (!value) throw new Error(`${name} is not set: run this through \`cargo xtask dashboard\``);
+}
+const WIDE = { width: 1280, height: 900 };
+const NARROW = { width: 390, height: 844 };
+// The link `make up` prints.
+const signInLink = (token) => `${BASE}/dashboard#token=${encodeURIComponent(token)}`;
+
+/** The API's answer, as the page would get it. */
+async function apiGet(path, token = TOKEN) {
+  const response = await fetch(`${BASE}/${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(response.status, 200, `${path}: ${await response.clone().text()}`);
+  return response.json();
+}
+
+const shown = (n) => n.toLocaleString("en-US");
+
+let browser;
+let context;
+let page;
+const consoleErrors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox"],
+  });
+  context = await browser.newContext({ viewport: WIDE });
+  page = await context.newPage();
+  page.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
+  });
+  page.on("pageerror", (error) => consoleErrors.push(String(error)));
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function shoot(name) {
+  // No placeholder leaked into the page.
+  const text = await page.locator("main").innerText();
+  assert.doesNotMatch(text, /\b(null|undefined|NaN|\[object Object\])\b/, `${name} shows ${text}`);
+  for (const [label, size] of [["wide", WIDE], ["narrow", NARROW]]) {
+    await page.setViewportSize(size);
+    // Usable at this width: nothing wider than the window.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name} at ${size.width} px is ${overflow} px wider than the window`);
+    await page.screenshot({ path: `${SHOTS}/${name}-${label}.png`, fullPage: true });
+  }
+  await page.setViewportSize(WIDE);
+}
+
+async function view(hash, name) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.locator(`[data-view="${name}"]`).waitFor();
+}
+
+describe("the dashboard", () => {
+  test("signs in through the printed link and takes the token out of the address bar", async () => {
+    await page.goto(signInLink(TOKEN));
+    await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
+    assert.ok(!page.url().includes("token"), page.url());
+    assert.ok(page.url().endsWith("#/overview"), page.url());
+    const kept = await page.evaluate(() => sessionStorage.getItem("order-pipeline.token"));
+    assert.equal(kept, TOKEN);
+  });
+
+  test("shows every overview figure as the API gives it", async () => {
+    const summary = await apiGet("analytics/summary");
+    for (const key of ["orders", "customers", "tickets", "unused_barcodes", "rejected_rows"]) {
+      assert.equal(await page.locator(`[data-figure="${key}"]`).textContent(), shown(summary[key]), key);
+    }
+    assert.equal(await page.locator('[data-figure="last_ingestion"]').textContent(), summary.last_ingestion.key);
+    const top = await apiGet("analytics/top-customers?limit=10");
+    const cells = page.locator("[data-tickets]");
+    assert.equal(await cells.count(), top.length);
+    for (const [i, customer] of top.entries()) {
+      assert.equal(await cells.nth(i).getAttribute("data-tickets"), String(customer.customer_id));
+      assert.equal(await cells.nth(i).textContent(), shown(customer.tickets));
+    }
+    await shoot("overview");
+  });
+
+  test("changes the top customers' limit", async () => {
+    await page.selectOption("#top-limit", "25");
+    const top = await apiGet("analytics/top-customers?limit=25");
+    await page.waitForFunction((n) => document.querySelectorAll("[data-tickets]").length === n, top.length);
+  });
+
+  test("polls with If-None-Match, so an idle page costs a 304", async () => {
+    const answer = await page.waitForResponse(
+      (r) => r.url().endsWith("/analytics/summary") && r.status() === 304,
+      { timeout: 15000 });
+    assert.ok((await answer.request().allHeaders())["if-none-match"]);
+  });
+
+  test("lists the ledger and opens a report with its problems", async () => {
+    await view("#/ingestions", "ingestions");
+    const ledger = await apiGet("ingestions?limit=50");
+    const rows = page.locator('[data-part="ledger"] tr[data-ingestion]');
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), ledger.items.length);
+    await page.selectOption("#status-filter", "rejected");
+    await page.waitForFunction(() => location.hash === "#/ingestions?status=rejected");
+    await page.locator('[data-view="ingestions"] [data-part="ledger"] p').waitFor();
+    await shoot("ingestions");
+    const barcodes = ledger.items.find((i) => i.kind === "barcodes");
+    await view(`#/ingestions/${barcodes.id}`, "ingestion");
+    const report = await apiGet(`ingestions/${barcodes.id}/report`);
+    await page.locator('[data-part="report"]').waitFor();
+    const problems = page.locator('[data-part="report"] tbody tr');
+    assert.equal(await problems.count(), report.problems.length);
+    if (report.problems.length) {
+      const first = report.problems[0];
+      const cells = await problems.first().locator("td").allTextContents();
+      assert.deepEqual(cells, [String(first.line), first.severity, first.field, first.value, first.reason]);
+    }
+    await shoot("ingestion");
+  });
+
+  test("looks up an order with its barcodes' provenance, and its customer", async () => {
+    const [first] = (await apiGet("orders?limit=1")).items;
+    const order = await apiGet(`orders/${first.order_id}`);
+    await view("#/lookup", "lookup");
+    await page.fill("#order-id", String(order.order_id));
+    await page.press("#order-id", "Enter");
+    await page.locator('[data-view="order"] [data-field="order_id"]').waitFor();
+    assert.equal(await page.locator('[data-field="order_id"]').textContent(), String(order.order_id));
+    const barcodes = page.locator('[data-view="order"] tbody tr');
+    assert.equal(await barcodes.count(), order.barcodes.length);
+    if (order.barcodes.length) {
+      const source = order.barcodes[0].source;
+      assert.equal(await barcodes.first().locator("td").nth(1).textContent(), `${source.file}, line ${source.line}`);
+    }
+    await shoot("order");
+    await page.click('[data-field="customer_id"]');
+    await page.locator('[data-view="customer"] [data-field="customer-summary"]').waitFor();
+    const customer = await apiGet(`customers/${order.customer_id}`);
+    assert.equal(await page.locator('[data-field="customer-summary"]').textContent(),
+      `${shown(customer.orders)} orders · ${shown(customer.tickets)} tickets`);
+    await shoot("customer");
+  });
+
+  test("pages through the unused barcodes", async () => {
+    await view("#/unused", "unused");
+    const unused = await apiGet("analytics/unused-barcodes?limit=100");
+    assert.equal(await page.locator('[data-figure="unused_count"]').textContent(), shown(unused.count));
+    assert.deepEqual(await page.locator('[data-part="unused"] li').allTextContents(), unused.barcodes);
+    await shoot("unused");
+  });
+
+  test("sells tickets, and the overview's figures follow", async () => {
+    const before = await apiGet("analytics/summary");
+    await view("#/sell", "sell");
+    await page.fill("#sale-customer", "424242");
+    await page.fill("#sale-tickets", "3");
+    await page.click('[data-view="sell"] button[type="submit"]');
+    const sold = page.locator("[data-sold]");
+    await sold.waitFor();
+    const orderId = await sold.getAttribute("data-sold");
+    const order = await apiGet(`orders/${orderId}`);
+    assert.equal(order.customer_id, 424242);
+    assert.equal(order.tickets, 3);
+    await shoot("sell");
+    await view("#/overview", "overview");
+    await page.waitForFunction(
+      (tickets) => document.querySelector('[data-figure="tickets"]')?.textContent === tickets,
+      shown(before.tickets + 3));
+    assert.equal(await page.locator('[data-figure="unused_barcodes"]').textContent(), shown(before.unused_barcodes - 3));
+  });
+
+  test("says which scope is missing when the token may not sell", async () => {
+    await page.goto(signInLink(READ_ONLY_TOKEN));
+    await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
+    await view("#/sell", "sell");
+    await page.fill("#sale-customer", "7");
+    await page.click('[data-view="sell"] button[type="submit"]');
+    const refused = page.locator('[data-problem="403"]');
+    await refused.waitFor();
+    assert.match(await refused.textContent(), /orders:write/);
+  });
+
+  test("reaches every control with the keyboard", async () => {
+    await page.goto(signInLink(TOKEN));
+    await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
+    const controls = await page.evaluate(() =>
+      [...document.querySelectorAll("a[href], button, select, input, textarea")]
+        .filter((e) => e.checkVisibility() || e.classList.contains("skip"))
+        .map((e) => e.outerHTML.slice(0, 80)));
+    const reached = new Set();
+    for (let i = 0; i < controls.length + 10; i++) {
+      await page.keyboard.press("Tab");
+      const focused = await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 80));
+      if (focused) reached.add(focused);
+    }
+    const missed = controls.filter((c) => !reached.has(c));
+    assert.deepEqual(missed, [], "controls the Tab key never reached");
+    // And a view opens from the keyboard alone.
+    await page.locator('#nav a[href="#/unused"]').focus();
+    await page.keyboard.press("Enter");
+    await page.locator('[data-view="unused"]').waitFor();
+  });
+
+  test("lands on the sign-in screen with a bad token, and signs out", async () => {
+    await page.goto(signInLink("not-a-token"));
+    await page.locator('[data-view="sign-in"] [role="alert"]').waitFor();
+    await shoot("sign-in");
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("order-pipeline.token")), null);
+    // Signing in by pasting the token works too.
+    await page.fill("#token", TOKEN);
+    await page.click('[data-view="sign-in"] button[type="submit"]');
+    await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
+    await page.click("#sign-out");
+    await page.locator('[data-view="sign-in"]').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("order-pipeline.token")), null);
+    // A reload stays signed out.
+    await page.reload();
+    await page.locator('[data-view="sign-in"]').waitFor();
+  });
+
+  test("logged no script errors", () => {
+    // 401s and 403s the tests provoke show as failed loads, not script errors.
+    const errors = consoleErrors.filter((e) => !/status of 40[13]/.test(e));
+    assert.deepEqual(errors, []);
+  });
+});
