@@ -185,6 +185,55 @@ describe("the dashboard", () => {
     assert.equal(await page.locator('[data-figure="unused_barcodes"]').textContent(), shown(before.unused_barcodes - 3));
   });
 
+  test("uploads a file straight to the bucket and follows its ingestion until loaded", async () => {
+    const before = await apiGet("analytics/summary");
+    await view("#/upload", "upload");
+    // Order ids above any generated one, for customers 1 and 2.
+    const csv = "order_id,customer_id\n900000001,1\n900000002,2\n";
+    await page.setInputFiles("#upload-files", {
+      name: "dashboard-orders.csv", mimeType: "text/csv", buffer: Buffer.from(csv),
+    });
+    const done = page.locator('[data-upload="dashboard-orders.csv"] [data-upload-state="loaded"]');
+    await done.waitFor({ timeout: 60000 });
+    assert.match(await done.textContent(), /2 rows accepted, 0 rejected/);
+    const [row] = (await apiGet("ingestions?key=incoming/dashboard-orders.csv")).items;
+    assert.equal(row.status, "loaded");
+    assert.equal(await done.locator("a").getAttribute("href"), `#/ingestions/${row.id}`);
+    await shoot("upload");
+    await view("#/overview", "overview");
+    await page.waitForFunction(
+      (orders) => document.querySelector('[data-figure="orders"]')?.textContent === orders,
+      shown(before.orders + 2), { timeout: 15000 });
+  });
+
+  test("shows why a file was rejected", async () => {
+    await view("#/upload", "upload");
+    await page.setInputFiles("#upload-files", {
+      name: "not-orders.csv", mimeType: "text/csv", buffer: Buffer.from("hello,world\n1,2\n"),
+    });
+    const rejected = page.locator('[data-upload="not-orders.csv"] [data-upload-state="rejected"]');
+    await rejected.waitFor({ timeout: 60000 });
+    const [row] = (await apiGet("ingestions?key=incoming/not-orders.csv")).items;
+    assert.equal(row.status, "rejected");
+    assert.ok(row.error, "the ledger says why");
+    assert.equal(await rejected.locator("[data-upload-error]").textContent(), row.error);
+    await rejected.locator("a").click();
+    await page.locator('[data-view="ingestion"] [data-field="error"]').waitFor();
+    assert.equal(await page.locator('[data-field="error"]').textContent(), row.error);
+  });
+
+  test("refuses a name the pipeline would not ingest, before uploading", async () => {
+    await view("#/upload", "upload");
+    await page.setInputFiles("#upload-files", {
+      name: "orders.txt", mimeType: "text/plain", buffer: Buffer.from("order_id,customer_id\n"),
+    });
+    const refused = page.locator('[data-upload="orders.txt"] [data-problem="400"]');
+    await refused.waitFor();
+    assert.match(await refused.textContent(), /\.csv/);
+    const none = await apiGet("ingestions?key=incoming/orders.txt");
+    assert.deepEqual(none.items, []);
+  });
+
   test("says which scope is missing when the token may not sell", async () => {
     await page.goto(signInLink(READ_ONLY_TOKEN));
     await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
@@ -235,8 +284,8 @@ describe("the dashboard", () => {
   });
 
   test("logged no script errors", () => {
-    // 401s and 403s the tests provoke show as failed loads, not script errors.
-    const errors = consoleErrors.filter((e) => !/status of 40[13]/.test(e));
+    // The 400, 401 and 403 the tests provoke show as failed loads, not script errors.
+    const errors = consoleErrors.filter((e) => !/status of 40[013]/.test(e));
     assert.deepEqual(errors, []);
   });
 });

@@ -403,3 +403,109 @@ async fn the_analytics_routes_work_as_the_analytics_role() {
         pipeline.stat("output_version").await
     );
 }
+
+fn post_json(uri: &str, token: &str, body: Value) -> Request<Body> {
+    Request::post(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_upload_is_a_presigned_put_of_that_size_to_incoming() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    let token = test_token("files:write");
+    let csv = "order_id,customer_id\n901,9\n";
+    let response = send(
+        &app,
+        post_json(
+            "/uploads",
+            &token,
+            json!({"name": "late-orders.csv", "size": csv.len()}),
+        ),
+    )
+    .await;
+    response.expect_status(StatusCode::CREATED);
+    let upload = response.json();
+    assert_eq!(upload["key"], "incoming/late-orders.csv");
+    assert_eq!(upload["method"], "PUT");
+    let url = upload["url"].as_str().unwrap();
+    // The size is signed: S3 refuses a body of another length.
+    let signed = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+        .expect("a SigV4 presigned URL");
+    assert!(
+        signed.contains("content-length") && signed.contains("content-type"),
+        "{signed}"
+    );
+    let mut put = reqwest::Client::new().put(url).body(csv);
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let answer = put.send().await.unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    assert!(answer.headers().contains_key("x-amz-version-id"));
+    let stored = pipeline
+        .bucket
+        .client
+        .get_object()
+        .bucket(&pipeline.bucket.name)
+        .key("incoming/late-orders.csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.content_type(), Some("text/csv"));
+    let body = stored.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&body[..], csv.as_bytes());
+}
+
+#[tokio::test]
+async fn an_upload_is_refused_for_names_and_sizes_the_pipeline_would_not_take() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    let token = test_token("files:write");
+    for (body, field) in [
+        (json!({"name": "../orders.csv", "size": 10}), "name"),
+        (json!({"name": "orders.txt", "size": 10}), "name"),
+        (json!({"name": "reports/x.csv", "size": 10}), "name"),
+        (json!({"name": "orders.csv", "size": 0}), "size"),
+        (json!({"name": "orders.csv", "size": -1}), "size"),
+        (
+            json!({"name": "orders.csv", "size": (1_i64 << 30) + 1}),
+            "size",
+        ),
+    ] {
+        let response = send(&app, post_json("/uploads", &token, body.clone())).await;
+        response.expect_status(StatusCode::BAD_REQUEST);
+        let detail = response.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(field), "{body}: {detail}");
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_lists_the_versions_of_one_key() {
+    let pipeline = TestPipeline::with_sample_data(0).await;
+    let app = router(&pipeline);
+    let page = send(
+        &app,
+        get("/ingestions?key=incoming/orders.csv", Some(&token())),
+    )
+    .await
+    .json();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["key"], "incoming/orders.csv");
+    assert!(items[0]["version_id"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
+    let none = send(
+        &app,
+        get("/ingestions?key=incoming/other.csv", Some(&token())),
+    )
+    .await
+    .json();
+    assert_eq!(none["items"], json!([]));
+}

@@ -43,6 +43,7 @@ impl Api {
         if path.starts_with("/analytics")
             || path.starts_with("/ingestions")
             || path.starts_with("/exports")
+            || path.starts_with("/uploads")
         {
             &self.analytics
         } else {
@@ -52,7 +53,7 @@ impl Api {
 }
 
 /// Every operation and the scope it needs (empty: public).
-const PROTECTED: [(&str, &str, &str); 13] = [
+const PROTECTED: [(&str, &str, &str); 14] = [
     ("GET", "/orders", "orders:read"),
     ("POST", "/orders", "orders:write"),
     ("GET", "/orders/1", "orders:read"),
@@ -65,6 +66,7 @@ const PROTECTED: [(&str, &str, &str); 13] = [
     ("GET", "/ingestions/1", "analytics:read"),
     ("GET", "/ingestions/1/report", "analytics:read"),
     ("GET", "/exports/processed-orders.csv", "analytics:read"),
+    ("POST", "/uploads", "files:write"),
     ("GET", "/health", ""),
 ];
 
@@ -74,11 +76,13 @@ fn request(method: &str, uri: &str, authorization: Option<&str>) -> Request<Body
         builder = builder.header("authorization", value);
     }
     if method == "POST" {
+        let body = match uri {
+            "/uploads" => json!({"name": "orders.csv", "size": 10}),
+            _ => json!({"customer_id": 10, "tickets": 1}),
+        };
         builder
             .header("content-type", "application/json")
-            .body(Body::from(
-                json!({"customer_id": 10, "tickets": 1}).to_string(),
-            ))
+            .body(Body::from(body.to_string()))
             .unwrap()
     } else {
         builder.body(Body::empty()).unwrap()
@@ -148,7 +152,7 @@ async fn the_auth_matrix_holds_on_every_route() {
                 "{method} {path}"
             );
         }
-        let others: Vec<&str> = ["orders:read", "orders:write", "analytics:read"]
+        let others: Vec<&str> = pipeline_api::http::auth::ALL_SCOPES
             .into_iter()
             .filter(|s| *s != scope)
             .collect();
@@ -399,6 +403,7 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
         ("GET", "/ingestions/{id}"),
         ("GET", "/ingestions/{id}/report"),
         ("GET", "/exports/processed-orders.csv"),
+        ("POST", "/uploads"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

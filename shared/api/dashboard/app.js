@@ -224,6 +224,7 @@ const views = {
   customer: customerView,
   unused: unusedView,
   sell: sellView,
+  upload: uploadView,
 };
 
 const FIGURES = [
@@ -522,6 +523,80 @@ function sellView(root) {
   add(root, h("h1", {}, "Sell tickets"),
     h("p", { class: "muted" }, "Sells unused barcodes to a new order, all or nothing."),
     h("section", { class: "panel" }, form, result));
+}
+
+/** Drop or choose CSV files: each is uploaded straight to the bucket with a
+ * presigned PUT (POST /uploads), then followed in the ledger until its
+ * ingestion has loaded or rejected it. */
+function uploadView(root) {
+  const input = h("input", { id: "upload-files", type: "file", accept: ".csv,text/csv", multiple: true });
+  const list = h("ul", { class: "uploads", "data-part": "uploads" });
+  const zone = h("div", { class: "drop", "data-part": "drop-zone" },
+    h("p", {}, "Drop orders or barcodes CSV files here, or"),
+    h("label", { for: "upload-files", class: "button-like" }, "Choose files", input));
+  const start = (files) => { for (const file of files) uploadOne(file, list); };
+  input.addEventListener("change", () => { start([...input.files]); input.value = ""; });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    start([...e.dataTransfer.files]);
+  });
+  add(root, h("h1", {}, "Upload"),
+    h("p", { class: "muted" },
+      "Each file goes to incoming/ in the bucket (a new version if the name exists) and is ingested like any file dropped there."),
+    zone, list);
+}
+
+const FOLLOW_MS = 1000;
+const FOLLOW_FOR_MS = 10 * 60 * 1000;
+
+async function uploadOne(file, list) {
+  const state = h("span", { "data-upload-state": "uploading" }, "asking for an upload link…");
+  const item = h("li", { "data-upload": file.name }, h("span", { class: "mono" }, file.name), " — ", state);
+  list.prepend(item);
+  const say = (status, ...text) => { state.dataset.uploadState = status; fill(state, ...text); };
+  try {
+    const { data: upload } = await api("uploads", { method: "POST", body: { name: file.name, size: file.size } });
+    say("uploading", `uploading ${number(file.size)} bytes…`);
+    const put = await fetch(upload.url, { method: upload.method, headers: upload.headers, body: file });
+    if (!put.ok) {
+      say("failed", h("span", { class: "error" }, `the bucket refused the upload (HTTP ${put.status}): ${await put.text()}`));
+      return;
+    }
+    const version = put.headers.get("x-amz-version-id") || "";
+    const etag = (put.headers.get("etag") || "").replaceAll('"', "");
+    say("ingesting", "uploaded; waiting for its ingestion…");
+    const row = await followIngestion(upload.key, version, etag, (current) =>
+      say("ingesting", `ingestion ${current.id}: ${current.status}…`));
+    if (!row) {
+      say("waiting", "uploaded; no ingestion has finished yet — see Ingestions");
+      return;
+    }
+    say(row.status,
+      h("a", { href: `#/ingestions/${row.id}` }, `ingestion ${row.id}`), " ",
+      h("span", { class: `badge ${row.status}` }, row.status), " ",
+      row.status === "loaded"
+        ? `${number(row.accepted)} rows accepted, ${number(row.rejected)} rejected`
+        : h("span", { class: "error", "data-upload-error": "" }, row.error || "see its report"));
+  } catch (error) {
+    say("failed", problemBox(error));
+  }
+}
+
+/** The ledger row of this version of `key` once it has finished (loaded or
+ * rejected); `progress` hears of it meanwhile. */
+async function followIngestion(key, version, etag, progress) {
+  const until = Date.now() + FOLLOW_FOR_MS;
+  while (Date.now() < until) {
+    const { data } = await api(`ingestions?${new URLSearchParams({ key, limit: "20" })}`);
+    const row = data.items.find((i) => (version ? i.version_id === version : i.etag === etag));
+    if (row && (row.status === "loaded" || row.status === "rejected")) return row;
+    if (row) progress(row);
+    await new Promise((resolve) => setTimeout(resolve, FOLLOW_MS));
+  }
+  return null;
 }
 
 // ------------------------------------------------------------ routing

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::http::auth::Authenticator;
-use crate::routes::{analytics, exports, health, ingestions};
+use crate::routes::{analytics, exports, health, ingestions, uploads};
 use crate::state::ApiState;
 use axum::extract::FromRef;
 use axum::Router;
@@ -92,6 +92,7 @@ pub fn api() -> OpenApiRouter<AnalyticsState> {
         .routes(routes!(ingestions::get_ingestion))
         .routes(routes!(ingestions::get_ingestion_report))
         .routes(routes!(exports::export_processed_orders))
+        .routes(routes!(uploads::create_upload))
 }
 
 /// The function's router.

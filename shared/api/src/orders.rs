@@ -25,7 +25,9 @@ pub fn router(state: ApiState) -> Router {
     let openapi = crate::openapi::document();
     let routes = routes
         .merge(docs::routes(openapi.clone()))
-        .merge(dashboard::routes(None))
+        .merge(dashboard::routes(
+            order_pipeline::config::upload_origin_from_env(),
+        ))
         .with_state(state);
     crate::http::finish(routes, &openapi)
 }

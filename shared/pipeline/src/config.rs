@@ -155,8 +155,36 @@ pub fn bucket_from_env() -> Result<String, ConfigError> {
         })
 }
 
+/// The origin the dashboard's page uploads to, for its
+/// Content-Security-Policy: `UPLOAD_ORIGIN` (the template sets the
+/// bucket's), else the origin of `AWS_ENDPOINT_URL` (LocalStack), else none.
+pub fn upload_origin_from_env() -> Option<String> {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    set("UPLOAD_ORIGIN").or_else(|| set("AWS_ENDPOINT_URL").and_then(|url| origin_of(&url)))
+}
+
+/// `scheme://host[:port]` of a URL, without its path.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_origin_is_scheme_and_authority() {
+        assert_eq!(
+            super::origin_of("http://127.0.0.1:4566/").as_deref(),
+            Some("http://127.0.0.1:4566")
+        );
+        assert_eq!(
+            super::origin_of("https://s3.example.com").as_deref(),
+            Some("https://s3.example.com")
+        );
+        assert_eq!(super::origin_of("not a url"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -17,3 +17,4 @@ pub mod s3_events;
 pub mod seen;
 pub mod storage;
 pub mod telemetry;
+pub mod uploads;

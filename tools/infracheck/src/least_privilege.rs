@@ -42,7 +42,8 @@ pub struct Promise {
 /// and the file's ETag), and writes `processed/*` and `reports/*`; analytics
 /// reads `processed/*` and `reports/*` (to presign downloads) and writes
 /// the export it republishes when a sale made it stale, with its segments
-/// (issue 14); orders and migrate touch no S3.
+/// (issue 14), and signs the dashboard's uploads to `incoming/*.csv`
+/// (issue 15); orders and migrate touch no S3.
 /// Each function connects to PostgreSQL with a secret of its own (issue 11:
 /// its own database role); migrate, the schema owner, also reads the others
 /// to create their users.
@@ -58,7 +59,11 @@ pub const PROMISES: &[Promise] = &[
     Promise {
         function: "AnalyticsFunction",
         s3_read: &["processed/", "reports/"],
-        s3_write: &["processed/processed_orders.csv", "processed/segments/"],
+        s3_write: &[
+            "processed/processed_orders.csv",
+            "processed/segments/",
+            "incoming/",
+        ],
         consumes_queue: None,
         database_secret: "AnalyticsDatabaseSecretArn",
         provisions_secrets: &[],

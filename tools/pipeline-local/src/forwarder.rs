@@ -20,6 +20,21 @@ pub trait Invoke {
     async fn invoke(&self, event: Value) -> Result<Value>;
 }
 
+/// The ingest function's handler in this process: the code the function
+/// runs, without the Lambda runtime around it (tests, and machines without
+/// cargo-lambda).
+pub struct InProcess<S: order_pipeline::storage::ObjectStore> {
+    pub ingestor: order_pipeline::ingest::Ingestor<S>,
+}
+
+impl<S: order_pipeline::storage::ObjectStore> Invoke for InProcess<S> {
+    async fn invoke(&self, event: Value) -> Result<Value> {
+        ingest::handle_event(&self.ingestor, event)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
 /// The Lambda Invoke API, as `cargo lambda watch` (or AWS) serves it.
 pub struct LambdaInvokeApi {
     client: reqwest::Client,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use order_pipeline::config::{DatabaseSettings, INCOMING_PREFIX, PROCESSED_ORDERS_KEY};
-use pipeline_local::forwarder::{self, LambdaInvokeApi, Source};
+use pipeline_local::forwarder::{self, InProcess, LambdaInvokeApi, Source};
 use pipeline_local::resources::{self, QueueSettings, ResourceNames};
 use pipeline_local::upload::Uploaded;
 
@@ -46,6 +46,10 @@ enum Command {
         visibility_timeout: u32,
         #[arg(long, default_value_t = QueueSettings::default().max_receive_count)]
         max_receives: u32,
+        /// The origin of the dashboard that may upload to the bucket (the
+        /// bucket's CORS rule); repeat for more.
+        #[arg(long = "dashboard-origin", default_value = "http://127.0.0.1:9000")]
+        dashboard_origins: Vec<String>,
     },
     /// Feeds the ingest queue to the function through the Lambda Invoke API,
     /// as the SQS event source mapping does in AWS. Runs until Ctrl-C.
@@ -60,6 +64,11 @@ enum Command {
         #[arg(long, default_value_t = forwarder::BATCH_SIZE,
               value_parser = clap::value_parser!(i32).range(1..=10))]
         batch_size: i32,
+        /// Run the ingest function's handler in this process (configured
+        /// from the environment as the function is: DATABASE_URL, ...)
+        /// instead of invoking it at --invoke-url.
+        #[arg(long)]
+        in_process: bool,
     },
     /// Uploads files into the bucket's incoming/ prefix (each upload is a new
     /// version, ingested; a file the key already holds is not sent again).
@@ -142,6 +151,7 @@ async fn main() -> Result<()> {
         Command::Bootstrap {
             visibility_timeout,
             max_receives,
+            dashboard_origins,
         } => {
             let settings = QueueSettings {
                 visibility_timeout_secs: visibility_timeout,
@@ -149,6 +159,7 @@ async fn main() -> Result<()> {
                 ..QueueSettings::default()
             };
             let provisioned = resources::ensure(&s3, &sqs, &names, settings).await?;
+            resources::allow_uploads_from(&s3, &names.bucket, &dashboard_origins).await?;
             println!(
                 "bucket s3://{} -> queue {} (dead letters after {} receives: {})",
                 provisioned.names.bucket,
@@ -161,6 +172,7 @@ async fn main() -> Result<()> {
             invoke_url,
             function,
             batch_size,
+            in_process,
         } => {
             let queue_url = resources::queue_url(&sqs, &names.queue).await?;
             let queue_arn = format!(
@@ -176,12 +188,21 @@ async fn main() -> Result<()> {
                     .map_or("us-east-1".into(), |r| r.to_string()),
                 batch_size,
             };
-            let invoker = LambdaInvokeApi::new(&invoke_url, &function);
-            tracing::info!(queue = %source.queue_url, %invoke_url, %function, "forwarding");
-            forwarder::run(&sqs, &source, &invoker, async {
+            let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await;
+            };
+            if in_process {
+                let ingestor = ingest::ingestor_from_env()
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))
+                    .context("configuring the ingest handler from the environment")?;
+                tracing::info!(queue = %source.queue_url, "forwarding to the handler in this process");
+                forwarder::run(&sqs, &source, &InProcess { ingestor }, stop).await;
+            } else {
+                let invoker = LambdaInvokeApi::new(&invoke_url, &function);
+                tracing::info!(queue = %source.queue_url, %invoke_url, %function, "forwarding");
+                forwarder::run(&sqs, &source, &invoker, stop).await;
+            }
         }
         Command::Upload {
             files,

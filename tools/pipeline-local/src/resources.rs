@@ -1,12 +1,14 @@
 //! The AWS resources the pipeline needs, created (idempotently) in LocalStack:
-//! the bucket, the ingest queue with its dead-letter queue, and the bucket
-//! notification that feeds the queue; and removed again (benchmarks, chaos). Tests create their own set with the
+//! the bucket, the ingest queue with its dead-letter queue, the bucket
+//! notification that feeds the queue, and the CORS rule for the dashboard's
+//! uploads; and removed again (benchmarks, chaos). Tests create their own set with the
 //! same code, so the local world and the tests cannot drift apart.
 
 use anyhow::{Context, Result};
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
-    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
+    BucketVersioningStatus, CorsConfiguration, CorsRule, Event, FilterRule, FilterRuleName,
+    NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    VersioningConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use order_pipeline::config::{INCOMING_PREFIX, INCOMING_SUFFIX};
@@ -160,6 +162,44 @@ pub async fn ensure(
         dead_letter_queue_url,
         dead_letter_queue_arn,
     })
+}
+
+/// Lets pages from `origins` (the dashboard's) upload to the bucket with
+/// presigned PUTs, and read the answer's ETag and version id: the rule of
+/// `order_pipeline::uploads`, as the template's bucket has it.
+pub async fn allow_uploads_from(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    origins: &[String],
+) -> Result<()> {
+    use order_pipeline::uploads as rule;
+    let mut cors = CorsRule::builder()
+        .id("dashboard-uploads")
+        .max_age_seconds(rule::CORS_MAX_AGE_SECS);
+    for origin in origins {
+        cors = cors.allowed_origins(origin);
+    }
+    for method in rule::CORS_METHODS {
+        cors = cors.allowed_methods(method);
+    }
+    for header in rule::CORS_ALLOWED_HEADERS {
+        cors = cors.allowed_headers(header);
+    }
+    for header in rule::CORS_EXPOSED_HEADERS {
+        cors = cors.expose_headers(header);
+    }
+    let configuration = CorsConfiguration::builder()
+        .cors_rules(cors.build().context("building the CORS rule")?)
+        .build()
+        .context("building the CORS configuration")?;
+    s3.put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(configuration)
+        .send()
+        .await
+        .map_err(crate::sdk_error)
+        .with_context(|| format!("setting the uploads' CORS rule on bucket {bucket}"))?;
+    Ok(())
 }
 
 /// The bucket, versioned as the template's is: every upload to a key is a

@@ -2,7 +2,8 @@
 //! one (infra/template.yaml) have the same shape: the notification's prefix,
 //! suffix and event, the queue and dead-letter queue names, the visibility
 //! timeout, the maximum receives, the dead-letter retention, the bucket's
-//! versioning and the batch size the function is handed (and the ingest
+//! versioning and its CORS rule for the dashboard's uploads, and the batch
+//! size the function is handed (and the ingest
 //! time reserve fits its timeout). Change one side and this test says which
 //! value to change on the other.
 
@@ -344,4 +345,80 @@ async fn the_local_bucket_is_versioned_as_the_templates_is() {
         Some(expected),
         "VersioningConfiguration.Status of the template's bucket vs the local bucket (resources::ensure)"
     );
+}
+
+fn strings(value: &Value, what: &str) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("{what} is not a list: {value}"))
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .unwrap_or_else(|| panic!("{what}: {v}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_uploads_cors_rule_is_the_templates() {
+    use order_pipeline::uploads as rule;
+    let template = template();
+    let (_, bucket) = only(&template, "AWS::S3::Bucket");
+    let rules = bucket["CorsConfiguration"]["CorsRules"]
+        .as_array()
+        .expect("the template's bucket has CORS rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let cors = &rules[0];
+    let expected = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        strings(&cors["AllowedMethods"], "AllowedMethods"),
+        expected(&rule::CORS_METHODS)
+    );
+    assert_eq!(
+        strings(&cors["AllowedHeaders"], "AllowedHeaders"),
+        expected(&rule::CORS_ALLOWED_HEADERS)
+    );
+    assert_eq!(
+        strings(&cors["ExposedHeaders"], "ExposedHeaders"),
+        expected(&rule::CORS_EXPOSED_HEADERS)
+    );
+    assert_eq!(
+        number(&cors["MaxAge"], "MaxAge"),
+        rule::CORS_MAX_AGE_SECS as u64
+    );
+    // The dashboard's origin: the HTTP API's own endpoint unless a custom one is given.
+    let origins = cors["AllowedOrigins"].to_string();
+    assert!(
+        origins.contains("DashboardOrigin") && origins.contains("${HttpApi}.execute-api"),
+        "{origins}"
+    );
+
+    // The local bootstrap sets the same rule.
+    let local = TestBucket::create().await;
+    let origin = "http://127.0.0.1:9000".to_owned();
+    resources::allow_uploads_from(&local.client, &local.name, std::slice::from_ref(&origin))
+        .await
+        .expect("the CORS rule");
+    let stored = local
+        .client
+        .get_bucket_cors()
+        .bucket(&local.name)
+        .send()
+        .await
+        .expect("the bucket's CORS");
+    let [stored] = stored.cors_rules() else {
+        panic!("one rule: {stored:?}")
+    };
+    assert_eq!(stored.allowed_origins(), [origin]);
+    assert_eq!(stored.allowed_methods(), expected(&rule::CORS_METHODS));
+    assert_eq!(
+        stored.allowed_headers(),
+        expected(&rule::CORS_ALLOWED_HEADERS)
+    );
+    assert_eq!(
+        stored.expose_headers(),
+        expected(&rule::CORS_EXPOSED_HEADERS)
+    );
+    assert_eq!(stored.max_age_seconds(), Some(rule::CORS_MAX_AGE_SECS));
 }

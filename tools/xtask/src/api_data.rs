@@ -124,6 +124,29 @@ impl ApiData {
         Ok(())
     }
 
+    /// Feeds the bucket's ingest queue to the ingest handler, in a
+    /// `pipeline-local forward --in-process` beside the servers: files
+    /// uploaded from now on are ingested as in AWS (notification, queue,
+    /// function).
+    pub fn forward(&mut self, bin: &Path) -> Result<()> {
+        let mut command = Command::new(bin.join("pipeline-local"));
+        command
+            .args([
+                "--bucket",
+                &self.scratch.names.bucket,
+                "forward",
+                "--in-process",
+            ])
+            .env("DATABASE_URL", &self.database_url)
+            .env("RUST_LOG", rust_log());
+        let log = self
+            .out
+            .join(format!("forwarder-{}.log", self.scratch.stamp));
+        self.servers
+            .push(Server::spawn(command, "the forwarder", &log)?);
+        Ok(())
+    }
+
     /// Stops the servers, drops the database, deletes the bucket.
     pub async fn tear_down(self) {
         drop(self.servers); // each server stops when dropped

@@ -91,14 +91,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `command` with its output to `log` and waits until
-    /// `health_url` answers 2xx (10 seconds at most).
-    pub async fn start(
-        mut command: Command,
-        name: &str,
-        log: &Path,
-        health_url: &str,
-    ) -> Result<Self> {
+    /// Starts `command` with its output to `log`, without waiting for it
+    /// (a process that serves nothing to ask, like the forwarder).
+    pub fn spawn(mut command: Command, name: &str, log: &Path) -> Result<Self> {
         let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let child = command
             .stdout(file.try_clone()?)
@@ -106,10 +101,16 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        let mut server = Self {
+        Ok(Self {
             name: name.to_owned(),
             child,
-        };
+        })
+    }
+
+    /// Starts `command` with its output to `log` and waits until
+    /// `health_url` answers 2xx (10 seconds at most).
+    pub async fn start(command: Command, name: &str, log: &Path, health_url: &str) -> Result<Self> {
+        let mut server = Self::spawn(command, name, log)?;
         // Dropped on any way out but success: that stops it.
         let client = reqwest::Client::new();
         for _ in 0..40 {

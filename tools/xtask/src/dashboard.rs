@@ -3,7 +3,8 @@
 //! tools/dashboard-test/) against the real local stack: generated data
 //! loaded through the real ingest path into a fresh database and bucket,
 //! the API (tools/apiserve, routed as `cargo lambda watch` routes it)
-//! serving /dashboard. The browser signs in through the link `make up`
+//! serving /dashboard, and the queue fed to the ingest handler, so that a
+//! file uploaded from the page is ingested as in AWS. The browser signs in through the link `make up`
 //! prints and checks every view against the API's own answers.
 //!
 //! Screenshots of every view, at 1280 and 390 px wide, go to
@@ -76,6 +77,9 @@ async fn browse(
     api: &mut ApiData,
 ) -> Result<()> {
     api.load(bin, args.orders).await?;
+    // The page uploads from its origin, and what it uploads is ingested.
+    api.scratch.allow_uploads_from(base_url).await?;
+    api.forward(bin)?;
     say(&format!("serving the API and the dashboard on {base_url}"));
     api.serve(bin, "apiserve", args.port, |command| {
         command.args(["--addr", &format!("127.0.0.1:{}", args.port)]);

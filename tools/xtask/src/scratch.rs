@@ -58,6 +58,11 @@ impl Scratch {
         Ok(())
     }
 
+    /// Lets the dashboard at `origin` upload to the bucket (its CORS rule).
+    pub async fn allow_uploads_from(&self, origin: &str) -> Result<()> {
+        resources::allow_uploads_from(&self.s3, &self.names.bucket, &[origin.to_owned()]).await
+    }
+
     pub fn admin(&self) -> &Client {
         &self.admin
     }

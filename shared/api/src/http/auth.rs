@@ -36,6 +36,8 @@ pub struct OrdersRead;
 pub struct OrdersWrite;
 /// Read analytics, the ingestion ledger and exports.
 pub struct AnalyticsRead;
+/// Upload files to be ingested (POST /uploads: a presigned PUT).
+pub struct FilesWrite;
 
 impl Scope for OrdersRead {
     const NAME: &'static str = "orders:read";
@@ -46,9 +48,17 @@ impl Scope for OrdersWrite {
 impl Scope for AnalyticsRead {
     const NAME: &'static str = "analytics:read";
 }
+impl Scope for FilesWrite {
+    const NAME: &'static str = "files:write";
+}
 
 /// Every scope, for development tokens.
-pub const ALL_SCOPES: [&str; 3] = [OrdersRead::NAME, OrdersWrite::NAME, AnalyticsRead::NAME];
+pub const ALL_SCOPES: [&str; 4] = [
+    OrdersRead::NAME,
+    OrdersWrite::NAME,
+    AnalyticsRead::NAME,
+    FilesWrite::NAME,
+];
 
 /// The claims this API reads.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

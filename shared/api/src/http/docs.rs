@@ -32,7 +32,7 @@ pub fn complete(mut openapi: OpenApi, title: &str, description: &str) -> OpenApi
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("JWT")
                 .description(Some(
-                    "A JWT with a space-separated `scope` claim: orders:read, orders:write, analytics:read",
+                    "A JWT with a space-separated `scope` claim: orders:read, orders:write, analytics:read, files:write",
                 ))
                 .build(),
         ),

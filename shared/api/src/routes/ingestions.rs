@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::Json;
 use order_pipeline::domain::outcome::LedgerStatus;
 use order_pipeline::error_chain::ErrorChain;
-use order_pipeline::postgres::read_model::ingestions::IngestionRow;
+use order_pipeline::postgres::read_model::ingestions::{IngestionFilter, IngestionRow};
 use utoipa::{IntoParams, ToSchema};
 
 /// A ledger row with links to download its files.
@@ -54,6 +54,9 @@ pub struct IngestionsQuery {
     /// Only rows with this status: loading, loaded, rejected or failed.
     #[param(inline, value_type = Option<IngestionStatus>)]
     status: Option<String>,
+    /// Only the versions of this object key, e.g. `incoming/orders.csv`.
+    #[param(max_length = 1024)]
+    key: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
@@ -116,7 +119,11 @@ pub(crate) async fn list_ingestions(
     };
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;
-    let mut rows: Vec<IngestionRow> = state.api.db.ingestions(status, before, limit).await?;
+    let filter = IngestionFilter {
+        status,
+        key: query.key,
+    };
+    let mut rows: Vec<IngestionRow> = state.api.db.ingestions(&filter, before, limit).await?;
     let next_cursor = page::next_cursor(&mut rows, limit, Listing::Ingestions, |last| {
         last.id.to_string()
     });

@@ -8,3 +8,4 @@ pub mod health;
 pub mod ingestions;
 pub mod orders;
 pub mod sales;
+pub mod uploads;

@@ -29,6 +29,18 @@ pub struct IngestionRow {
     pub duration_ms: Option<i64>,
     pub report_key: Option<String>,
     pub rejects_key: Option<String>,
+    /// The S3 version id of the object ingested ("" in an unversioned bucket).
+    pub version_id: String,
+    /// Its ETag.
+    pub etag: String,
+}
+
+/// Which ledger rows to list.
+#[derive(Debug, Clone, Default)]
+pub struct IngestionFilter {
+    pub status: Option<LedgerStatus>,
+    /// Only the versions of this object key.
+    pub key: Option<String>,
 }
 
 const INGESTION_COLUMNS: &str = concat!(
@@ -36,7 +48,7 @@ const INGESTION_COLUMNS: &str = concat!(
     ts!("started_at"),
     ", ",
     ts!("finished_at"),
-    ", duration_ms, report_key, rejects_key"
+    ", duration_ms, report_key, rejects_key, version_id, etag"
 );
 
 fn ingestion(row: &Row) -> Result<IngestionRow, DbError> {
@@ -58,44 +70,40 @@ fn ingestion(row: &Row) -> Result<IngestionRow, DbError> {
         duration_ms: row.get(14),
         report_key: row.get(15),
         rejects_key: row.get(16),
+        version_id: row.get(17),
+        etag: row.get(18),
     })
 }
 
 impl PgStore {
-    /// Ledger rows, newest first, with ids below `before`; at most
-    /// `limit + 1`.
+    /// Ledger rows that `filter` keeps, newest first, with ids below
+    /// `before`; at most `limit + 1`.
     pub async fn ingestions(
         &self,
-        status: Option<LedgerStatus>,
+        filter: &IngestionFilter,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<IngestionRow>, DbError> {
         let client = self.pool.get().await?;
         let before = before.unwrap_or(i64::MAX);
-        let rows = match status {
-            Some(status) => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {INGESTION_COLUMNS} FROM ingestions
-                             WHERE status = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-                        ),
-                        &[&status.as_str(), &before, &(limit + 1)],
-                    )
-                    .await?
-            }
-            None => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {INGESTION_COLUMNS} FROM ingestions
-                             WHERE id < $1 ORDER BY id DESC LIMIT $2"
-                        ),
-                        &[&before, &(limit + 1)],
-                    )
-                    .await?
-            }
-        };
+        // Planned with the values bound, so an absent filter drops out and
+        // the (status, id) or (key, id) index serves the one given.
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {INGESTION_COLUMNS} FROM ingestions
+                     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR key = $2)
+                       AND id < $3
+                     ORDER BY id DESC LIMIT $4"
+                ),
+                &[
+                    &filter.status.map(|s| s.as_str()),
+                    &filter.key,
+                    &before,
+                    &(limit + 1),
+                ],
+            )
+            .await?;
         rows.iter().map(ingestion).collect()
     }
 
