@@ -134,6 +134,24 @@ describe("the dashboard", () => {
     await shoot("ingestion");
   });
 
+  test("lists every kind of problem as the API does", async () => {
+    await view("#/problems", "problems");
+    for (const list of ["orders-without-barcodes", "rejected-barcodes", "waiting-barcodes", "order-conflicts"]) {
+      const answer = await apiGet(`problems/${list}?limit=20`);
+      const count = page.locator(`[data-count="${list}"]`);
+      await page.waitForFunction((l) => document.querySelector(`[data-count="${l}"]`)?.textContent !== "", list);
+      assert.equal(await count.textContent(), shown(answer.count), list);
+      const rows = page.locator(`[data-problems="${list}"] tbody tr`);
+      assert.equal(await rows.count(), answer.items.length, list);
+    }
+    // A copy's row names the copy's and the winner's file and line.
+    const [copy] = (await apiGet("problems/rejected-barcodes?limit=1")).items;
+    const cells = await page.locator('[data-problems="rejected-barcodes"] tbody tr').first().locator("td").allTextContents();
+    assert.deepEqual(cells, [copy.barcode, `${copy.copy.file}, line ${copy.copy.line}`,
+      `${copy.winner.file}, line ${copy.winner.line}`, copy.reason]);
+    await shoot("problems");
+  });
+
   test("looks up an order with its barcodes' provenance, and its customer", async () => {
     const [first] = (await apiGet("orders?limit=1")).items;
     const order = await apiGet(`orders/${first.order_id}`);

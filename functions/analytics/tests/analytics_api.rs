@@ -509,3 +509,127 @@ async fn the_ledger_lists_the_versions_of_one_key() {
     .json();
     assert_eq!(none["items"], json!([]));
 }
+
+#[tokio::test]
+async fn the_problems_are_listed_with_where_each_copy_and_winner_is() {
+    let pipeline = TestPipeline::with_every_problem(0).await;
+    let app = router(&pipeline);
+    let list = |path: &str| {
+        let app = app.clone();
+        let path = path.to_owned();
+        async move {
+            let response = send(&app, get(&path, Some(&token()))).await;
+            response.expect_status(StatusCode::OK);
+            response.json()
+        }
+    };
+
+    // Order 7's one barcode is a rejected copy; order 8 has none.
+    let no_barcodes = list("/problems/orders-without-barcodes").await;
+    assert_eq!(no_barcodes["count"], 3);
+    let ids: Vec<&Value> = no_barcodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["order_id"])
+        .collect();
+    assert_eq!(ids, [&json!(7), &json!(8), &json!(600)]);
+    assert_eq!(
+        no_barcodes["items"][2]["source"]["file"],
+        "incoming/conflicts.csv"
+    );
+    assert_eq!(no_barcodes["items"][2]["source"]["line"], 4);
+
+    let waiting = list("/problems/waiting-barcodes").await;
+    assert_eq!(waiting["count"], 2);
+    assert_eq!(waiting["items"][0]["barcode"], "88888888801");
+    assert_eq!(waiting["items"][0]["order_id"], 500);
+    assert_eq!(
+        waiting["items"][0]["source"]["file"],
+        "incoming/waiting.csv"
+    );
+    assert_eq!(waiting["items"][0]["source"]["line"], 2);
+
+    // data/barcodes.csv repeats 11111111111 (line 13, first on line 2) and
+    // 22222222222 (line 15, first on line 4).
+    let rejected = list("/problems/rejected-barcodes").await;
+    assert_eq!(rejected["count"], 2);
+    let first = &rejected["items"][0];
+    assert_eq!(first["barcode"], "11111111111");
+    assert_eq!(first["kind"], "repeated_barcode");
+    assert_eq!(
+        first["copy"],
+        json!({"file": "incoming/barcodes.csv", "line": 13})
+    );
+    assert_eq!(
+        first["winner"],
+        json!({"file": "incoming/barcodes.csv", "line": 2})
+    );
+    assert!(
+        first["reason"].as_str().unwrap().contains("line 2"),
+        "{first}"
+    );
+
+    // incoming/conflicts.csv gives orders 1 and 2 (data/orders.csv lines 2
+    // and 3, customers 10 and 11) to customers 99 and 98.
+    let conflicts = list("/problems/order-conflicts").await;
+    assert_eq!(conflicts["count"], 2);
+    let first = &conflicts["items"][0];
+    assert_eq!(first["order_id"], 1);
+    assert_eq!(first["customer_id"], "99");
+    assert_eq!(first["winner_customer_id"], 10);
+    assert_eq!(first["kind"], "order_owned");
+    assert_eq!(
+        first["copy"],
+        json!({"file": "incoming/conflicts.csv", "line": 2})
+    );
+    assert_eq!(
+        first["winner"],
+        json!({"file": "incoming/orders.csv", "line": 2})
+    );
+
+    // Paged, and the count alone with limit=0.
+    let page = list("/problems/rejected-barcodes?limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let next = page["next_cursor"].as_str().unwrap();
+    let rest = list(&format!(
+        "/problems/rejected-barcodes?limit=1&cursor={next}"
+    ))
+    .await;
+    assert_eq!(rest["items"][0]["barcode"], "22222222222");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let count = list("/problems/waiting-barcodes?limit=0").await;
+    assert_eq!(
+        (count["count"].clone(), count["items"].clone()),
+        (json!(2), json!([]))
+    );
+}
+
+#[tokio::test]
+async fn waiting_barcodes_and_orders_without_barcodes_resolve_when_the_rest_arrives() {
+    let pipeline = TestPipeline::with_every_problem(0).await;
+    let app = router(&pipeline);
+    let count = |path: &'static str| {
+        let app = app.clone();
+        async move { send(&app, get(path, Some(&token()))).await.json()["count"].clone() }
+    };
+    let before = send(&app, get("/problems/waiting-barcodes", Some(&token()))).await;
+    let tag = before.header("etag").unwrap().to_owned();
+    pipeline
+        .bucket
+        .put("incoming/late.csv", "order_id,customer_id\n500,30\n")
+        .await;
+    pipeline.ingest_key("incoming/late.csv").await;
+    pipeline
+        .bucket
+        .put(
+            "incoming/late-barcodes.csv",
+            "barcode,order_id\n88888888803,600\n",
+        )
+        .await;
+    pipeline.ingest_key("incoming/late-barcodes.csv").await;
+    assert_eq!(count("/problems/waiting-barcodes").await, 1);
+    assert_eq!(count("/problems/orders-without-barcodes").await, 2);
+    let after = send(&app, get("/problems/waiting-barcodes", Some(&token()))).await;
+    assert_ne!(after.header("etag"), Some(tag.as_str()));
+}

@@ -44,6 +44,7 @@ impl Api {
             || path.starts_with("/ingestions")
             || path.starts_with("/exports")
             || path.starts_with("/uploads")
+            || path.starts_with("/problems")
         {
             &self.analytics
         } else {
@@ -53,7 +54,7 @@ impl Api {
 }
 
 /// Every operation and the scope it needs (empty: public).
-const PROTECTED: [(&str, &str, &str); 14] = [
+const PROTECTED: [(&str, &str, &str); 18] = [
     ("GET", "/orders", "orders:read"),
     ("POST", "/orders", "orders:write"),
     ("GET", "/orders/1", "orders:read"),
@@ -67,6 +68,10 @@ const PROTECTED: [(&str, &str, &str); 14] = [
     ("GET", "/ingestions/1/report", "analytics:read"),
     ("GET", "/exports/processed-orders.csv", "analytics:read"),
     ("POST", "/uploads", "files:write"),
+    ("GET", "/problems/orders-without-barcodes", "analytics:read"),
+    ("GET", "/problems/waiting-barcodes", "analytics:read"),
+    ("GET", "/problems/rejected-barcodes", "analytics:read"),
+    ("GET", "/problems/order-conflicts", "analytics:read"),
     ("GET", "/health", ""),
 ];
 
@@ -404,6 +409,10 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
         ("GET", "/ingestions/{id}/report"),
         ("GET", "/exports/processed-orders.csv"),
         ("POST", "/uploads"),
+        ("GET", "/problems/orders-without-barcodes"),
+        ("GET", "/problems/waiting-barcodes"),
+        ("GET", "/problems/rejected-barcodes"),
+        ("GET", "/problems/order-conflicts"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

@@ -225,6 +225,7 @@ const views = {
   unused: unusedView,
   sell: sellView,
   upload: uploadView,
+  problems: problemsView,
 };
 
 const FIGURES = [
@@ -523,6 +524,64 @@ function sellView(root) {
   add(root, h("h1", {}, "Sell tickets"),
     h("p", { class: "muted" }, "Sells unused barcodes to a new order, all or nothing."),
     h("section", { class: "panel" }, form, result));
+}
+
+const fileLine = (where) => (where && where.file ? `${where.file}, line ${where.line}` : "a sale");
+
+/** The problem lists: what is wrong now, across all files. Each panel
+ * shows its count and pages on in place. */
+const PROBLEM_LISTS = [
+  {
+    name: "orders-without-barcodes", title: "Orders without barcodes",
+    note: "Stored, but left out of processed_orders.csv until a barcodes file brings their barcodes.",
+    headings: [["Order"], ["Customer"], ["From"]],
+    row: (o) => [h("a", { href: `#/orders/${o.order_id}` }, o.order_id),
+      h("a", { href: `#/customers/${o.customer_id}` }, o.customer_id), provenance(o.source)],
+  },
+  {
+    name: "rejected-barcodes", title: "Barcodes rejected as copies",
+    note: "A barcode's first occurrence wins; each later copy is rejected.",
+    headings: [["Barcode"], ["Copy"], ["Winner"], ["Reason"]],
+    row: (r) => [h("span", { class: "mono" }, r.barcode), fileLine(r.copy), fileLine(r.winner), r.reason],
+  },
+  {
+    name: "waiting-barcodes", title: "Barcodes waiting for their order",
+    note: "Stored for orders no file has brought yet; they count as tickets once the order arrives.",
+    headings: [["Barcode"], ["Order"], ["From"]],
+    row: (b) => [h("span", { class: "mono" }, b.barcode), b.order_id, provenance(b.source)],
+  },
+  {
+    name: "order-conflicts", title: "Order conflicts",
+    note: "Rows that gave a stored order (or one earlier in the file) to another customer.",
+    headings: [["Order"], ["Customer given"], ["Belongs to"], ["Copy"], ["Winner"]],
+    row: (c) => [h("a", { href: `#/orders/${c.order_id}` }, c.order_id), c.customer_id,
+      c.winner_customer_id ?? "–", fileLine(c.copy), fileLine(c.winner)],
+  },
+];
+
+async function problemsView(root) {
+  add(root, h("h1", {}, "Problems"));
+  await Promise.all(PROBLEM_LISTS.map(async (list) => {
+    const count = h("span", { "data-count": list.name });
+    const body = h("div");
+    const more = h("div");
+    add(root, h("section", { class: "panel", "data-problems": list.name },
+      h("h2", { class: "first" }, list.title, " ", h("span", { class: "muted" }, "("), count, h("span", { class: "muted" }, ")")),
+      h("p", { class: "muted" }, list.note), body, more));
+    const rows = [];
+    const load = async (cursor) => {
+      const query = new URLSearchParams({ limit: "20" });
+      if (cursor) query.set("cursor", cursor);
+      const { data } = await api(`problems/${list.name}?${query}`);
+      count.textContent = number(data.count);
+      rows.push(...data.items.map((item) => h("tr", {}, list.row(item).map((cell) => h("td", {}, cell)))));
+      fill(body, rows.length ? table(list.headings, rows) : h("p", { class: "ok" }, "None."));
+      fill(more, data.next_cursor
+        ? h("button", { type: "button", class: "secondary", onclick: () => load(data.next_cursor) }, "More")
+        : null);
+    };
+    await load(null);
+  }));
 }
 
 /** Drop or choose CSV files: each is uploaded straight to the bucket with a

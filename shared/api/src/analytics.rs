@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use crate::http::auth::Authenticator;
-use crate::routes::{analytics, exports, health, ingestions, uploads};
+use crate::routes::{analytics, exports, health, ingestions, problems, uploads};
 use crate::state::ApiState;
 use axum::extract::FromRef;
 use axum::Router;
 use order_pipeline::config;
 use order_pipeline::ingest::Ingestor;
 use order_pipeline::postgres::read_model::analytics::CustomerTotalsCache;
+use order_pipeline::postgres::read_model::problems::ProblemCounts;
 use order_pipeline::postgres::PgStore;
 use order_pipeline::presign::Presigner;
 use order_pipeline::storage::S3Store;
@@ -25,6 +26,8 @@ pub struct AnalyticsState {
     pub api: ApiState,
     /// The summary's customers and tickets, per data version.
     pub customer_totals: CustomerTotalsCache,
+    /// The live problem lists' counts, per data version.
+    pub problem_counts: ProblemCounts,
     pub files: Arc<Files>,
 }
 
@@ -48,6 +51,7 @@ impl AnalyticsState {
     fn over(api: ApiState, s3: aws_sdk_s3::Client, bucket: String) -> Self {
         Self {
             customer_totals: CustomerTotalsCache::default(),
+            problem_counts: ProblemCounts::default(),
             files: Arc::new(Files {
                 bucket,
                 presigner: Presigner::new(s3.clone()),
@@ -93,6 +97,10 @@ pub fn api() -> OpenApiRouter<AnalyticsState> {
         .routes(routes!(ingestions::get_ingestion_report))
         .routes(routes!(exports::export_processed_orders))
         .routes(routes!(uploads::create_upload))
+        .routes(routes!(problems::orders_without_barcodes))
+        .routes(routes!(problems::waiting_barcodes))
+        .routes(routes!(problems::rejected_barcodes))
+        .routes(routes!(problems::order_conflicts))
 }
 
 /// The function's router.

@@ -10,7 +10,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     docs::complete(
         doc,
         "Order pipeline API",
-        "Orders, customers, ticket sales, analytics, the ingest ledger and exports. \
+        "Orders, customers, ticket sales, analytics, the ingest ledger, the problems across \
+         all files, uploads and exports. \
          JSON, snake_case; errors are application/problem+json (RFC 9457).",
     )
 }

@@ -154,4 +154,28 @@ impl TestPipeline {
         }
         pipeline
     }
+
+    /// The sample data (with `extra_unused` unused barcodes) and two of each
+    /// problem the Problems view lists: orders 1 and 2 claimed by other
+    /// customers (incoming/conflicts.csv, which also brings order 600
+    /// without barcodes, beside the sample's orders 7 and 8), and two barcodes
+    /// waiting for orders 500 and 501 (incoming/waiting.csv); the sample
+    /// already rejects two barcode copies.
+    pub async fn with_every_problem(extra_unused: usize) -> Self {
+        let pipeline = Self::with_sample_data(extra_unused).await;
+        for (key, body) in [
+            (
+                "incoming/conflicts.csv",
+                "order_id,customer_id\n1,99\n2,98\n600,20\n",
+            ),
+            (
+                "incoming/waiting.csv",
+                "barcode,order_id\n88888888801,500\n88888888802,501\n",
+            ),
+        ] {
+            pipeline.bucket.put(key, body).await;
+            pipeline.ingest_key(key).await;
+        }
+        pipeline
+    }
 }

@@ -30,10 +30,11 @@ fn api(pipeline: &TestPipeline) -> Router {
     )
 }
 
-/// The sample data plus `extra_unused` unused barcodes, the API over it,
-/// and the document it serves. Keep the pipeline: it owns the database.
+/// The sample data plus `extra_unused` unused barcodes and two of every
+/// problem, the API over it, and the document it serves. Keep the
+/// pipeline: it owns the database.
 async fn serve(extra_unused: usize) -> (TestPipeline, Router, Value) {
-    let pipeline = TestPipeline::with_sample_data(extra_unused).await;
+    let pipeline = TestPipeline::with_every_problem(extra_unused).await;
     let api = api(&pipeline);
     let response = send(&api, get("/openapi.json", None)).await;
     assert_eq!(response.status, StatusCode::OK);
@@ -170,6 +171,10 @@ async fn every_integer_parameter_declares_the_bounds_the_server_enforces() {
             "GET /orders customer_id",
             "GET /orders limit",
             "GET /orders/{order_id} order_id",
+            "GET /problems/order-conflicts limit",
+            "GET /problems/orders-without-barcodes limit",
+            "GET /problems/rejected-barcodes limit",
+            "GET /problems/waiting-barcodes limit",
         ]
     );
 }
@@ -244,7 +249,11 @@ async fn cursors_have_a_declared_format_that_the_server_accepts_and_emits() {
             "/analytics/unused-barcodes",
             "/customers/{customer_id}/orders",
             "/ingestions",
-            "/orders"
+            "/orders",
+            "/problems/order-conflicts",
+            "/problems/orders-without-barcodes",
+            "/problems/rejected-barcodes",
+            "/problems/waiting-barcodes",
         ]
     );
 }

@@ -19,6 +19,10 @@ pub enum Listing {
     Orders,
     UnusedBarcodes,
     Ingestions,
+    OrdersWithoutBarcodes,
+    WaitingBarcodes,
+    RejectedBarcodes,
+    OrderConflicts,
 }
 
 impl Listing {
@@ -27,6 +31,10 @@ impl Listing {
             Listing::Orders => "orders",
             Listing::UnusedBarcodes => "unused",
             Listing::Ingestions => "ingestions",
+            Listing::OrdersWithoutBarcodes => "no-barcodes",
+            Listing::WaitingBarcodes => "waiting",
+            Listing::RejectedBarcodes => "rejected-barcodes",
+            Listing::OrderConflicts => "conflicts",
         }
     }
 
@@ -34,10 +42,14 @@ impl Listing {
     /// declares it; [`decode`] accepts exactly these.
     pub fn pattern(self) -> String {
         match self {
-            Listing::Orders | Listing::Ingestions => {
+            Listing::Orders
+            | Listing::Ingestions
+            | Listing::OrdersWithoutBarcodes
+            | Listing::RejectedBarcodes
+            | Listing::OrderConflicts => {
                 format!("^{}:[0-9]{{1,{MAX_ID_DIGITS}}}$", self.tag())
             }
-            Listing::UnusedBarcodes => {
+            Listing::UnusedBarcodes | Listing::WaitingBarcodes => {
                 format!("^{}:[A-Za-z0-9._-]{{1,{}}}$", self.tag(), Barcode::MAX_LEN)
             }
         }
@@ -45,11 +57,17 @@ impl Listing {
 
     fn is_key(self, key: &str) -> bool {
         match self {
-            Listing::Orders | Listing::Ingestions => {
+            Listing::Orders
+            | Listing::Ingestions
+            | Listing::OrdersWithoutBarcodes
+            | Listing::RejectedBarcodes
+            | Listing::OrderConflicts => {
                 (1..=MAX_ID_DIGITS).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit())
             }
             // A barcode as ingest accepts it, without the trimming.
-            Listing::UnusedBarcodes => Barcode::parse(key).is_ok_and(|b| b.as_str() == key),
+            Listing::UnusedBarcodes | Listing::WaitingBarcodes => {
+                Barcode::parse(key).is_ok_and(|b| b.as_str() == key)
+            }
         }
     }
 
@@ -118,6 +136,14 @@ cursor_schema! {
     UnusedBarcodesCursor = Listing::UnusedBarcodes;
     /// A cursor of `GET /ingestions`.
     IngestionsCursor = Listing::Ingestions;
+    /// A cursor of `GET /problems/orders-without-barcodes`.
+    OrdersWithoutBarcodesCursor = Listing::OrdersWithoutBarcodes;
+    /// A cursor of `GET /problems/waiting-barcodes`.
+    WaitingBarcodesCursor = Listing::WaitingBarcodes;
+    /// A cursor of `GET /problems/rejected-barcodes`.
+    RejectedBarcodesCursor = Listing::RejectedBarcodes;
+    /// A cursor of `GET /problems/order-conflicts`.
+    OrderConflictsCursor = Listing::OrderConflicts;
 }
 
 #[cfg(test)]

@@ -7,5 +7,6 @@ pub mod exports;
 pub mod health;
 pub mod ingestions;
 pub mod orders;
+pub mod problems;
 pub mod sales;
 pub mod uploads;

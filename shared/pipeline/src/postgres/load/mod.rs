@@ -103,6 +103,8 @@ pub struct LoadSession {
     shadowed: Option<&'static LoadTable>,
     /// The lines of processed_orders.csv the load changed.
     changed_lines: ChangedLines,
+    /// Whether the rows went in (through staging, with a `problems` table).
+    staged: bool,
 }
 
 impl LoadSession {
@@ -117,6 +119,7 @@ impl LoadSession {
             exported: None,
             shadowed: None,
             changed_lines: ChangedLines::None,
+            staged: false,
         })
     }
 
@@ -222,6 +225,9 @@ impl LoadSession {
     /// Completes the ledger row, bumps the totals and the data version, and
     /// commits. Returns the new data version.
     pub async fn commit(self, entry: &LedgerEntry) -> Result<Committed, DbError> {
+        if self.staged {
+            self.keep_rejected_rows().await?;
+        }
         let client = self.client();
         ledger::complete_ingestion(client, self.ingestion_id, entry).await?;
         let changed = entry.counts.accepted > 0;

@@ -89,6 +89,22 @@ pub(super) const STAGED_REJECTS_TO_PROBLEMS: &str = "
     ANALYZE staging;";
 
 impl LoadSession {
+    /// Keeps the load's rejected rows for the Problems view (the
+    /// `rejected_rows` table), in its transaction.
+    pub(super) async fn keep_rejected_rows(&self) -> Result<(), DbError> {
+        let rejected = ProblemCode::of_severity(Severity::Rejected);
+        self.client()
+            .execute(
+                "INSERT INTO rejected_rows (ingestion_id, line, kind, field, value, order_id,
+                                            other_line, other_id, other_file, detail)
+                 SELECT $1, line, kind, field, value, order_id, other_line, other_id, other_file, detail
+                 FROM problems WHERE kind = ANY($2) ORDER BY line",
+                &[&self.ingestion_id, &rejected],
+            )
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn counts(
         &self,
         rows_read: u64,

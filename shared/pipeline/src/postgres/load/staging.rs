@@ -134,7 +134,8 @@ impl LoadSession {
 
     /// The temporary staging table (typed columns, then the reject columns)
     /// and the problems table of this load.
-    async fn create_staging<R: StagedRow>(&self) -> Result<(), DbError> {
+    async fn create_staging<R: StagedRow>(&mut self) -> Result<(), DbError> {
+        self.staged = true;
         self.client()
             .batch_execute(&format!(
                 "CREATE TEMP TABLE staging ({}, field text, value text, reason text, raw text) ON COMMIT DROP;

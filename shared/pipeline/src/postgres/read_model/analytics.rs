@@ -262,8 +262,7 @@ impl PgStore {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                "SELECT count(*) FROM orders o
-                 WHERE NOT EXISTS (SELECT 1 FROM barcodes b WHERE b.order_id = o.order_id)",
+                &format!("SELECT {}", super::problems::ORDERS_WITHOUT_BARCODES_COUNT),
                 &[],
             )
             .await?;

@@ -19,3 +19,4 @@ pub mod analytics;
 pub mod customers;
 pub mod ingestions;
 pub mod orders;
+pub mod problems;
