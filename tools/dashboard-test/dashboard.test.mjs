@@ -120,6 +120,17 @@ describe("the dashboard", () => {
     await page.waitForFunction(() => location.hash === "#/ingestions?status=rejected");
     await page.locator('[data-view="ingestions"] [data-part="ledger"] p').waitFor();
     await shoot("ingestions");
+    // An orders file loaded before its barcodes names its orders without
+    // barcodes as one figure, not line by line.
+    const orders = ledger.items.find((i) => i.kind === "orders");
+    await view(`#/ingestions/${orders.id}`, "ingestion");
+    const ordersReport = await apiGet(`ingestions/${orders.id}/report`);
+    assert.ok(ordersReport.counts.orders_without_barcodes > 0);
+    assert.equal(ordersReport.problems.filter((p) => p.code === "no_barcodes").length, 0);
+    const without = page.locator('[data-part="without-barcodes"]');
+    await without.waitFor();
+    assert.match(await without.textContent(), new RegExp(`^${shown(ordersReport.counts.orders_without_barcodes)} orders`));
+    assert.equal(await without.locator('a[href^="#/orders/"]').count(), ordersReport.first_orders_without_barcodes.length);
     const barcodes = ledger.items.find((i) => i.kind === "barcodes");
     await view(`#/ingestions/${barcodes.id}`, "ingestion");
     const report = await apiGet(`ingestions/${barcodes.id}/report`);

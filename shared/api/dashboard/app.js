@@ -360,7 +360,8 @@ async function ingestionsView(root, params) {
 function ledgerTable(items) {
   return table(
     [["Id"], ["File"], ["Kind"], ["Status"], ["Read", "num"], ["Accepted", "num"], ["Rejected", "num"],
-      ["Duplicates", "num"], ["Warnings", "num"], ["Duration", "num"], ["Started"], ["Files"]],
+      ["Duplicates", "num"], ["Warnings", "num"], ["No barcodes", "num"], ["Duration", "num"], ["Started"],
+      ["Files"]],
     items.map((i) => h("tr", { "data-ingestion": i.id },
       h("td", {}, h("a", { href: `#/ingestions/${i.id}` }, i.id)),
       h("td", { class: "mono" }, i.key),
@@ -371,6 +372,7 @@ function ledgerTable(items) {
       h("td", { class: "num" }, number(i.rejected)),
       h("td", { class: "num" }, number(i.duplicates)),
       h("td", { class: "num" }, number(i.warnings)),
+      h("td", { class: "num" }, number(i.orders_without_barcodes)),
       h("td", { class: "num" }, i.duration_ms == null ? "–" : `${number(i.duration_ms)} ms`),
       h("td", {}, h("time", { datetime: i.started_at, title: i.started_at }, ago(i.started_at))),
       h("td", {},
@@ -387,7 +389,7 @@ async function ingestionView(root, params, id) {
       [["Status", h("span", { class: `badge ${row.status}`, "data-field": "status" }, row.status)],
         ["Kind", row.kind || "–"], ["Rows read", number(row.rows_read)], ["Accepted", number(row.accepted)],
         ["Rejected", number(row.rejected)], ["Duplicates", number(row.duplicates)],
-        ["Warnings", number(row.warnings)],
+        ["Warnings", number(row.warnings)], ["Without barcodes", number(row.orders_without_barcodes)],
         ["Duration", row.duration_ms == null ? "–" : `${number(row.duration_ms)} ms`]]
         .map(([label, value]) => h("div", { class: "card" }, h("div", { class: "label" }, label),
           h("div", { class: "value" }, value)))),
@@ -401,8 +403,15 @@ async function ingestionView(root, params, id) {
     return;
   }
   const { data: report } = await api(`ingestions/${encodeURIComponent(id)}/report`);
+  const without = report.first_orders_without_barcodes || [];
   add(root, h("section", { class: "panel", "data-part": "report" },
     h("h2", { class: "first" }, "Problems"),
+    report.counts.orders_without_barcodes
+      ? h("p", { "data-part": "without-barcodes" },
+        `${number(report.counts.orders_without_barcodes)} orders were stored without barcodes (yet), first `,
+        without.flatMap((o, i) => [i ? ", " : "", h("a", { href: `#/orders/${o.order_id}` }, o.order_id)]),
+        ". ", h("a", { href: "#/problems" }, "Those still without"), " are under Problems.")
+      : null,
     report.error ? h("p", { class: "error" }, report.error) : null,
     report.problems.length
       ? table([["Line", "num"], ["Severity"], ["Field"], ["Value"], ["Reason"]],

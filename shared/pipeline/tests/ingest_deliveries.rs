@@ -56,9 +56,15 @@ async fn the_report_and_ledger_record_every_ingest() {
     assert_eq!(stored["counts"]["accepted"], 1);
     assert_eq!(stored["counts"]["rejected"], 1);
     assert_eq!(stored["extra_columns"][0], "channel");
-    // Line 2 is stored with a warning (no barcodes yet); line 3 is rejected.
-    assert_eq!(stored["problems"][1]["line"], 3);
-    assert_eq!(stored["problems"][1]["severity"], "rejected");
+    // Line 2 is stored without barcodes (yet), a figure of its own; line 3
+    // is rejected.
+    assert_eq!(stored["counts"]["orders_without_barcodes"], 1);
+    assert_eq!(
+        stored["first_orders_without_barcodes"],
+        serde_json::json!([{"line": 2, "order_id": 1}])
+    );
+    assert_eq!(stored["problems"][0]["line"], 3);
+    assert_eq!(stored["problems"][0]["severity"], "rejected");
     // Reports are kept per version of the input.
     let version = f.text("SELECT version_id FROM ingestions").await.unwrap();
     assert!(!version.is_empty(), "the test bucket is versioned");

@@ -5,7 +5,7 @@
 
 mod rules_support;
 
-use order_pipeline::domain::outcome::Severity;
+use order_pipeline::domain::outcome::{OrderAtLine, Severity};
 use order_pipeline::ingest::IngestStatus;
 use rules_support::{fixture, problem_lines, RulesFixture};
 
@@ -177,8 +177,19 @@ async fn orders_without_barcodes_and_barcodes_of_unknown_orders_are_stored_and_r
     let report = f
         .ingest("incoming/o.csv", "order_id,customer_id\n1,10\n2,20\n3,30\n")
         .await;
-    assert_eq!(report.counts.warnings, 1, "order 3 has no barcodes");
-    assert_eq!(problem_lines(&report, Severity::Warning), [4]);
+    assert_eq!(
+        report.counts.orders_without_barcodes, 1,
+        "order 3 has no barcodes"
+    );
+    assert_eq!(report.counts.warnings, 0, "a figure, not a warning");
+    assert_eq!(
+        report.first_orders_without_barcodes,
+        [OrderAtLine {
+            line: 4,
+            order_id: 3
+        }]
+    );
+    assert!(problem_lines(&report, Severity::Warning).is_empty());
     assert_eq!(
         f.processed().await,
         "customer_id,order_id,barcodes\n10,1,\"[B1, B2]\"\n20,2,[B3]\n"
@@ -283,4 +294,35 @@ async fn hostile_rows_are_rejected_one_by_one_and_good_rows_kept() {
         f.processed().await,
         "customer_id,order_id,barcodes\n10,1,[C3]\n20,2,[00000000001]\n"
     );
+}
+
+#[tokio::test]
+async fn an_orders_file_before_its_barcodes_counts_its_orders_without_barcodes_as_one_figure() {
+    let f = fixture().await;
+    let orders = |first_id: i64| {
+        let mut body = String::from("order_id,customer_id\n");
+        for id in first_id..first_id + 1000 {
+            body.push_str(&format!("{id},{}\n", id % 7 + 1));
+        }
+        body
+    };
+    // A first load (direct) and a later one (staged) alike.
+    for (key, first_id) in [("incoming/o1.csv", 1), ("incoming/o2.csv", 1001)] {
+        let report = f.ingest(key, orders(first_id)).await;
+        assert_eq!(report.counts.accepted, 1000, "{key}");
+        assert_eq!(report.counts.orders_without_barcodes, 1000, "{key}");
+        assert_eq!(report.counts.warnings, 0, "{key}");
+        assert!(report.problems.is_empty(), "{key}: {:?}", report.problems);
+        let first: Vec<(u64, i64)> = report
+            .first_orders_without_barcodes
+            .iter()
+            .map(|o| (o.line, o.order_id))
+            .collect();
+        let expected: Vec<(u64, i64)> = (0..10).map(|i| (i as u64 + 2, first_id + i)).collect();
+        assert_eq!(first, expected, "{key}");
+    }
+    let ledger = f
+        .scalar("SELECT sum(orders_without_barcodes)::bigint FROM ingestions")
+        .await;
+    assert_eq!(ledger, 2000);
 }

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use order_pipeline::domain::outcome::{LedgerStatus, LoadCounts, ProblemCode};
+use order_pipeline::domain::outcome::{
+    LedgerStatus, LoadCounts, ProblemCode, FIRST_ORDERS_WITHOUT_BARCODES,
+};
 use order_pipeline::domain::rules::{FileOutcome, ReadFile, Rules, StoredBarcode, StoredOrder};
 use order_pipeline::domain::{Barcode, BarcodeRow, CustomerId, OrderId, OrderRow};
 use order_pipeline::postgres::read_model::analytics::{LastIngestion, Summary};
@@ -75,11 +77,15 @@ pub enum Outcome {
     Loaded {
         counts: LoadCounts,
         problems: Vec<Reported>,
+        /// The lines of the first orders without barcodes the report names.
+        first_without_barcodes: Vec<u64>,
     },
     Rejected,
 }
 
 impl Outcome {
+    /// The report of `outcome`: orders without barcodes are a figure and
+    /// their first lines, not problems.
     fn loaded(outcome: &FileOutcome) -> Self {
         Outcome::Loaded {
             counts: outcome.counts(),
@@ -87,8 +93,14 @@ impl Outcome {
                 outcome
                     .problems
                     .iter()
+                    .filter(|p| p.kind.code() != ProblemCode::NoBarcodes)
                     .map(|p| (p.line, p.kind.code(), p.kind.reason())),
             ),
+            first_without_barcodes: outcome
+                .without_barcodes()
+                .take(FIRST_ORDERS_WITHOUT_BARCODES)
+                .map(|p| p.line)
+                .collect(),
         }
     }
 }

@@ -318,6 +318,11 @@ fn delivered(report: &IngestReport) -> Delivered {
                     .iter()
                     .map(|p| (p.line, p.code, p.reason.clone())),
             ),
+            first_without_barcodes: report
+                .first_orders_without_barcodes
+                .iter()
+                .map(|o| o.line)
+                .collect(),
         }),
         IngestStatus::Rejected => Delivered::Outcome(Outcome::Rejected),
         IngestStatus::AlreadyIngested => Delivered::AlreadyIngested,

@@ -210,9 +210,24 @@ pub struct LoadCounts {
     /// Rows repeating a barcode or order seen before (a subset of rejected
     /// for barcodes; same-customer order repeats are ignored, not rejected).
     pub duplicates: u64,
-    /// Accepted rows worth knowing about: orders without barcodes, barcodes
-    /// of orders not known yet.
+    /// Accepted rows worth knowing about: barcodes of orders not known yet,
+    /// and ignored header columns.
     pub warnings: u64,
+    /// New orders stored without barcodes (yet). The usual order of files
+    /// (orders, then their barcodes) makes every order one, so they are a
+    /// figure, not warnings line by line: the report names the first ones,
+    /// and the Problems view lists those still without barcodes.
+    pub orders_without_barcodes: u64,
+}
+
+/// How many orders without barcodes a report names (the count covers all).
+pub const FIRST_ORDERS_WITHOUT_BARCODES: usize = 10;
+
+/// An order named by its line in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OrderAtLine {
+    pub line: u64,
+    pub order_id: i64,
 }
 
 /// Where a stored row came from, for a reason that points at it: the key

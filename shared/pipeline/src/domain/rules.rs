@@ -67,12 +67,13 @@ pub struct FileOutcome {
 
 impl FileOutcome {
     /// The report's counts: each problem counts by its severity and as a
-    /// duplicate or not; every ignored column is a warning.
+    /// duplicate or not, but orders without barcodes count on their own;
+    /// every ignored column is a warning.
     pub fn counts(&self) -> LoadCounts {
         let of = |severity| {
             self.problems
                 .iter()
-                .filter(|p| p.kind.severity() == severity)
+                .filter(|p| p.kind.severity() == severity && p.kind != ProblemKind::NoBarcodes)
                 .count() as u64
         };
         LoadCounts {
@@ -85,7 +86,15 @@ impl FileOutcome {
                 .filter(|p| p.kind.code().is_duplicate())
                 .count() as u64,
             warnings: of(Severity::Warning) + self.extra_columns,
+            orders_without_barcodes: self.without_barcodes().count() as u64,
         }
+    }
+
+    /// The orders stored without barcodes, by line.
+    pub fn without_barcodes(&self) -> impl Iterator<Item = &LineProblem> {
+        self.problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::NoBarcodes)
     }
 }
 
@@ -535,9 +544,10 @@ mod tests {
                 counts.accepted,
                 counts.rejected,
                 counts.duplicates,
-                counts.warnings
+                counts.warnings,
+                counts.orders_without_barcodes
             ),
-            (1, 2, 3, 1)
+            (1, 2, 3, 0, 1)
         );
     }
 

@@ -311,6 +311,7 @@ impl<S: ObjectStore> Ingestor<S> {
         report.counts.warnings += header.extra_columns.len() as u64;
         report.extra_columns = header.extra_columns;
         report.problems = session.first_problems(REPORTED_PROBLEMS).await?;
+        report.first_orders_without_barcodes = session.first_orders_without_barcodes().to_vec();
         report.report_key = Some(report_key.clone());
         if counts.rejected > 0 {
             self.write_rejects(&session, &version.bucket, &rejects_key)

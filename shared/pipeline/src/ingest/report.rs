@@ -7,7 +7,7 @@ use crate::carried_text::spreadsheet_cell;
 use crate::csv_input::FileKind;
 use crate::postgres::ledger::ObjectVersion;
 use crate::postgres::load::problems::Problem;
-use crate::postgres::load::{LoadCounts, LoadSession};
+use crate::postgres::load::{LoadCounts, LoadSession, OrderAtLine};
 use crate::storage::{NewObject, ObjectStore, CSV_CONTENT_TYPE};
 
 use super::{IngestError, Ingestor};
@@ -84,6 +84,10 @@ pub struct IngestReport {
     pub extra_columns: Vec<String>,
     /// The first problems by line (see `counts` for the totals).
     pub problems: Vec<Problem>,
+    /// The first orders stored without barcodes, by line (their count is
+    /// `counts.orders_without_barcodes`; `GET /problems/orders-without-barcodes`
+    /// lists those still without).
+    pub first_orders_without_barcodes: Vec<OrderAtLine>,
     /// Why the whole file was rejected, or what the earlier ingestion was.
     pub error: Option<String>,
     pub report_key: Option<String>,
@@ -106,6 +110,7 @@ impl IngestReport {
             counts: LoadCounts::default(),
             extra_columns: Vec::new(),
             problems: Vec::new(),
+            first_orders_without_barcodes: Vec::new(),
             error: None,
             report_key: None,
             rejects_key: None,

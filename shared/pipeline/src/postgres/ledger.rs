@@ -202,7 +202,8 @@ pub(super) async fn complete_ingestion(
         .execute(
             "UPDATE ingestions SET status = 'loaded', kind = $2, rows_read = $3, accepted = $4,
                  rejected = $5, duplicates = $6, warnings = $7, report_key = $8,
-                 rejects_key = $9, finished_at = now(), duration_ms = $10, error = NULL
+                 rejects_key = $9, finished_at = now(), duration_ms = $10, error = NULL,
+                 orders_without_barcodes = $11
              WHERE id = $1",
             &[
                 &ingestion_id,
@@ -215,6 +216,7 @@ pub(super) async fn complete_ingestion(
                 &entry.report_key,
                 &entry.rejects_key,
                 &entry.duration_ms,
+                &(entry.counts.orders_without_barcodes as i64),
             ],
         )
         .await?;

@@ -23,7 +23,7 @@ use crate::csv_input::RejectedRow;
 use crate::domain::{BarcodeRow, OrderRow};
 use crate::seen::DEFAULT_FILTER_BYTES;
 
-pub use crate::domain::outcome::LoadCounts;
+pub use crate::domain::outcome::{LoadCounts, OrderAtLine};
 
 /// Which lines of processed_orders.csv a load changed, for the publisher
 /// (see [`aggregates::record_changed_lines`]).
@@ -105,6 +105,8 @@ pub struct LoadSession {
     changed_lines: ChangedLines,
     /// Whether the rows went in (through staging, with a `problems` table).
     staged: bool,
+    /// The first new orders without barcodes, by line (an orders load).
+    first_without_barcodes: Vec<OrderAtLine>,
 }
 
 impl LoadSession {
@@ -120,6 +122,7 @@ impl LoadSession {
             shadowed: None,
             changed_lines: ChangedLines::None,
             staged: false,
+            first_without_barcodes: Vec::new(),
         })
     }
 
@@ -136,6 +139,12 @@ impl LoadSession {
     /// processed_orders.csv has to be regenerated after the commit.
     pub fn exported(&self) -> Option<u64> {
         self.exported
+    }
+
+    /// The first orders the load stored without barcodes, by line (at most
+    /// `FIRST_ORDERS_WITHOUT_BARCODES`; the counts have them all).
+    pub fn first_orders_without_barcodes(&self) -> &[OrderAtLine] {
+        &self.first_without_barcodes
     }
 
     /// Stages and merges an orders file. The first row for an order_id wins;

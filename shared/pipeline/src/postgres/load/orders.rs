@@ -4,10 +4,10 @@
 
 use tokio::sync::mpsc;
 
-use super::problems::{ORDERS_WITHOUT_BARCODES_REPORTED, ORDERS_WITHOUT_BARCODES_TO_PROBLEMS};
 use super::ranking;
 use super::table::ORDERS_TABLE;
-use super::{Batch, LoadCounts, LoadSession};
+use super::{Batch, LoadCounts, LoadSession, OrderAtLine};
+use crate::domain::outcome::FIRST_ORDERS_WITHOUT_BARCODES;
 use crate::domain::OrderRow;
 use crate::postgres::{aggregates, locks, DbError};
 
@@ -74,14 +74,17 @@ impl LoadSession {
         batches: mpsc::Receiver<Batch<OrderRow>>,
     ) -> Result<LoadCounts, DbError> {
         // The rows copied come in line order: the first of them are the
-        // first candidates for the orders-without-barcodes warnings.
+        // first candidates for the orders without barcodes the report names.
         let mut copied = 0i64;
-        let mut first_copied = Vec::with_capacity(ORDERS_WITHOUT_BARCODES_REPORTED);
+        let mut first_copied = Vec::with_capacity(FIRST_ORDERS_WITHOUT_BARCODES);
         let rows_read = self
             .stage_direct(batches, |row: OrderRow| {
                 copied += 1;
-                if first_copied.len() < ORDERS_WITHOUT_BARCODES_REPORTED {
-                    first_copied.push(row);
+                if first_copied.len() < FIRST_ORDERS_WITHOUT_BARCODES {
+                    first_copied.push(OrderAtLine {
+                        line: row.line,
+                        order_id: row.order_id.get(),
+                    });
                 }
                 Ok(())
             })
@@ -112,55 +115,41 @@ impl LoadSession {
 
     /// The aggregates of a first orders load before any barcode: no ticket
     /// moves and every order is without barcodes, so the counts and the
-    /// first warnings come from the rows copied and the few flagged rows that
+    /// first ones come from the rows copied and the few flagged rows that
     /// won, not from a scan of the table.
     async fn merge_first_order_aggregates(
         &mut self,
         rows_read: u64,
         copied: i64,
-        first_copied: Vec<OrderRow>,
+        first_copied: Vec<OrderAtLine>,
     ) -> Result<LoadCounts, DbError> {
-        let client = self.client();
         // The first winners by line, each row also carrying how many won.
-        let first_won = client
+        let first_won = self
+            .client()
             .query(
-                "SELECT line, order_id, customer_id, count(*) OVER () FROM ranked
+                "SELECT line, order_id, count(*) OVER () FROM ranked
                  WHERE line = first_line AND NOT copied ORDER BY line LIMIT $1",
-                &[&(ORDERS_WITHOUT_BARCODES_REPORTED as i64)],
+                &[&(FIRST_ORDERS_WITHOUT_BARCODES as i64)],
             )
             .await?;
-        let won: i64 = first_won.first().map_or(0, |row| row.get(3));
-        let mut first_lines: Vec<(i64, i64, i64)> = first_copied
-            .iter()
-            .map(|row| (row.line as i64, row.order_id.get(), row.customer_id.get()))
-            .chain(
-                first_won
-                    .iter()
-                    .map(|row| (row.get(0), row.get(1), row.get(2))),
-            )
-            .collect();
-        first_lines.sort_unstable();
-        first_lines.truncate(ORDERS_WITHOUT_BARCODES_REPORTED);
-        let column = |pick: fn(&(i64, i64, i64)) -> i64| -> Vec<i64> {
-            first_lines.iter().map(pick).collect()
-        };
-        client
-            .execute(
-                &ORDERS_WITHOUT_BARCODES_TO_PROBLEMS.replace(
-                    "{first_lines}",
-                    "unnest($1::bigint[], $2::bigint[], $3::bigint[])
-                     AS first_lines (line, order_id, customer_id)",
-                ),
-                &[&column(|l| l.0), &column(|l| l.1), &column(|l| l.2)],
-            )
-            .await?;
+        let won: i64 = first_won.first().map_or(0, |row| row.get(2));
+        let mut first = first_copied;
+        first.extend(first_won.iter().map(|row| OrderAtLine {
+            line: row.get::<_, i64>(0) as u64,
+            order_id: row.get(1),
+        }));
+        first.sort_unstable_by_key(|order| order.line);
+        first.truncate(FIRST_ORDERS_WITHOUT_BARCODES);
+        self.first_without_barcodes = first;
         let inserted = copied + won;
         self.deltas.orders += inserted;
-        self.counts(rows_read, inserted, inserted).await
+        let mut counts = self.counts(rows_read, inserted, 0).await?;
+        counts.orders_without_barcodes = inserted as u64;
+        Ok(counts)
     }
 
     /// Tickets of the new orders (from barcodes that arrived first), the
-    /// orders-without-barcodes warnings, and the counts. `new_orders` is the
+    /// first orders without barcodes, and the counts. `new_orders` is the
     /// relation of new orders (order_id, customer_id, line); the join is a
     /// plain query into a temporary table, so it may run in parallel. It
     /// names the new orders' id range for barcodes too, so their order_id
@@ -172,16 +161,6 @@ impl LoadSession {
         rows_read: u64,
         new_orders: &str,
     ) -> Result<LoadCounts, DbError> {
-        // The first lines are picked before the texts are built: a first
-        // load may have a million candidates.
-        let warnings = ORDERS_WITHOUT_BARCODES_TO_PROBLEMS.replace(
-            "{first_lines}",
-            &format!(
-                "(SELECT n.line, n.order_id, n.customer_id FROM {new_orders} n
-                  WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
-                  ORDER BY n.line LIMIT {ORDERS_WITHOUT_BARCODES_REPORTED}) first_lines"
-            ),
-        );
         let client = self.client();
         client
             .batch_execute(&format!(
@@ -192,8 +171,7 @@ impl LoadSession {
                                           AND (SELECT max(order_id) FROM {new_orders} m)
                      GROUP BY n.order_id, n.customer_id;
                  CREATE TEMP TABLE changed_orders ON COMMIT DROP AS SELECT order_id FROM held;
-                 {tickets};
-                 {warnings}",
+                 {tickets};",
                 tickets = aggregates::add_customer_tickets(
                     "SELECT customer_id, sum(tickets) FROM held GROUP BY customer_id"
                 ),
@@ -211,10 +189,28 @@ impl LoadSession {
             .await?;
         let inserted: i64 = merged.get(0);
         let with_barcodes: i64 = merged.get(1);
+        let first = client
+            .query(
+                &format!(
+                    "SELECT n.line, n.order_id FROM {new_orders} n
+                     WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.order_id = n.order_id)
+                     ORDER BY n.line LIMIT $1"
+                ),
+                &[&(FIRST_ORDERS_WITHOUT_BARCODES as i64)],
+            )
+            .await?;
+        self.first_without_barcodes = first
+            .iter()
+            .map(|row| OrderAtLine {
+                line: row.get::<_, i64>(0) as u64,
+                order_id: row.get(1),
+            })
+            .collect();
         self.changed_lines = super::ChangedLines::Listed;
         self.deltas.orders += inserted;
         self.deltas.tickets += merged.get::<_, i64>(2);
-        self.counts(rows_read, inserted, inserted - with_barcodes)
-            .await
+        let mut counts = self.counts(rows_read, inserted, 0).await?;
+        counts.orders_without_barcodes = (inserted - with_barcodes) as u64;
+        Ok(counts)
     }
 }

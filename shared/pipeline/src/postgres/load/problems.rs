@@ -50,18 +50,6 @@ pub(super) const BARCODE_REPEATS_TO_PROBLEMS: &str = "
            barcode || ',' || coalesce(order_id::text, ''), first_line
     FROM ranked WHERE line <> first_line;";
 
-/// How many orders without barcodes a load reports line by line (the count
-/// covers them all).
-pub(super) const ORDERS_WITHOUT_BARCODES_REPORTED: usize = 100;
-
-/// Reports orders without barcodes from `{first_lines}`, a relation (with
-/// its alias) of (line, order_id, customer_id) already cut to the lines to
-/// report.
-pub(super) const ORDERS_WITHOUT_BARCODES_TO_PROBLEMS: &str = "
-    INSERT INTO problems (line, kind, field, value, raw, order_id)
-    SELECT line, 'no_barcodes', 'order_id', order_id::text, order_id || ',' || customer_id, order_id
-    FROM {first_lines};";
-
 /// Collects the accepted barcodes of orders not known yet into a temporary
 /// `orphans` table and reports the first of them. `accepted` is the
 /// relation of accepted rows (barcode, order_id, line).
@@ -127,6 +115,7 @@ impl LoadSession {
             rejected: row.get::<_, i64>(0) as u64,
             duplicates: row.get::<_, i64>(1) as u64,
             warnings: warnings as u64,
+            orders_without_barcodes: 0,
         })
     }
 

@@ -22,6 +22,8 @@ pub struct IngestionRow {
     pub rejected: i64,
     pub duplicates: i64,
     pub warnings: i64,
+    /// New orders stored without barcodes (yet).
+    pub orders_without_barcodes: i64,
     pub attempts: i32,
     pub error: Option<String>,
     pub started_at: String,
@@ -48,7 +50,7 @@ const INGESTION_COLUMNS: &str = concat!(
     ts!("started_at"),
     ", ",
     ts!("finished_at"),
-    ", duration_ms, report_key, rejects_key, version_id, etag"
+    ", duration_ms, report_key, rejects_key, version_id, etag, orders_without_barcodes"
 );
 
 fn ingestion(row: &Row) -> Result<IngestionRow, DbError> {
@@ -72,6 +74,7 @@ fn ingestion(row: &Row) -> Result<IngestionRow, DbError> {
         rejects_key: row.get(16),
         version_id: row.get(17),
         etag: row.get(18),
+        orders_without_barcodes: row.get(19),
     })
 }
 
