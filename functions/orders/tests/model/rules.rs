@@ -116,6 +116,8 @@ pub struct View {
     pub top_customers: Vec<(CustomerId, i64)>,
     /// In code (byte) order.
     pub unused_barcodes: Vec<Barcode>,
+    /// Sold to orders not stored (yet), with that order, in code order.
+    pub waiting_barcodes: Vec<(Barcode, i64)>,
     /// `GET /analytics/summary`, less what the model cannot know: the
     /// last ingestion's ledger id and time (see [`without_ids_and_times`]).
     pub summary: serde_json::Value,
@@ -213,6 +215,16 @@ impl Model {
             customer_tickets,
             top_customers: self.rules.top_customers(MAX_TOP_CUSTOMERS),
             unused_barcodes,
+            waiting_barcodes: self
+                .rules
+                .barcodes()
+                .iter()
+                .filter_map(|(code, stored)| {
+                    let order_id = stored.order_id?;
+                    (!self.rules.orders().contains_key(&order_id))
+                        .then(|| (code.clone(), order_id.get()))
+                })
+                .collect(),
             summary: without_ids_and_times(serde_json::to_value(summary).expect("JSON")),
             processed_orders_csv: processed_orders_csv(&self.rules),
         }

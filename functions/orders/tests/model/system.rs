@@ -167,6 +167,7 @@ impl System {
             customer_tickets: self.customer_tickets().await,
             top_customers: self.top_customers().await,
             unused_barcodes: self.unused_barcodes().await,
+            waiting_barcodes: self.waiting_barcodes().await,
             summary: self.summary().await,
             processed_orders_csv: self.processed_orders_csv().await,
         }
@@ -282,6 +283,32 @@ impl System {
                         "the unused count disagrees with the codes listed"
                     );
                     return codes;
+                }
+            }
+        }
+    }
+
+    /// `GET /problems/waiting-barcodes`, every page, with its count.
+    async fn waiting_barcodes(&self) -> Vec<(Barcode, i64)> {
+        let mut waiting = Vec::new();
+        let mut uri = "/problems/waiting-barcodes?limit=4".to_owned();
+        loop {
+            let page = self.analytics(&uri).await;
+            waiting.extend(page["items"].as_array().expect("a list").iter().map(|b| {
+                (
+                    Barcode::from_trusted(b["barcode"].as_str().expect("a code").to_owned()),
+                    int(&b["order_id"]),
+                )
+            }));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => uri = format!("/problems/waiting-barcodes?limit=4&cursor={cursor}"),
+                None => {
+                    assert_eq!(
+                        int(&page["count"]),
+                        waiting.len() as i64,
+                        "the waiting count disagrees with the barcodes listed"
+                    );
+                    return waiting;
                 }
             }
         }

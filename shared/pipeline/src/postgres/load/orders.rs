@@ -148,8 +148,8 @@ impl LoadSession {
         Ok(counts)
     }
 
-    /// Tickets of the new orders (from barcodes that arrived first), the
-    /// first orders without barcodes, and the counts. `new_orders` is the
+    /// Tickets of the new orders (from barcodes that arrived first, which
+    /// wait no more), the first orders without barcodes, and the counts. `new_orders` is the
     /// relation of new orders (order_id, customer_id, line); the join is a
     /// plain query into a temporary table, so it may run in parallel. It
     /// names the new orders' id range for barcodes too, so their order_id
@@ -171,7 +171,8 @@ impl LoadSession {
                                           AND (SELECT max(order_id) FROM {new_orders} m)
                      GROUP BY n.order_id, n.customer_id;
                  CREATE TEMP TABLE changed_orders ON COMMIT DROP AS SELECT order_id FROM held;
-                 {tickets};",
+                 {tickets};
+                 DELETE FROM waiting_barcodes w USING held h WHERE w.order_id = h.order_id;",
                 tickets = aggregates::add_customer_tickets(
                     "SELECT customer_id, sum(tickets) FROM held GROUP BY customer_id"
                 ),

@@ -64,11 +64,14 @@ pub(super) fn orphans_to_problems(accepted: &str) -> String {
 }
 
 /// Reports the first of the barcodes in the temporary `orphans` table
-/// (line, barcode, order_id): waiting for orders not known yet.
+/// (line, barcode, order_id), and keeps them all as waiting for orders not
+/// known yet (`waiting_barcodes`, which the orders loads resolve).
 pub(super) const FIRST_ORPHANS_TO_PROBLEMS: &str = "
     INSERT INTO problems (line, kind, field, value, raw, order_id)
     SELECT line, 'unknown_order', 'order_id', order_id::text, barcode || ',' || order_id, order_id
-    FROM (SELECT line, barcode, order_id FROM orphans ORDER BY line LIMIT 100) first_lines;";
+    FROM (SELECT line, barcode, order_id FROM orphans ORDER BY line LIMIT 100) first_lines;
+    INSERT INTO waiting_barcodes (barcode, order_id)
+    SELECT barcode, order_id FROM orphans ON CONFLICT (barcode) DO NOTHING;";
 
 /// Moves the staged rejected lines to the problems table.
 pub(super) const STAGED_REJECTS_TO_PROBLEMS: &str = "

@@ -5,10 +5,10 @@
 //! (each resolves itself when the missing rows arrive, so a stored warning
 //! would go stale).
 //!
-//! Unlike the other read queries, the live lists probe the barcodes'
-//! order_id index once per order (or the orders' key once per barcode) they
-//! pass; their counts are kept per data version (see [`ProblemCounts`]), and
-//! the pages stop at their limit.
+//! The waiting barcodes are kept by the loads (`waiting_barcodes`). Unlike
+//! the other read queries, the orders without barcodes probe the barcodes'
+//! order_id index once per order they pass; their count is kept per data
+//! version (see [`ProblemCounts`]), and the pages stop at their limit.
 
 use std::sync::{Arc, Mutex};
 
@@ -351,11 +351,10 @@ impl PgStore {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT b.barcode, b.order_id, b.ingestion_id, i.key, b.source_line, b.sale_id
-                 FROM barcodes b LEFT JOIN ingestions i ON i.id = b.ingestion_id
-                 WHERE b.barcode > $1 AND b.order_id IS NOT NULL
-                   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = b.order_id)
-                 ORDER BY b.barcode LIMIT $2",
+                "SELECT w.barcode, w.order_id, b.ingestion_id, i.key, b.source_line, b.sale_id
+                 FROM waiting_barcodes w JOIN barcodes b USING (barcode)
+                 LEFT JOIN ingestions i ON i.id = b.ingestion_id
+                 WHERE w.barcode > $1 ORDER BY w.barcode LIMIT $2",
                 &[&after, &(limit + 1)],
             )
             .await?;
