@@ -114,6 +114,7 @@ async fn the_auth_matrix_holds_on_every_route() {
             iss: None,
             aud: None,
             nbf: None,
+            client_id: None,
         },
     );
     let wrong_key = issue_hs256(

@@ -75,6 +75,10 @@ pub struct Claims {
     /// Not before: the token is refused until then (less the leeway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// The OAuth client the token was issued to: Amazon Cognito's access
+    /// tokens name their app client here and carry no `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// The `aud` claim: one audience or several (RFC 7519 §4.1.3 allows both).
@@ -89,6 +93,8 @@ pub enum Audience {
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    /// The accepted audience, checked here (see [`Authenticator::authorize`]).
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -142,15 +148,16 @@ impl Authenticator {
             validation.set_issuer(&[issuer]);
             required.push("iss");
         }
-        match audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
+        // The audience is checked after decoding: a token names it in `aud`,
+        // or (Cognito's access tokens) in `client_id`, as API Gateway's JWT
+        // authorizer accepts it.
+        validation.validate_aud = false;
         validation.set_required_spec_claims(&required);
-        Self { key, validation }
+        Self {
+            key,
+            validation,
+            audience: audience.map(str::to_owned),
+        }
     }
 
     /// From the environment: `JWT_SECRET` (HS256) or `JWT_PUBLIC_KEY_PEM`
@@ -230,6 +237,20 @@ impl Authenticator {
                 unauthorized(Some("invalid_token"), &why)
             })?
             .claims;
+        if let Some(audience) = &self.audience {
+            let why = match (&claims.aud, &claims.client_id) {
+                (Some(Audience::One(aud)), _) if aud == audience => None,
+                (Some(Audience::Many(auds)), _) if auds.contains(audience) => None,
+                (Some(_), _) => Some("the token's audience is not accepted"),
+                (None, Some(client)) if client == audience => None,
+                (None, Some(_)) => Some("the token's client is not accepted"),
+                (None, None) => Some("the token lacks the aud claim"),
+            };
+            if let Some(why) = why {
+                tracing::info!(reason = %why, "rejected bearer token");
+                return Err(unauthorized(Some("invalid_token"), why));
+            }
+        }
         if !claims.scope.split_ascii_whitespace().any(|s| s == scope) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -309,6 +330,7 @@ pub fn issue_hs256(
         iss: issuer.map(str::to_owned),
         aud: audience.map(|a| Audience::One(a.to_owned())),
         nbf: None,
+        client_id: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -397,6 +419,33 @@ mod tests {
             "exp": now() + 60, "iss": ISSUER, "scope": "orders:read", "aud": AUDIENCE,
         }));
         check(&auth, &single).expect("a single audience string is accepted");
+    }
+
+    #[test]
+    fn a_cognito_access_token_names_the_audience_as_its_client() {
+        // Cognito's access tokens carry `client_id`, not `aud`; API
+        // Gateway's JWT authorizer takes either, and so do the functions.
+        let auth = with_audience();
+        let ours = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "scope": "orders:read", "client_id": AUDIENCE,
+        }));
+        check(&auth, &ours).expect("our app client is accepted");
+        let theirs = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "scope": "orders:read", "client_id": "another-client",
+        }));
+        assert_eq!(
+            rejection(&auth, &theirs),
+            "the token's client is not accepted"
+        );
+        // An `aud` that is not ours is not saved by a matching client_id.
+        let mixed = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "scope": "orders:read",
+            "aud": "another-api", "client_id": AUDIENCE,
+        }));
+        assert_eq!(
+            rejection(&auth, &mixed),
+            "the token's audience is not accepted"
+        );
     }
 
     #[test]
