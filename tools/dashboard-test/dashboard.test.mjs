@@ -5,6 +5,8 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.DASHBOARD_BASE_URL;
@@ -15,6 +17,8 @@ for (const [name, value] of Object.entries({ DASHBOARD_BASE_URL: BASE, DASHBOARD
   DASHBOARD_READ_ONLY_TOKEN: READ_ONLY_TOKEN, DASHBOARD_SCREENSHOTS: SHOTS })) {
   if (!value) throw new Error(`${name} is not set: run this through \`cargo xtask dashboard\``);
 }
+const OIDC_PORT = Number(process.env.DASHBOARD_OIDC_PORT);
+const OIDC_CLIENT_ID = process.env.DASHBOARD_OIDC_CLIENT_ID;
 const WIDE = { width: 1280, height: 900 };
 const NARROW = { width: 390, height: 844 };
 // The link `make up` prints.
@@ -34,7 +38,59 @@ let context;
 let page;
 const consoleErrors = [];
 
+/** The OpenID Connect provider's two endpoints, as a signed-in user meets
+ * them: /authorize approves at once (remembering the PKCE challenge) and
+ * sends the browser back with a code; /token gives the access token only
+ * for that code with the verifier whose SHA-256 is the challenge. */
+const provider = {
+  codes: new Map(),
+  exchanges: [],
+  server: null,
+  start() {
+    this.server = createServer((request, response) => {
+      const url = new URL(request.url, `http://127.0.0.1:${OIDC_PORT}`);
+      if (url.pathname === "/authorize") {
+        const p = url.searchParams;
+        const ok = p.get("response_type") === "code" && p.get("client_id") === OIDC_CLIENT_ID
+          && p.get("code_challenge_method") === "S256" && p.get("redirect_uri") === `${BASE}/dashboard`;
+        const back = new URL(p.get("redirect_uri"));
+        if (ok) {
+          const code = randomBytes(12).toString("hex");
+          this.codes.set(code, p.get("code_challenge"));
+          back.search = new URLSearchParams({ code, state: p.get("state") });
+        } else {
+          back.search = new URLSearchParams({ error: "invalid_request", state: p.get("state") || "" });
+        }
+        response.writeHead(302, { Location: back.href }).end();
+        return;
+      }
+      if (url.pathname === "/token" && request.method === "POST") {
+        let body = "";
+        request.on("data", (chunk) => { body += chunk; });
+        request.on("end", () => {
+          const form = new URLSearchParams(body);
+          const challenge = this.codes.get(form.get("code"));
+          this.codes.delete(form.get("code"));
+          const proof = createHash("sha256").update(form.get("code_verifier") || "").digest("base64url");
+          const ok = challenge && proof === challenge && form.get("client_id") === OIDC_CLIENT_ID
+            && form.get("grant_type") === "authorization_code";
+          this.exchanges.push(ok);
+          response.writeHead(ok ? 200 : 400, {
+            "Content-Type": "application/json", "Access-Control-Allow-Origin": BASE,
+          }).end(JSON.stringify(ok
+            ? { access_token: TOKEN, token_type: "Bearer", expires_in: 3600 }
+            : { error: "invalid_grant" }));
+        });
+        return;
+      }
+      response.writeHead(404).end();
+    });
+    return new Promise((resolve) => this.server.listen(OIDC_PORT, "127.0.0.1", resolve));
+  },
+};
+
 before(async () => {
+  await provider.start();
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM,
     headless: true,
@@ -50,6 +106,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  provider.server?.close();
 });
 
 async function shoot(name) {
@@ -319,6 +376,23 @@ describe("the dashboard", () => {
     // A reload stays signed out.
     await page.reload();
     await page.locator('[data-view="sign-in"]').waitFor();
+  });
+
+  test("signs in with the provider: authorization code with PKCE", async () => {
+    await page.goto(`${BASE}/dashboard`);
+    await page.locator('[data-view="sign-in"] #sign-in-provider').click();
+    await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
+    assert.deepEqual(provider.exchanges, [true], "one code exchanged, with the right verifier");
+    assert.ok(!page.url().includes("code="), page.url());
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("order-pipeline.token")), TOKEN);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("order-pipeline.pkce")), null);
+    // An answer this tab did not ask for is refused.
+    await page.click("#sign-out");
+    await page.goto(`${BASE}/dashboard?code=forged&state=forged`);
+    const refused = page.locator('[data-view="sign-in"] [role="alert"]');
+    await refused.waitFor();
+    assert.match(await refused.textContent(), /not for the sign-in this tab started/);
+    assert.deepEqual(provider.exchanges, [true], "a forged answer is never exchanged");
   });
 
   test("logged no script errors", () => {

@@ -149,6 +149,73 @@ function table(headings, rows) {
 
 // ------------------------------------------------------------ sign-in
 
+/** How to sign in (`/dashboard/config.json`): the OpenID Connect
+ * provider's authorization-code sign-in, when the deployment has one. */
+let config = null;
+async function dashboardConfig() {
+  if (!config) {
+    const response = await fetch(new URL("dashboard/config.json", API), { cache: "no-store" });
+    config = response.ok ? await response.json() : { oidc: null };
+  }
+  return config;
+}
+
+const PKCE_KEY = "order-pipeline.pkce";
+const base64url = (bytes) =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const random = (n) => base64url(crypto.getRandomValues(new Uint8Array(n)));
+// Where the provider sends the browser back: this page, without query or fragment.
+const redirectUri = () => new URL("dashboard", API).href;
+
+/** Authorization code with PKCE (RFC 7636): a verifier only this tab
+ * knows, its SHA-256 challenge sent along, and a state against forged
+ * answers; no client secret, the page being a public client. */
+async function startSignIn(oidc) {
+  const verifier = random(32);
+  const state = random(16);
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state }));
+  const url = new URL(oidc.authorization_endpoint);
+  url.search = new URLSearchParams({
+    response_type: "code", client_id: oidc.client_id, redirect_uri: redirectUri(), scope: oidc.scope,
+    state, code_challenge: challenge, code_challenge_method: "S256",
+  });
+  location.assign(url);
+}
+
+/** The provider's answer (`?code=…&state=…`, or `?error=…`): the code is
+ * exchanged for the access token, and the answer removed from the address
+ * bar. Returns what went wrong, if anything. */
+async function finishSignIn() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return null;
+  const pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  history.replaceState(null, "", `${location.pathname}#/overview`);
+  if (params.has("error")) {
+    return `The provider refused the sign-in: ${params.get("error_description") || params.get("error")}`;
+  }
+  if (!pending || pending.state !== params.get("state")) {
+    return "That sign-in answer is not for the sign-in this tab started; sign in again.";
+  }
+  const { oidc } = await dashboardConfig();
+  if (!oidc) return "This deployment has no sign-in provider configured.";
+  const response = await fetch(oidc.token_endpoint, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code", code: params.get("code"), redirect_uri: redirectUri(),
+      client_id: oidc.client_id, code_verifier: pending.verifier,
+    }),
+  }).catch((error) => ({ ok: false, status: error.message, json: async () => ({}) }));
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok || !answer.access_token) {
+    return `The provider issued no token: ${answer.error_description || answer.error || response.status}`;
+  }
+  signIn(answer.access_token);
+  return null;
+}
+
 function showSignIn(reason) {
   stopPolling();
   document.getElementById("nav").hidden = true;
@@ -170,10 +237,18 @@ function showSignIn(reason) {
     "Locally, open the sign-in link `make up` printed (or paste the output of `make -s token`). ",
     "The token stays in this tab and is sent only to this API."),
   h("button", { type: "submit" }, "Sign in"));
+  const provider = h("div", { "data-part": "provider" });
   fill(main(), h("section", { class: "signin", "data-view": "sign-in" },
     h("h1", {}, "Sign in"),
     reason ? h("p", { class: "error", role: "alert" }, reason) : null,
+    provider,
     form));
+  dashboardConfig().then(({ oidc }) => {
+    if (oidc) {
+      fill(provider, h("p", {}, h("button", { type: "button", id: "sign-in-provider", onclick: () => startSignIn(oidc) },
+        "Sign in with your organisation's account")), h("p", { class: "muted" }, "Or paste a token:"));
+    }
+  });
 }
 
 /** A token handed over in the fragment (`#token=...`, the link `make up`
@@ -704,4 +779,4 @@ async function route() {
 
 document.getElementById("sign-out").addEventListener("click", () => signOut("Signed out."));
 window.addEventListener("hashchange", route);
-route();
+finishSignIn().then((failure) => (failure ? signOut(failure) : route()));

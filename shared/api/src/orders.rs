@@ -25,9 +25,7 @@ pub fn router(state: ApiState) -> Router {
     let openapi = crate::openapi::document();
     let routes = routes
         .merge(docs::routes(openapi.clone()))
-        .merge(dashboard::routes(
-            order_pipeline::config::upload_origin_from_env(),
-        ))
+        .merge(dashboard::routes(dashboard::DashboardConfig::from_env()))
         .with_state(state);
     crate::http::finish(routes, &openapi)
 }

@@ -164,7 +164,7 @@ pub fn upload_origin_from_env() -> Option<String> {
 }
 
 /// `scheme://host[:port]` of a URL, without its path.
-fn origin_of(url: &str) -> Option<String> {
+pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
     (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))

@@ -24,13 +24,17 @@ pub struct Args {
     #[arg(long, env = "DASHBOARD_TEST_ORDERS", default_value_t = 2_000,
           value_parser = workspace::count::<u64>())]
     orders: u64,
-    /// Where the API listens.
+    /// Where the API listens (and, on the next port, the test's sign-in
+    /// provider).
     #[arg(long, env = "DASHBOARD_TEST_PORT", default_value_t = 9400)]
     port: u16,
     /// The Chromium to drive.
     #[arg(long, env = "CHROMIUM", default_value = "/usr/bin/chromium")]
     chromium: PathBuf,
 }
+
+/// The dashboard's client id at the test's sign-in provider.
+const OIDC_CLIENT_ID: &str = "order-pipeline-dashboard";
 
 /// The test's directory, with its package.json and node_modules.
 const TEST_DIR: &str = "tools/dashboard-test";
@@ -81,8 +85,18 @@ async fn browse(
     api.scratch.allow_uploads_from(base_url).await?;
     api.forward(bin)?;
     say(&format!("serving the API and the dashboard on {base_url}"));
+    // The sign-in provider the test plays (tools/dashboard-test starts it),
+    // as the deployment configures a real one.
+    let provider = format!("http://127.0.0.1:{}", args.port + 1);
     api.serve(bin, "apiserve", args.port, |command| {
-        command.args(["--addr", &format!("127.0.0.1:{}", args.port)]);
+        command
+            .args(["--addr", &format!("127.0.0.1:{}", args.port)])
+            .env(
+                "DASHBOARD_OIDC_AUTHORIZATION_ENDPOINT",
+                format!("{provider}/authorize"),
+            )
+            .env("DASHBOARD_OIDC_TOKEN_ENDPOINT", format!("{provider}/token"))
+            .env("DASHBOARD_OIDC_CLIENT_ID", OIDC_CLIENT_ID);
     })
     .await?;
     let screenshots = api.out.join("screenshots");
@@ -104,6 +118,8 @@ async fn browse(
             api.token_with(&["orders:read", "analytics:read"], 2),
         )
         .env("DASHBOARD_SCREENSHOTS", &screenshots)
+        .env("DASHBOARD_OIDC_PORT", (args.port + 1).to_string())
+        .env("DASHBOARD_OIDC_CLIENT_ID", OIDC_CLIENT_ID)
         .env("CHROMIUM", &args.chromium);
     workspace::run(&mut command, "the dashboard test (node --test)").await
 }

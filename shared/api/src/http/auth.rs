@@ -95,6 +95,8 @@ pub struct Authenticator {
     validation: Validation,
     /// The accepted audience, checked here (see [`Authenticator::authorize`]).
     audience: Option<String>,
+    /// What the provider puts before the scope names (`JWT_SCOPE_PREFIX`).
+    scope_prefix: String,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -157,12 +159,26 @@ impl Authenticator {
             key,
             validation,
             audience: audience.map(str::to_owned),
+            scope_prefix: String::new(),
         }
     }
 
+    /// Scopes as the provider writes them: `prefix` before each name
+    /// (Cognito's custom scopes are `<resource server>/<scope>`).
+    pub fn with_scope_prefix(mut self, prefix: &str) -> Self {
+        self.scope_prefix = prefix.to_owned();
+        self
+    }
+
     /// From the environment: `JWT_SECRET` (HS256) or `JWT_PUBLIC_KEY_PEM`
-    /// (RS256), optionally `JWT_ISSUER` and `JWT_AUDIENCE`.
+    /// (RS256), optionally `JWT_ISSUER`, `JWT_AUDIENCE` and
+    /// `JWT_SCOPE_PREFIX`.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let prefix = non_empty_env("JWT_SCOPE_PREFIX").unwrap_or_default();
+        Ok(Self::from_env_unprefixed()?.with_scope_prefix(&prefix))
+    }
+
+    fn from_env_unprefixed() -> Result<Self, ConfigError> {
         let issuer = non_empty_env("JWT_ISSUER");
         let audience = non_empty_env("JWT_AUDIENCE");
         if let Some(pem) = non_empty_env("JWT_PUBLIC_KEY_PEM") {
@@ -251,6 +267,7 @@ impl Authenticator {
                 return Err(unauthorized(Some("invalid_token"), why));
             }
         }
+        let scope = format!("{}{scope}", self.scope_prefix);
         if !claims.scope.split_ascii_whitespace().any(|s| s == scope) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -419,6 +436,28 @@ mod tests {
             "exp": now() + 60, "iss": ISSUER, "scope": "orders:read", "aud": AUDIENCE,
         }));
         check(&auth, &single).expect("a single audience string is accepted");
+    }
+
+    #[test]
+    fn scopes_are_read_with_the_providers_prefix() {
+        let auth = with_audience().with_scope_prefix("order-pipeline/");
+        let prefixed = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "aud": AUDIENCE,
+            "scope": "openid order-pipeline/orders:read",
+        }));
+        check(&auth, &prefixed).expect("the prefixed scope grants orders:read");
+        let plain = sign(json!({
+            "exp": now() + 60, "iss": ISSUER, "aud": AUDIENCE, "scope": "orders:read",
+        }));
+        let refused = auth
+            .authorize(Some(&format!("Bearer {plain}")), "orders:read")
+            .unwrap_err();
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(
+            refused.detail.contains("order-pipeline/orders:read"),
+            "{}",
+            refused.detail
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! The page holds no data: it signs in with a bearer token (handed over in
 //! the URL fragment, which never reaches a server) and reads the API.
 
+use std::sync::Arc;
+
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,32 +53,111 @@ pub static FILES: [Asset; 2] = [
     asset!("style.css", "text/css; charset=utf-8"),
 ];
 
-/// What the page may load and talk to: itself and the API (same origin).
-/// `connect-src` also allows the presigned uploads' bucket, which is
-/// another origin (see `upload_origin`).
-fn content_security_policy(upload_origin: Option<&str>) -> String {
-    let connect = match upload_origin {
-        Some(origin) => format!("'self' {origin}"),
-        None => "'self'".to_owned(),
-    };
-    format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
+/// Where the page may send requests besides the API, and how it signs in
+/// with an OpenID Connect provider; from the environment at a cold start.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DashboardConfig {
+    /// The origin of the bucket the page uploads to, when not the API's.
+    #[serde(skip)]
+    pub upload_origin: Option<String>,
+    /// The provider's authorization-code sign-in, when configured.
+    pub oidc: Option<OidcClient>,
 }
 
-/// `/dashboard` and its files. `upload_origin` is the origin of the bucket
-/// the page uploads to, when it is not the API's.
-pub fn routes<S: Clone + Send + Sync + 'static>(upload_origin: Option<String>) -> Router<S> {
-    let policy = HeaderValue::from_str(&content_security_policy(upload_origin.as_deref()))
+/// The dashboard as a public OAuth client of the provider that issues the
+/// API's tokens: authorization code with PKCE (no client secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OidcClient {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// Space-separated scopes to ask for.
+    pub scope: String,
+}
+
+impl DashboardConfig {
+    /// `UPLOAD_ORIGIN` (or LocalStack's), and the sign-in from
+    /// `DASHBOARD_OIDC_AUTHORIZATION_ENDPOINT`, `DASHBOARD_OIDC_TOKEN_ENDPOINT`
+    /// and `DASHBOARD_OIDC_CLIENT_ID` (all three, or none), with
+    /// `DASHBOARD_OIDC_SCOPES` (default: openid and every API scope, with
+    /// `JWT_SCOPE_PREFIX`).
+    pub fn from_env() -> Self {
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let oidc = match (
+            set("DASHBOARD_OIDC_AUTHORIZATION_ENDPOINT"),
+            set("DASHBOARD_OIDC_TOKEN_ENDPOINT"),
+            set("DASHBOARD_OIDC_CLIENT_ID"),
+        ) {
+            (Some(authorization_endpoint), Some(token_endpoint), Some(client_id)) => {
+                Some(OidcClient {
+                    authorization_endpoint,
+                    token_endpoint,
+                    client_id,
+                    scope: set("DASHBOARD_OIDC_SCOPES").unwrap_or_else(|| {
+                        let prefix = set("JWT_SCOPE_PREFIX").unwrap_or_default();
+                        let scopes = super::auth::ALL_SCOPES.map(|s| format!("{prefix}{s}"));
+                        format!("openid {}", scopes.join(" "))
+                    }),
+                })
+            }
+            _ => None,
+        };
+        Self {
+            upload_origin: order_pipeline::config::upload_origin_from_env(),
+            oidc,
+        }
+    }
+
+    /// What the page may load and talk to: itself and the API (same
+    /// origin), the bucket it uploads to, and the provider's token endpoint
+    /// (the sign-in's one cross-origin request; the authorization endpoint
+    /// is a navigation).
+    fn content_security_policy(&self) -> String {
+        let mut connect = vec!["'self'".to_owned()];
+        connect.extend(self.upload_origin.clone());
+        connect.extend(
+            self.oidc
+                .as_ref()
+                .and_then(|oidc| order_pipeline::config::origin_of(&oidc.token_endpoint)),
+        );
+        format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            connect.join(" ")
+        )
+    }
+}
+
+/// `/dashboard`, its files, and `/dashboard/config.json` (how to sign in).
+pub fn routes<S: Clone + Send + Sync + 'static>(config: DashboardConfig) -> Router<S> {
+    let policy = HeaderValue::from_str(&config.content_security_policy())
         .expect("the policy is a valid header value");
     let page_policy = policy.clone();
+    let config_json: Arc<str> = serde_json::to_string(&config)
+        .expect("the config is JSON")
+        .into();
     Router::new()
         .route(
             "/dashboard",
             get(move |headers: HeaderMap| {
                 let policy = page_policy.clone();
                 async move { serve(&PAGE, &headers, policy) }
+            }),
+        )
+        .route(
+            "/dashboard/config.json",
+            get(move || {
+                let body = config_json.clone();
+                async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/json"),
+                            (header::CACHE_CONTROL, "no-cache"),
+                        ],
+                        body.to_string(),
+                    )
+                        .into_response()
+                }
             }),
         )
         .route(
@@ -155,9 +236,22 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_names_the_upload_origin_only_when_there_is_one() {
-        assert!(content_security_policy(None).contains("connect-src 'self';"));
-        assert!(content_security_policy(Some("http://127.0.0.1:4566"))
-            .contains("connect-src 'self' http://127.0.0.1:4566;"));
+    fn the_policy_names_the_upload_origin_and_token_endpoint_only_when_there_are_some() {
+        let bare = DashboardConfig::default();
+        assert!(bare
+            .content_security_policy()
+            .contains("connect-src 'self';"));
+        let full = DashboardConfig {
+            upload_origin: Some("http://127.0.0.1:4566".into()),
+            oidc: Some(OidcClient {
+                authorization_endpoint: "https://auth.example.com/oauth2/authorize".into(),
+                token_endpoint: "https://auth.example.com/oauth2/token".into(),
+                client_id: "dashboard".into(),
+                scope: "openid".into(),
+            }),
+        };
+        assert!(full
+            .content_security_policy()
+            .contains("connect-src 'self' http://127.0.0.1:4566 https://auth.example.com;"));
     }
 }
