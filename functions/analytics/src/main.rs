@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     // Configuration, the pool and the S3 client: once per cold start.
     let state = AnalyticsState::from_env().await?;
-    pipeline_api::http::serve::run(pipeline_api::analytics::router(state)).await
+    pipeline_api::http::serve::run("analytics", pipeline_api::analytics::router(state)).await
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use ingest::budget::{self, SystemClock, TimeBudget};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
@@ -16,10 +16,16 @@ async fn main() -> Result<(), Error> {
     let ingestor = ingest::ingestor_from_env().await?;
     let ingestor = &ingestor;
     let reserve = budget::reserve_from_env()?;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let mut budget = TimeBudget::for_invocation(deadline, reserve, &SystemClock);
-        ingest::handle_invocation(ingestor, event.payload, &mut budget).await
-    }))
+    // Its EMF metrics are written after each invocation.
+    let metrics = order_pipeline::metrics::init("ingest")
+        .ok_or("a metrics collector is installed already")?;
+    order_pipeline::metrics::lambda::handler::run(
+        metrics,
+        move |event: LambdaEvent<Value>| async move {
+            let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let mut budget = TimeBudget::for_invocation(deadline, reserve, &SystemClock);
+            ingest::handle_invocation(ingestor, event.payload, &mut budget).await
+        },
+    )
     .await
 }

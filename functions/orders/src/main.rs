@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     // Configuration and the pool: once per cold start.
     let state = ApiState::from_env().await?;
-    pipeline_api::http::serve::run(pipeline_api::orders::router(state)).await
+    pipeline_api::http::serve::run("orders", pipeline_api::orders::router(state)).await
 }

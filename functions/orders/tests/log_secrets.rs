@@ -112,7 +112,7 @@ async fn a_trace_log_of_an_authenticated_sale_shows_no_token_and_no_query_parame
     // The production entry point: the Lambda runtime loop around the
     // router, stopped once it has answered.
     let (outcome, body) = tokio::select! {
-        ended = pipeline_api::http::serve::run(router) => {
+        ended = pipeline_api::http::serve::run("orders", router) => {
             panic!("the runtime loop ended: {ended:?}")
         }
         answer = tokio::time::timeout(std::time::Duration::from_secs(60), answered.recv()) => answer

@@ -10,6 +10,7 @@ pub mod csv_records;
 pub mod domain;
 pub mod error_chain;
 pub mod ingest;
+pub mod metrics;
 pub mod postgres;
 pub mod presign;
 pub mod processed;

@@ -20,6 +20,8 @@ struct Args {
 async fn main() -> Result<(), lambda_http::Error> {
     order_pipeline::telemetry::init();
     let args = Args::parse();
+    // The functions' EMF metrics, written to stdout every few seconds.
+    let _ = order_pipeline::metrics::init("apiserve");
     let orders = pipeline_api::orders::router(ApiState::from_env().await?);
     let analytics = pipeline_api::analytics::router(AnalyticsState::from_env().await?);
     let router = gateway(RouterMap::of_workspace(), orders, analytics);

@@ -84,6 +84,7 @@ impl ObjectStore for LocalFiles {
             etag: Some(local_etag(&meta)),
             version_id: None,
             size: Some(meta.len() as i64),
+            last_modified: meta.modified().ok(),
             reader: Box::pin(Progress {
                 inner: file,
                 bar: self.progress.clone(),

@@ -196,6 +196,8 @@ async fn main() -> Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!(e))
                     .context("configuring the ingest handler from the environment")?;
+                // As the function writes them, every few seconds here.
+                let _ = order_pipeline::metrics::init("ingest");
                 tracing::info!(queue = %source.queue_url, "forwarding to the handler in this process");
                 forwarder::run(&sqs, &source, &InProcess { ingestor }, stop).await;
             } else {

@@ -103,6 +103,12 @@ async fn request_log(request: Request, next: Next) -> Response {
         let mut response = next.run(request).await;
         let status = response.status();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // The metric's route is the pattern: a path would make one per id.
+        order_pipeline::metrics::record_request(
+            route.as_deref().unwrap_or("unmatched"),
+            status.as_u16(),
+            elapsed_ms,
+        );
         let route = route.as_deref().unwrap_or(&path);
         if status.is_server_error() {
             tracing::error!(%method, route, status = status.as_u16(), elapsed_ms, "request failed");

@@ -56,16 +56,22 @@ fn strip_stage(path: &str, stage: &str) -> String {
     }
 }
 
-/// Runs `router` as this process's entry point: a plain HTTP server on
+/// Runs `router` as the entry point of `function`: a plain HTTP server on
 /// `LOCAL_HTTP_ADDR` when that is set (local use, benchmarks), otherwise the
-/// Lambda runtime loop.
-pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+/// Lambda runtime loop, which writes the EMF metrics after each invocation
+/// (a local server writes them every few seconds).
+pub async fn run(function: &str, router: Router) -> Result<(), lambda_http::Error> {
+    let metrics = order_pipeline::metrics::init(function)
+        .ok_or("a metrics collector is installed already")?;
     if let Ok(addr) = std::env::var("LOCAL_HTTP_ADDR") {
         return serve_local(router, &addr).await;
     }
-    lambda_http::run(tower::service_fn(move |request: lambda_http::Request| {
-        router.clone().oneshot(normalize_path(request))
-    }))
+    order_pipeline::metrics::lambda::service::run_http(
+        metrics,
+        tower::service_fn(move |request: lambda_http::Request| {
+            router.clone().oneshot(normalize_path(request))
+        }),
+    )
     .await
 }
 

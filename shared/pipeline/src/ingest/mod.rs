@@ -123,6 +123,12 @@ impl<S: ObjectStore> Ingestor<S> {
         version_id = object.version_id.as_deref(),
     ))]
     pub async fn ingest(&self, object: &ObjectRef) -> Result<IngestReport, IngestError> {
+        let report = self.ingest_once(object).await?;
+        crate::metrics::record_ingest(&report);
+        Ok(report)
+    }
+
+    async fn ingest_once(&self, object: &ObjectRef) -> Result<IngestReport, IngestError> {
         let started = Instant::now();
         let opened = match self.store.open(object).await {
             Ok(opened) => opened,
@@ -152,11 +158,15 @@ impl<S: ObjectStore> Ingestor<S> {
             }
         };
         let ingestion_id = session.ingestion_id();
+        let created = opened.last_modified;
         match self
             .load_and_commit(session, &version, opened.reader, started)
             .await
         {
             Ok((mut report, prepared)) => {
+                report.timings.lag_ms = created
+                    .and_then(|created| created.elapsed().ok())
+                    .map(|lag| lag.as_millis() as u64);
                 let publish_started = Instant::now();
                 report.processed_orders_written =
                     self.publish_after_commit(&version.bucket, prepared).await?;

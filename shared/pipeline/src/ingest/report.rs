@@ -66,6 +66,10 @@ pub struct Timings {
     /// Regenerating processed_orders.csv.
     pub publish_ms: u64,
     pub total_ms: u64,
+    /// From the object's creation in the bucket to the load's commit (the
+    /// ingest lag); absent when the store does not say when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
 }
 
 /// The outcome of one object's ingest: stored as `reports/<key>.json`,

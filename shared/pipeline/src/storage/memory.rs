@@ -168,6 +168,8 @@ impl ObjectStore for MemoryStore {
             size: Some(stored.body.len() as i64),
             etag: Some(stored.etag),
             version_id: stored.version_id,
+            // The in-memory store keeps no times: no ingest lag.
+            last_modified: None,
             reader: Box::pin(std::io::Cursor::new(stored.body)),
         })
     }

@@ -142,6 +142,8 @@ pub struct OpenedObject {
     pub etag: Option<String>,
     pub version_id: Option<String>,
     pub size: Option<i64>,
+    /// When the object was created (S3's LastModified), for the ingest lag.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// Objects at least this large are uploaded in parts.
@@ -334,6 +336,9 @@ impl ObjectStore for S3Store {
             etag: bare_etag(output.e_tag.as_deref()),
             version_id: output.version_id.clone().filter(|v| v != "null"),
             size: output.content_length,
+            last_modified: output
+                .last_modified
+                .and_then(|time| std::time::SystemTime::try_from(time).ok()),
             reader: Box::pin(output.body.into_async_read()),
         })
     }
