@@ -340,21 +340,26 @@ describe("the dashboard", () => {
     assert.match(await refused.textContent(), /orders:write/);
   });
 
-  test("reaches every control with the keyboard", async () => {
+  test("reaches every control of every view with the keyboard", async () => {
     await page.goto(signInLink(TOKEN));
     await page.locator('[data-view="overview"] [data-figure="orders"]').waitFor();
-    const controls = await page.evaluate(() =>
-      [...document.querySelectorAll("a[href], button, select, input, textarea")]
-        .filter((e) => e.checkVisibility() || e.classList.contains("skip"))
-        .map((e) => e.outerHTML.slice(0, 80)));
-    const reached = new Set();
-    for (let i = 0; i < controls.length + 10; i++) {
-      await page.keyboard.press("Tab");
-      const focused = await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 80));
-      if (focused) reached.add(focused);
+    for (const name of ["overview", "ingestions", "problems", "lookup", "unused", "sell", "upload"]) {
+      await view(`#/${name}`, name);
+      await page.waitForLoadState("networkidle");
+      const controls = await page.evaluate(() =>
+        [...document.querySelectorAll("a[href], button, select, input, textarea")]
+          .filter((e) => e.checkVisibility() || e.classList.contains("skip"))
+          .map((e) => e.outerHTML.slice(0, 80)));
+      await page.evaluate(() => document.activeElement?.blur());
+      const reached = new Set();
+      for (let i = 0; i < controls.length + 10; i++) {
+        await page.keyboard.press("Tab");
+        const focused = await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 80));
+        if (focused) reached.add(focused);
+      }
+      const missed = controls.filter((c) => !reached.has(c));
+      assert.deepEqual(missed, [], `controls of ${name} the Tab key never reached`);
     }
-    const missed = controls.filter((c) => !reached.has(c));
-    assert.deepEqual(missed, [], "controls the Tab key never reached");
     // And a view opens from the keyboard alone.
     await page.locator('#nav a[href="#/unused"]').focus();
     await page.keyboard.press("Enter");

@@ -508,6 +508,24 @@ async fn the_ledger_lists_the_versions_of_one_key() {
     .await
     .json();
     assert_eq!(none["items"], json!([]));
+    // At most S3's 1024, as the document declares.
+    let longest = "k".repeat(1024);
+    send(
+        &app,
+        get(&format!("/ingestions?key={longest}"), Some(&token())),
+    )
+    .await
+    .expect_status(StatusCode::OK);
+    let too_long = send(
+        &app,
+        get(&format!("/ingestions?key={longest}k"), Some(&token())),
+    )
+    .await;
+    too_long.expect_status(StatusCode::BAD_REQUEST);
+    assert!(too_long.json()["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("key"));
 }
 
 #[tokio::test]

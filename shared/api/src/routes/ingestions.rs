@@ -14,6 +14,9 @@ use order_pipeline::error_chain::ErrorChain;
 use order_pipeline::postgres::read_model::ingestions::{IngestionFilter, IngestionRow};
 use utoipa::{IntoParams, ToSchema};
 
+/// The longest object key (S3's limit, 1024 bytes), as `key` declares it.
+const MAX_KEY_LEN: usize = 1024;
+
 /// A ledger row with links to download its files.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct Ingestion {
@@ -119,6 +122,14 @@ pub(crate) async fn list_ingestions(
     };
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let before = cursor::decode_id(Listing::Ingestions, query.cursor.as_deref())?;
+    if let Some(key) = &query.key {
+        if key.chars().count() > MAX_KEY_LEN {
+            return Err(ApiError::bad_parameter(
+                "key",
+                format!("must be an object key of at most {MAX_KEY_LEN} characters"),
+            ));
+        }
+    }
     let filter = IngestionFilter {
         status,
         key: query.key,
