@@ -73,15 +73,16 @@ impl ApiError {
     }
 
     /// 503 [`BUSY_PROBLEM_TYPE`] with Retry-After: the request gave up
-    /// waiting on a file load.
-    pub fn busy() -> Self {
+    /// waiting on a file load (a lock), or its statement ran out of time.
+    fn busy(gave_up: GaveUp) -> Self {
+        let why = match gave_up {
+            GaveUp::Lock => "the data is being loaded right now",
+            GaveUp::Time => "the database took too long to answer (it may be busy with a load)",
+        };
         Self {
             problem_type: Some(BUSY_PROBLEM_TYPE),
             retry_after: Some(BUSY_RETRY_AFTER),
-            ..Self::unavailable(format!(
-                "the data is being loaded right now; retry in {} s",
-                BUSY_RETRY_AFTER.as_secs()
-            ))
+            ..Self::unavailable(format!("{why}; retry in {} s", BUSY_RETRY_AFTER.as_secs()))
         }
     }
 
@@ -91,11 +92,12 @@ impl ApiError {
         err: &(dyn std::error::Error + 'static),
         otherwise: impl FnOnce() -> Self,
     ) -> Self {
-        if gave_up_waiting(err) {
-            tracing::warn!(error = %causes(err), "gave up waiting on the database");
-            Self::busy()
-        } else {
-            otherwise()
+        match gave_up_waiting(err) {
+            Some(gave_up) => {
+                tracing::warn!(error = %causes(err), "gave up waiting on the database");
+                Self::busy(gave_up)
+            }
+            None => otherwise(),
         }
     }
 
@@ -123,16 +125,27 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Whether a PostgreSQL error under `err` is `lock_not_available` (55P03,
-/// `lock_timeout`) or `query_canceled` (57014, `statement_timeout`).
-fn gave_up_waiting(err: &(dyn std::error::Error + 'static)) -> bool {
+/// Why a statement gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GaveUp {
+    /// `lock_not_available` (55P03, `lock_timeout`): a load holds the lock.
+    Lock,
+    /// `query_canceled` (57014, `statement_timeout`): the statement ran long.
+    Time,
+}
+
+/// Whether a PostgreSQL error under `err` gave up waiting, and on what.
+fn gave_up_waiting(err: &(dyn std::error::Error + 'static)) -> Option<GaveUp> {
     use tokio_postgres::error::SqlState;
-    std::iter::successors(Some(err), |e| e.source()).any(|e| {
-        e.downcast_ref::<tokio_postgres::Error>()
-            .and_then(tokio_postgres::Error::code)
-            .is_some_and(|code| {
-                *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED
-            })
+    std::iter::successors(Some(err), |e| e.source()).find_map(|e| {
+        let code = e
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)?;
+        match *code {
+            SqlState::LOCK_NOT_AVAILABLE => Some(GaveUp::Lock),
+            SqlState::QUERY_CANCELED => Some(GaveUp::Time),
+            _ => None,
+        }
     })
 }
 
