@@ -280,6 +280,29 @@ describe("the dashboard", () => {
     assert.equal(await page.locator('[data-figure="unused_barcodes"]').textContent(), shown(before.unused_barcodes - 3));
   });
 
+  test("shows the 409 when too few barcodes are unused, and sells nothing", async () => {
+    // Sell all but a few through the API first.
+    let { count } = await apiGet("analytics/unused-barcodes?limit=0");
+    while (count > 5) {
+      const tickets = Math.min(100, count - 5);
+      const sold = await fetch(`${BASE}/orders`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ customer_id: 7, tickets }),
+      });
+      assert.equal(sold.status, 201, await sold.text());
+      count -= tickets;
+    }
+    await view("#/sell", "sell");
+    await page.fill("#sale-customer", "7");
+    await page.fill("#sale-tickets", "6");
+    await page.click('[data-view="sell"] button[type="submit"]');
+    const refused = page.locator('[data-part="sale-result"] [data-problem="409"]');
+    await refused.waitFor();
+    assert.match(await refused.textContent(), /only 5 unused barcodes are free, 6 were asked for; nothing was sold/);
+    assert.equal((await apiGet("analytics/unused-barcodes?limit=0")).count, 5);
+  });
+
   test("uploads a file straight to the bucket and follows its ingestion until loaded", async () => {
     const before = await apiGet("analytics/summary");
     await view("#/upload", "upload");
@@ -401,8 +424,8 @@ describe("the dashboard", () => {
   });
 
   test("logged no script errors", () => {
-    // The 400, 401 and 403 the tests provoke show as failed loads, not script errors.
-    const errors = consoleErrors.filter((e) => !/status of 40[013]/.test(e));
+    // The 400, 401, 403 and 409 the tests provoke show as failed loads, not script errors.
+    const errors = consoleErrors.filter((e) => !/status of 40[0139]/.test(e));
     assert.deepEqual(errors, []);
   });
 });
