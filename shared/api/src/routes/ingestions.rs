@@ -145,6 +145,18 @@ pub(crate) async fn list_ingestions(
     Ok(Json(IngestionPage { items, next_cursor }))
 }
 
+/// The ledger row a path's `id` names, or 404.
+async fn ledger_row(state: &AnalyticsState, id: &str) -> Result<IngestionRow, ApiError> {
+    let id = parse_id("id", id)?;
+    let row = state
+        .api
+        .db
+        .ingestion(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
+    Ok(row)
+}
+
 /// One ledger row with download links.
 #[utoipa::path(get, path = "/ingestions/{id}", tag = "ingestions",
     params(("id" = i64, Path, minimum = 1, maximum = 9223372036854775807_i64, description = "The ledger id")),
@@ -156,13 +168,7 @@ pub(crate) async fn get_ingestion(
     State(state): State<AnalyticsState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Ingestion>, ApiError> {
-    let id = parse_id("id", &id)?;
-    let row = state
-        .api
-        .db
-        .ingestion(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
+    let row = ledger_row(&state, &id).await?;
     Ok(Json(with_links(&state.files, row).await?))
 }
 
@@ -186,13 +192,8 @@ pub(crate) async fn get_ingestion_report(
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let id = parse_id("id", &id)?;
-    let row = state
-        .api
-        .db
-        .ingestion(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no ingestion with id {id}")))?;
+    let row = ledger_row(&state, &id).await?;
+    let id = row.id;
     let Some(key) = row.report_key.as_deref() else {
         return Err(ApiError::not_found(format!(
             "ingestion {id} has no report yet (status {}); try again when it has finished",

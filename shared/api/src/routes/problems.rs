@@ -138,7 +138,11 @@ pub(crate) async fn waiting_barcodes(
     let found = state
         .api
         .db
-        .waiting_barcodes(after.as_deref().unwrap_or(""), limit)
+        .waiting_barcodes(
+            &state.customer_totals,
+            after.as_deref().unwrap_or(""),
+            limit,
+        )
         .await?;
     Ok(answer(
         &headers,

@@ -1,7 +1,7 @@
 //! Analytics over the maintained aggregates: top customers, the unused
 //! barcodes, the summary and the totals, and the versions they reflect.
 
-use std::sync::{Arc, Mutex};
+use super::PerVersion;
 
 use crate::domain::outcome::LedgerStatus;
 use crate::domain::{Barcode, CustomerId, CustomerTickets};
@@ -74,16 +74,9 @@ pub struct Totals {
 }
 
 /// The summary's customers and tickets need a pass over customer_tickets;
-/// the answer is kept per data version, so it is computed once per change.
-/// Clones share it: one per process, as the API holds it.
-#[derive(Clone, Default)]
-pub struct CustomerTotalsCache(Arc<Mutex<Option<CustomerTotals>>>);
-
-struct CustomerTotals {
-    data_version: i64,
-    customers: i64,
-    tickets: i64,
-}
+/// the answer (customers, tickets) is kept per data version, so it is
+/// computed once per change.
+pub type CustomerTotalsCache = PerVersion<(i64, i64)>;
 
 impl PgStore {
     /// Top customers by tickets (ties: lower id first) and the data version
@@ -186,15 +179,8 @@ impl PgStore {
             .await?;
         let row = client.query_one(&statement, &[]).await?;
         let data_version: i64 = row.get(4);
-        let cached = cache
-            .0
-            .lock()
-            .expect("cache lock")
-            .as_ref()
-            .filter(|t| t.data_version == data_version)
-            .map(|t| (t.customers, t.tickets));
-        let (customers, tickets, data_version) = match cached {
-            Some((customers, tickets)) => (customers, tickets, data_version),
+        let (customers, tickets) = match cache.get(data_version) {
+            Some(totals) => totals,
             None => {
                 // One statement: the counts and their version share a snapshot.
                 let totals = client
@@ -206,16 +192,11 @@ impl PgStore {
                         &[],
                     )
                     .await?;
-                let fresh = CustomerTotals {
-                    data_version: totals.get(0),
-                    customers: totals.get(1),
-                    tickets: totals.get(2),
-                };
-                let answer = (fresh.customers, fresh.tickets, data_version);
-                if fresh.data_version == data_version {
-                    *cache.0.lock().expect("cache lock") = Some(fresh);
+                let fresh = (totals.get(1), totals.get(2));
+                if totals.get::<_, i64>(0) == data_version {
+                    cache.keep(data_version, fresh);
                 }
-                answer
+                fresh
             }
         };
         let last_ingestion = match row.get::<_, Option<i64>>(5) {

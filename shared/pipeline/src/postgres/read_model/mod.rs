@@ -15,6 +15,36 @@ macro_rules! ts {
     };
 }
 
+/// A value kept for one data version: computed once per change, shared by
+/// the clones (one per process, as the API holds it).
+#[derive(Debug)]
+pub struct PerVersion<T>(std::sync::Arc<std::sync::Mutex<Option<(i64, T)>>>);
+
+impl<T> Default for PerVersion<T> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<T> Clone for PerVersion<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: Copy> PerVersion<T> {
+    /// The value kept for `data_version`, if that is the one kept.
+    pub fn get(&self, data_version: i64) -> Option<T> {
+        let held = *self.0.lock().expect("the cache's lock");
+        held.filter(|(version, _)| *version == data_version)
+            .map(|(_, value)| value)
+    }
+
+    pub fn keep(&self, data_version: i64, value: T) {
+        *self.0.lock().expect("the cache's lock") = Some((data_version, value));
+    }
+}
+
 pub mod analytics;
 pub mod customers;
 pub mod ingestions;

@@ -10,11 +10,11 @@
 //! order_id index once per order they pass; their count is kept per data
 //! version (see [`ProblemCounts`]), and the pages stop at their limit.
 
-use std::sync::{Arc, Mutex};
-
 use tokio_postgres::Row;
 
+use super::analytics::CustomerTotalsCache;
 use super::orders::Provenance;
+use super::PerVersion;
 use crate::domain::outcome::{ProblemCode, ProblemKind, RecordedProblem};
 use crate::domain::{Barcode, CustomerId, OrderId};
 use crate::postgres::{DbError, PgStore};
@@ -95,22 +95,18 @@ pub struct ProblemPage<T> {
     pub items: Vec<T>,
 }
 
-/// The live lists' counts, per data version: computed once per change,
-/// shared by the clones (one per process, as the API holds it).
-#[derive(Clone, Default)]
-pub struct ProblemCounts(Arc<Mutex<Option<(i64, i64)>>>);
-
-impl ProblemCounts {
-    fn get(&self, data_version: i64) -> Option<i64> {
-        let held = *self.0.lock().expect("the counts' lock");
-        held.filter(|(version, _)| *version == data_version)
-            .map(|(_, count)| count)
-    }
-
-    fn keep(&self, data_version: i64, count: i64) {
-        *self.0.lock().expect("the counts' lock") = Some((data_version, count));
+impl<T> ProblemPage<T> {
+    fn map<U>(self, item: impl FnMut(T) -> U) -> ProblemPage<U> {
+        ProblemPage {
+            count: self.count,
+            data_version: self.data_version,
+            items: self.items.into_iter().map(item).collect(),
+        }
     }
 }
+
+/// The count of orders without barcodes, per data version.
+pub type ProblemCounts = PerVersion<i64>;
 
 /// The count of orders without barcodes, as a select list and its FROM.
 pub(super) const ORDERS_WITHOUT_BARCODES_COUNT: &str = "count(*) FROM orders o
@@ -237,22 +233,14 @@ impl PgStore {
         limit: i64,
     ) -> Result<ProblemPage<RejectedBarcode>, DbError> {
         let page = self.rejected_rows(&DUPLICATE_KINDS, after, limit).await?;
-        Ok(ProblemPage {
-            count: page.count,
-            data_version: page.data_version,
-            items: page
-                .items
-                .into_iter()
-                .map(|r| RejectedBarcode {
-                    id: r.id,
-                    copy: r.copy(),
-                    winner: r.winner(ProblemCode::RepeatedBarcode),
-                    barcode: r.value,
-                    kind: r.kind,
-                    reason: r.reason,
-                })
-                .collect(),
-        })
+        Ok(page.map(|r| RejectedBarcode {
+            id: r.id,
+            copy: r.copy(),
+            winner: r.winner(ProblemCode::RepeatedBarcode),
+            barcode: r.value,
+            kind: r.kind,
+            reason: r.reason,
+        }))
     }
 
     /// Orders rejected because another customer holds them.
@@ -262,24 +250,16 @@ impl PgStore {
         limit: i64,
     ) -> Result<ProblemPage<OrderConflict>, DbError> {
         let page = self.rejected_rows(&CONFLICT_KINDS, after, limit).await?;
-        Ok(ProblemPage {
-            count: page.count,
-            data_version: page.data_version,
-            items: page
-                .items
-                .into_iter()
-                .map(|r| OrderConflict {
-                    id: r.id,
-                    order_id: r.order_id,
-                    winner_customer_id: r.other_id,
-                    copy: r.copy(),
-                    winner: r.winner(ProblemCode::ConflictingOrder),
-                    customer_id: r.value,
-                    kind: r.kind,
-                    reason: r.reason,
-                })
-                .collect(),
-        })
+        Ok(page.map(|r| OrderConflict {
+            id: r.id,
+            order_id: r.order_id,
+            winner_customer_id: r.other_id,
+            copy: r.copy(),
+            winner: r.winner(ProblemCode::ConflictingOrder),
+            customer_id: r.value,
+            kind: r.kind,
+            reason: r.reason,
+        }))
     }
 
     /// Orders without barcodes after order_id `after`: how many (kept per
@@ -329,12 +309,7 @@ impl PgStore {
                 .map(|row| OrderWithoutBarcodes {
                     order_id: OrderId::from_trusted(row.get(0)),
                     customer_id: CustomerId::from_trusted(row.get(1)),
-                    source: Provenance {
-                        ingestion_id: row.get(2),
-                        file: row.get(3),
-                        line: row.get(4),
-                        sale_id: row.get(5),
-                    },
+                    source: provenance(row),
                 })
                 .collect(),
         })
@@ -342,12 +317,16 @@ impl PgStore {
 
     /// Barcodes waiting for their order, after barcode `after` in code
     /// order: how many (sold barcodes less the tickets of known orders,
-    /// from the aggregates) and up to `limit + 1` of them.
+    /// from the summary's aggregates and `totals`) and up to `limit + 1` of
+    /// them.
     pub async fn waiting_barcodes(
         &self,
+        totals: &CustomerTotalsCache,
         after: &str,
         limit: i64,
     ) -> Result<ProblemPage<WaitingBarcode>, DbError> {
+        let summary = self.summary(totals).await?;
+        let waiting = summary.barcodes - summary.unused_barcodes - summary.tickets;
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -358,30 +337,27 @@ impl PgStore {
                 &[&after, &(limit + 1)],
             )
             .await?;
-        let totals = client
-            .query_one(
-                "SELECT s.barcodes - s.unused_barcodes - (SELECT coalesce(sum(tickets), 0)::bigint FROM customer_tickets),
-                        s.data_version
-                 FROM pipeline_stats s",
-                &[],
-            )
-            .await?;
         Ok(ProblemPage {
-            count: totals.get(0),
-            data_version: totals.get(1),
+            count: waiting,
+            data_version: summary.data_version,
             items: rows
                 .iter()
                 .map(|row| WaitingBarcode {
                     barcode: Barcode::from_trusted(row.get(0)),
                     order_id: row.get(1),
-                    source: Provenance {
-                        ingestion_id: row.get(2),
-                        file: row.get(3),
-                        line: row.get(4),
-                        sale_id: row.get(5),
-                    },
+                    source: provenance(row),
                 })
                 .collect(),
         })
+    }
+}
+
+/// Columns 2 to 5 of a live list's row: ingestion_id, file, line, sale_id.
+fn provenance(row: &Row) -> Provenance {
+    Provenance {
+        ingestion_id: row.get(2),
+        file: row.get(3),
+        line: row.get(4),
+        sale_id: row.get(5),
     }
 }
